@@ -1,0 +1,50 @@
+# The README's commands. Everything a fresh machine needs (Python >= 3.11, Java >= 17, Maven)
+# is installed or fetched from here; nothing is assumed installed by hand.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test unit integration bench bench-smoke lint broker-start broker-stop clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/streamlearn demo
+
+test: setup
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+unit: setup
+	$(BIN)/pytest tests/unit src/streamlearn
+
+integration: setup
+	$(BIN)/pytest tests/integration
+
+bench: setup
+	$(PY) -m benchmarks
+
+bench-smoke: setup
+	$(PY) -m benchmarks --smoke
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/mypy
+
+broker-start: setup
+	$(BIN)/streamlearn broker start
+
+broker-stop: setup
+	$(BIN)/streamlearn broker stop
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

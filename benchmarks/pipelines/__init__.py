@@ -1,0 +1,1 @@
+"""streamlearn pipeline files of the benchmark workloads (contender A)."""

@@ -1,0 +1,168 @@
+"""Short-lived kafka-python admin calls: readiness, topic creation and deletion.
+
+Each helper opens one ``KafkaAdminClient`` and closes it before returning, so callers
+never hold a connection (or its background IO thread) they did not ask for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError, for_code
+
+from streamlearn.errors import BrokerError
+
+__all__ = ["create_topics", "delete_topics", "topic_partitions", "wait_ready"]
+
+log = logging.getLogger(__name__)
+
+CLIENT_ID = "streamlearn-admin"
+# Kafka error codes this module treats as "fine": the topic is (or is not) there already.
+_UNKNOWN_TOPIC = 3
+_TOPIC_EXISTS = 36
+_POLL_S = 0.2
+
+
+@contextlib.contextmanager
+def _admin(bootstrap: str, timeout: float) -> Iterator[KafkaAdminClient]:
+    ms = max(int(timeout * 1000), 100)
+    client = KafkaAdminClient(
+        bootstrap_servers=bootstrap.split(","),
+        client_id=CLIENT_ID,
+        bootstrap_timeout_ms=ms,
+        request_timeout_ms=ms,
+    )
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def wait_ready(bootstrap: str, timeout: float) -> None:
+    """Return once the cluster at ``bootstrap`` serves an admin request.
+
+    An open port is not enough: a KRaft broker accepts connections before it is
+    unfenced, so ready means DescribeCluster lists an unfenced broker and a controller.
+    """
+    deadline = time.monotonic() + timeout
+    problem: str | None = "no answer"
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            with _admin(bootstrap, min(max(remaining, 0.5), 5.0)) as client:
+                cluster = client.describe_cluster()
+            problem = _not_ready_reason(cluster)
+            if problem is None:
+                return
+        except (KafkaError, OSError) as e:
+            problem = str(e) or type(e).__name__
+        if time.monotonic() + _POLL_S >= deadline:
+            raise BrokerError(f"kafka at {bootstrap} not ready after {timeout:g} s: {problem}")
+        time.sleep(_POLL_S)
+
+
+def _not_ready_reason(cluster: Mapping[str, Any]) -> str | None:
+    brokers = [b for b in cluster.get("brokers", []) if not b.get("is_fenced", False)]
+    if not brokers:
+        return "no unfenced broker yet"
+    if cluster.get("controller_id", -1) < 0:
+        return "no controller yet"
+    return None
+
+
+def topic_partitions(bootstrap: str, name: str, timeout: float = 10.0) -> int | None:
+    """Partition count of topic ``name``, or None if it does not exist."""
+    with _admin(bootstrap, timeout) as client:
+        return _partition_counts(client, [name])[name]
+
+
+def create_topics(
+    bootstrap: str,
+    topics: Mapping[str, int],
+    configs: Mapping[str, Mapping[str, str]] | None = None,
+    timeout: float = 30.0,
+) -> None:
+    """Create ``topics`` (name -> partitions) that do not exist yet, and wait until usable.
+
+    Existing topics are fine when their partition count matches; a mismatch raises
+    :class:`BrokerError`, because keyed state would silently land on other partitions.
+    """
+    if not topics:
+        return
+    configs = configs or {}
+    names = list(topics)
+    with _admin(bootstrap, timeout) as client:
+        found = _partition_counts(client, names)
+        _check_counts(topics, found)
+        missing = {
+            name: {"num_partitions": topics[name], "configs": dict(configs.get(name, {}))}
+            for name in names
+            if found[name] is None
+        }
+        if missing:
+            log.info("creating topics %s on %s", ", ".join(missing), bootstrap)
+            result = client.create_topics(missing, raise_errors=False)
+            _raise_topic_errors(result["topics"], ignore=_TOPIC_EXISTS, action="create")
+        try:
+            client.wait_for_topics(names, timeout_ms=int(timeout * 1000))
+        except KafkaError as e:
+            raise BrokerError(
+                f"topics not usable on {bootstrap} after {timeout:g} s: {e}"
+            ) from None
+        # Another process may have created one of them first, with another count.
+        _check_counts(topics, _partition_counts(client, names))
+
+
+def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -> None:
+    """Delete topics ``names``; those that do not exist are ignored."""
+    names = list(names)
+    if not names:
+        return
+    with _admin(bootstrap, timeout) as client:
+        result = client.delete_topics(names, raise_errors=False)
+        _raise_topic_errors(result["topics"], ignore=_UNKNOWN_TOPIC, action="delete")
+        # Deletion is asynchronous; wait so that a re-create right after cannot collide.
+        deadline = time.monotonic() + timeout
+        while any(_partition_counts(client, names).values()):
+            if time.monotonic() >= deadline:
+                raise BrokerError(
+                    f"topics {names} still present on {bootstrap} after {timeout:g} s"
+                )
+            time.sleep(_POLL_S)
+
+
+def _partition_counts(client: KafkaAdminClient, names: list[str]) -> dict[str, int | None]:
+    counts: dict[str, int | None] = dict.fromkeys(names)
+    for topic in client.describe_topics(names):
+        code = topic.get("error_code", 0)
+        if code == 0:
+            counts[topic["name"]] = len(topic.get("partitions") or [])
+        elif code != _UNKNOWN_TOPIC:
+            raise BrokerError(f"cannot describe topic {topic['name']!r}: {_error_name(code)}")
+    return counts
+
+
+def _check_counts(wanted: Mapping[str, int], found: Mapping[str, int | None]) -> None:
+    for name, count in found.items():
+        if count is not None and count != wanted[name]:
+            raise BrokerError(
+                f"topic {name!r} has {count} partitions, wanted {wanted[name]}: "
+                "delete the topic or use its partition count"
+            )
+
+
+def _raise_topic_errors(results: Iterable[Mapping[str, Any]], ignore: int, action: str) -> None:
+    for topic in results:
+        code = topic.get("error_code", 0)
+        if code not in (0, ignore):
+            detail = topic.get("error_message") or _error_name(code)
+            raise BrokerError(f"cannot {action} topic {topic.get('name')!r}: {detail}")
+
+
+def _error_name(code: int) -> str:
+    return for_code(code).__name__

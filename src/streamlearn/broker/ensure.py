@@ -1,0 +1,24 @@
+"""One call that gives the rest of streamlearn a Kafka to talk to."""
+
+from __future__ import annotations
+
+from streamlearn.broker.admin import wait_ready
+from streamlearn.broker.local import LocalBroker
+from streamlearn.config import Settings
+from streamlearn.errors import BrokerError
+
+__all__ = ["ensure_broker"]
+
+
+def ensure_broker(settings: Settings) -> str:
+    """Bootstrap address of a ready Kafka: the external one if configured, else ours.
+
+    With ``STREAMLEARN_BOOTSTRAP`` set nothing is started; the cluster only has to answer.
+    """
+    if settings.uses_external_broker:
+        try:
+            wait_ready(settings.bootstrap, settings.broker_timeout)
+        except BrokerError as e:
+            raise BrokerError(f"{e} (check STREAMLEARN_BOOTSTRAP)") from None
+        return settings.bootstrap
+    return LocalBroker(settings).start()

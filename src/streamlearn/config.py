@@ -1,0 +1,122 @@
+"""Settings from ``STREAMLEARN_*`` environment variables, in one frozen object.
+
+Nothing else in the package reads the environment or hard-codes an address, port or path.
+
+>>> s = Settings.from_env({"STREAMLEARN_KAFKA_PORT": "19092"})
+>>> s.bootstrap_servers
+'127.0.0.1:19092'
+>>> Settings.from_env({"STREAMLEARN_BOOTSTRAP": "kafka:9092"}).uses_external_broker
+True
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from streamlearn.errors import ConfigError
+
+__all__ = ["DEFAULT_KAFKA_VERSION", "Settings", "load_settings"]
+
+DEFAULT_KAFKA_VERSION = "4.1.1"
+PREFIX = "STREAMLEARN_"
+
+
+def _home(*parts: str) -> Path:
+    return Path.home().joinpath(*parts)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings; each field ``name`` is read from ``STREAMLEARN_<NAME>``."""
+
+    bootstrap: str = ""
+    """An existing Kafka (host:port[,host:port]); when set, no local broker is started."""
+    kafka_version: str = DEFAULT_KAFKA_VERSION
+    kafka_host: str = "127.0.0.1"
+    kafka_port: int = 9092
+    controller_port: int = 9093
+    kafka_heap: str = "1g"
+    broker_timeout: float = 90.0
+    """Seconds to wait for the local broker to answer an admin call after start."""
+    cache_dir: Path = _home(".cache", "streamlearn")
+    """Where resolved Kafka jars live (``<cache_dir>/kafka/<version>``), reused across runs."""
+    state_dir: Path = _home(".local", "state", "streamlearn")
+    """Broker data, logs and pid file; worker state."""
+    java: str = "java"
+    mvn: str = "mvn"
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9108
+    """Port of the worker's Prometheus /metrics endpoint; 0 turns it off."""
+    batch_size: int = 256
+    """Events the worker takes from the stream at once (faust ``take_events``)."""
+    batch_within: float = 0.01
+    """Seconds the worker waits to fill a batch before processing what it has."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            var = PREFIX + f.name.upper()
+            if var in env:
+                values[f.name] = _parse(f.name, var, env[var], _PARSERS[f.type])
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        for name in ("kafka_port", "controller_port", "metrics_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535 or (port == 0 and name != "metrics_port"):
+                raise ConfigError(name, PREFIX + name.upper(), f"{port} is not a valid port")
+        if self.kafka_port == self.controller_port:
+            raise ConfigError(
+                "controller_port", "STREAMLEARN_CONTROLLER_PORT", "must differ from kafka_port"
+            )
+        if self.batch_size < 1:
+            raise ConfigError("batch_size", "STREAMLEARN_BATCH_SIZE", "must be >= 1")
+        if self.broker_timeout <= 0:
+            raise ConfigError("broker_timeout", "STREAMLEARN_BROKER_TIMEOUT", "must be > 0")
+
+    @property
+    def uses_external_broker(self) -> bool:
+        return bool(self.bootstrap)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.bootstrap or f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def kafka_dir(self) -> Path:
+        """Jar cache of the configured Kafka version."""
+        return self.cache_dir / "kafka" / self.kafka_version
+
+    @property
+    def broker_dir(self) -> Path:
+        """Data, config, log and pid file of the local broker."""
+        return self.state_dir / "broker"
+
+
+_PARSERS: dict[Any, Callable[[str], Any]] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "Path": lambda v: Path(v).expanduser(),
+}
+
+
+def _parse(name: str, var: str, raw: str, parse: Callable[[str], Any]) -> Any:
+    try:
+        return parse(raw)
+    except ValueError:
+        kind = getattr(parse, "__name__", "value")
+        raise ConfigError(name, var, f"{raw!r} is not a valid {kind}") from None
+
+
+def load_settings() -> Settings:
+    """Settings of this process (from ``os.environ``)."""
+    return Settings.from_env()

@@ -1,0 +1,74 @@
+"""A River estimator behind the small interface the stream processors need.
+
+Prediction follows River's own rule (``Classifier.predict_one`` is the arg-max of
+``predict_proba_one``, first class wins ties), so one ``predict_proba_one`` call serves both
+the label and the probabilities and the served label equals what
+``river.evaluate.progressive_val_score`` scores.
+
+>>> from river import linear_model, preprocessing
+>>> model = OnlineModel(preprocessing.StandardScaler() | linear_model.LogisticRegression())
+>>> model.name, model.is_classifier
+('StandardScaler | LogisticRegression', True)
+>>> model.predict({"a": 1.0})
+(False, {False: 0.5, True: 0.5})
+>>> model.learn({"a": 1.0}, True, served=False)
+>>> model.version, model.score.get()
+(1, 0.0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from river import base, compose, metrics, utils
+
+__all__ = ["OnlineModel", "Prediction"]
+
+Prediction = tuple[Any, dict[Any, float] | None]
+"""(label or value, class probabilities or None)."""
+
+ROLLING_WINDOW = 1000
+
+
+def _final_step(estimator: base.Estimator) -> base.Estimator:
+    if isinstance(estimator, compose.Pipeline):
+        return _final_step(estimator._last_step)
+    return estimator
+
+
+class OnlineModel:
+    """Predicts, then learns (test-then-train), and keeps its prequential score."""
+
+    def __init__(self, estimator: base.Estimator, name: str | None = None) -> None:
+        self.estimator = estimator
+        self.name = name or str(estimator)
+        self.is_classifier = isinstance(_final_step(estimator), base.Classifier)
+        metric: type[metrics.base.Metric] = metrics.Accuracy if self.is_classifier else metrics.MAE
+        self.metric_name = "accuracy" if self.is_classifier else "mae"
+        self.score = metric()
+        self.rolling_score = utils.Rolling(metric(), window_size=ROLLING_WINDOW)
+        self.version = 0
+        """Examples learned so far; a prediction carries the version that served it."""
+        self._predict: Callable[[dict[str, Any]], Any]
+        if self.is_classifier:
+            self._predict = estimator.predict_proba_one  # type: ignore[attr-defined]
+        else:
+            self._predict = estimator.predict_one  # type: ignore[attr-defined]
+        self._learn = estimator.learn_one  # type: ignore[attr-defined]
+
+    def predict(self, x: dict[str, Any]) -> Prediction:
+        if not self.is_classifier:
+            return self._predict(x), None
+        proba = self._predict(x)
+        if not proba:  # untrained trees answer {}: no prediction, as in River
+            return None, None
+        return max(proba, key=proba.get), proba
+
+    def learn(self, x: dict[str, Any], y: Any, served: Any) -> None:
+        """Score the prediction that was served for ``x``, then learn ``(x, y)``."""
+        if served is not None:
+            self.score.update(y, served)
+            self.rolling_score.update(y, served)
+        self._learn(x, y)
+        self.version += 1

@@ -1,0 +1,125 @@
+"""The user-facing pipeline spec, and loading it from a short Python file.
+
+A pipeline file defines one module-level ``pipeline``::
+
+    from river import linear_model, preprocessing
+    from streamlearn import Pipeline
+
+    pipeline = Pipeline(
+        name="phishing",
+        key_field="event_id",
+        event_id_field="event_id",
+        label_field="is_phishing",
+        model=lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(),
+    )
+
+Topics derive from the name: events on ``<events_topic>`` (default: the name), predictions
+on ``<name>.predictions``, dead letters on ``<name>.dlq``.
+
+>>> p = Pipeline(name="fraud", key_field="card", label_field="is_fraud", model=dict)
+>>> p.events_topic, p.predictions_topic, p.dlq_topic
+('fraud', 'fraud.predictions', 'fraud.dlq')
+>>> sorted(p.reserved_fields)
+['card', 'is_fraud']
+>>> Pipeline(name="bad name", key_field="k", model=dict)
+Traceback (most recent call last):
+...
+streamlearn.errors.PipelineError: pipeline name 'bad name' may only use letters, digits, '.', '_' and '-'
+"""
+
+from __future__ import annotations
+
+import re
+import runpy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from streamlearn.errors import PipelineError
+
+__all__ = ["Pipeline", "load_pipeline"]
+
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """What to read, how to key it, what to learn, and which model to learn it with."""
+
+    name: str
+    key_field: str
+    model: Callable[[], Any]
+    """A factory that returns a fresh River estimator (called once per worker)."""
+    label_field: str | None = None
+    """Field carrying the label inside the event; None when labels arrive separately."""
+    event_id_field: str | None = None
+    """Field carrying a unique event id; else the id is ``<topic>-<partition>-<offset>``."""
+    time_field: str | None = None
+    """Field carrying the event time; else the Kafka record timestamp (ms) is used."""
+    features: Sequence[str] | None = None
+    """Fields the model sees; default: every field that is not key, id, time or label."""
+    events_topic: str = ""
+    partitions: int = 1
+    """Partitions of the pipeline's topics; 1 keeps strict event order for exact parity."""
+
+    def __post_init__(self) -> None:
+        if not _TOPIC_NAME.match(self.name):
+            raise PipelineError(
+                f"pipeline name {self.name!r} may only use letters, digits, '.', '_' and '-'"
+            )
+        if not self.events_topic:
+            object.__setattr__(self, "events_topic", self.name)
+        if not _TOPIC_NAME.match(self.events_topic):
+            raise PipelineError(f"events_topic {self.events_topic!r} is not a valid topic name")
+        if not callable(self.model):
+            raise PipelineError(f"pipeline {self.name!r}: model must be a factory (a callable)")
+        if self.partitions < 1:
+            raise PipelineError(f"pipeline {self.name!r}: partitions must be >= 1")
+        if not self.key_field:
+            raise PipelineError(f"pipeline {self.name!r}: key_field is required")
+
+    @property
+    def predictions_topic(self) -> str:
+        return f"{self.name}.predictions"
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.name}.dlq"
+
+    @property
+    def reserved_fields(self) -> frozenset[str]:
+        """Fields that are never features."""
+        named = (self.key_field, self.label_field, self.event_id_field, self.time_field)
+        return frozenset(f for f in named if f)
+
+    @property
+    def required_fields(self) -> tuple[str, ...]:
+        """Fields an event must carry or it goes to the dead-letter topic."""
+        return tuple(f for f in (self.key_field, self.label_field) if f) + tuple(
+            self.features or ()
+        )
+
+    def renamed(self, name: str) -> Pipeline:
+        """The same pipeline under another name (its default topics follow the name)."""
+        events = self.events_topic if self.events_topic != self.name else ""
+        return replace(self, name=name, events_topic=events)
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Run a pipeline file and return the ``Pipeline`` it defines as ``pipeline``."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"pipeline file {str(path)!r} not found")
+    try:
+        namespace = runpy.run_path(str(path), run_name="streamlearn_pipeline")
+    except PipelineError:
+        raise
+    except Exception as exc:
+        raise PipelineError(f"pipeline file {str(path)!r} failed: {exc!r}") from exc
+    pipeline = namespace.get("pipeline")
+    if not isinstance(pipeline, Pipeline):
+        raise PipelineError(
+            f"pipeline file {str(path)!r} must define `pipeline = Pipeline(...)` at module level"
+        )
+    return pipeline

@@ -1,0 +1,383 @@
+"""Checks of the deployment files: docker-compose.yml, Dockerfile, monitoring/.
+
+No Docker engine, Prometheus server or Grafana is needed: ``docker-compose config``
+validates the compose file, ``promtool`` validates (and unit-tests) the Prometheus
+config and alert rules, and the dashboard is checked against the metric names the
+worker exports, so dashboards and alerts cannot silently drift from the code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+try:
+    import yaml
+except ImportError:  # reported by _yaml() with the fix, instead of a bare collection error
+    yaml = None
+
+ROOT = Path(__file__).resolve().parents[2]
+MONITORING = ROOT / "monitoring"
+DASHBOARD = MONITORING / "grafana" / "dashboards" / "streamlearn.json"
+DATASOURCES = MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+ALERTS = MONITORING / "alerts.yml"
+APT_HINT = "run `apt-get install docker-compose prometheus`"
+
+# What src/streamlearn/monitoring exports; change both together.
+COUNTERS = {
+    "streamlearn_events_total",
+    "streamlearn_predictions_total",
+    "streamlearn_dead_letters_total",
+    "streamlearn_examples_learned_total",
+}
+GAUGES = {"streamlearn_model_score"}
+HISTOGRAMS = {"streamlearn_event_to_prediction_seconds", "streamlearn_batch_size"}
+SERIES = (
+    COUNTERS
+    | GAUGES
+    | {f"{h}_{part}" for h in HISTOGRAMS for part in ("bucket", "sum", "count")}
+    | {"up"}
+)
+LABELS = {"pipeline", "model", "reason", "metric", "le", "job", "instance"}
+
+_PROMQL_WORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "inf",
+    "nan",
+}
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"`{name}` is not on PATH: {APT_HINT}"
+    return path
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def _yaml(text: str) -> Any:
+    assert yaml is not None, "PyYAML is missing: pip install pyyaml (the dev extra needs it)"
+    return yaml.safe_load(text)
+
+
+def metric_names(expr: str) -> set[str]:
+    """Series names a PromQL expression selects.
+
+    >>> sorted(metric_names('sum by (le) (rate(a_bucket{x="y(z)"}[5m])) / b offset 1h > 1e3'))
+    ['a_bucket', 'b']
+    """
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", expr)
+    expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
+    names = set()
+    for m in re.finditer(r"(?<![\w.$])[A-Za-z_:][\w:]*", expr):
+        is_call = expr[m.end() :].lstrip().startswith("(")
+        if not is_call and m.group().lower() not in _PROMQL_WORDS:
+            names.add(m.group())
+    return names
+
+
+def label_names(expr: str) -> set[str]:
+    """Label names an expression matches on or aggregates by.
+
+    >>> sorted(label_names('sum by (pipeline, le) (x{model!="a", metric=~"b"})'))
+    ['le', 'metric', 'model', 'pipeline']
+    """
+    names = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)\s*\"", expr))
+    for group in re.findall(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)", expr):
+        names.update(n.strip() for n in group.split(",") if n.strip())
+    return names
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    return [rule for group in _yaml(ALERTS.read_text())["groups"] for rule in group["rules"]]
+
+
+def dashboard() -> dict[str, Any]:
+    return json.loads(DASHBOARD.read_text())
+
+
+def dashboard_exprs() -> list[str]:
+    return [t["expr"] for panel in dashboard()["panels"] for t in panel.get("targets", [])]
+
+
+# --- docker-compose.yml and Dockerfile ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    result = _run(_tool("docker-compose"), "-f", "docker-compose.yml", "config")
+    assert result.returncode == 0, f"docker-compose config failed:\n{result.stderr}"
+    return _yaml(result.stdout)
+
+
+def test_compose_has_the_stack_and_wires_the_worker_to_kafka(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"kafka", "worker", "prometheus", "grafana"} <= services.keys()
+    worker = services["worker"]
+    assert worker["environment"]["STREAMLEARN_BOOTSTRAP"] == "kafka:9092"
+    assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
+    kafka = services["kafka"]
+    assert "PLAINTEXT://kafka:9092" in kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert "kafka-broker-api-versions.sh" in " ".join(kafka["healthcheck"]["test"])
+
+
+def test_compose_publishes_ports_on_loopback_only(compose: dict[str, Any]) -> None:
+    published = []
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            host_ip = port.get("host_ip") if isinstance(port, dict) else port.split(":")[0]
+            published.append((name, host_ip))
+    assert published, "expected Grafana and Prometheus to be reachable from the host"
+    assert all(ip == "127.0.0.1" for _, ip in published), published
+
+
+def test_compose_bind_mounts_exist(compose: dict[str, Any]) -> None:
+    # A missing bind source makes Docker create an empty directory in its place, and
+    # Prometheus or Grafana then start with no config and no error.
+    sources = [
+        volume.split(":")[0]
+        for service in compose["services"].values()
+        for volume in service.get("volumes", [])
+        if isinstance(volume, str) and volume.startswith("/")
+    ]
+    assert len(sources) >= 4
+    assert [s for s in sources if not Path(s).exists()] == []
+
+
+def test_dockerfile_copies_existing_paths_and_runs_the_example() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    copied = [src for line in re.findall(r"^COPY (.+)$", text, re.M) for src in line.split()[:-1]]
+    assert [p for p in copied if not (ROOT / p).exists()] == []
+    command = json.loads(re.search(r"^CMD (.+)$", text, re.M).group(1))  # type: ignore[union-attr]
+    assert command[0] == "run" and (ROOT / command[1]).is_file(), command
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".git", ".venv", "benchmarks/results"} <= set(ignored)
+
+
+# --- Prometheus ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", ["prometheus.yml", "prometheus.local.yml"])
+def test_promtool_accepts_config(config: str) -> None:
+    result = _run(_tool("promtool"), "check", "config", f"monitoring/{config}")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_accepts_rules() -> None:
+    result = _run(_tool("promtool"), "check", "rules", "monitoring/alerts.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_for_severity_and_text() -> None:
+    for rule in alert_rules():
+        assert rule.get("for"), rule["alert"]
+        assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
+        assert {"summary", "description"} <= rule["annotations"].keys(), rule["alert"]
+
+
+# Input series (1m apart) -> expected alerts at eval_time, run by `promtool test rules`.
+# Expected labels are the series' labels after aggregation plus the rule's severity.
+QUIET = [
+    ('up{job="streamlearn", instance="worker:9108"}', "1x30"),
+    ('streamlearn_events_total{pipeline="p"}', "0+100x30"),
+    ('streamlearn_predictions_total{pipeline="p", model="m"}', "0+100x30"),
+    ('streamlearn_dead_letters_total{pipeline="p", reason="invalid_json"}', "3x30"),
+    ('streamlearn_event_to_prediction_seconds_bucket{pipeline="p", le="0.01"}', "0+100x30"),
+    ('streamlearn_event_to_prediction_seconds_bucket{pipeline="p", le="1.0"}', "0+100x30"),
+    ('streamlearn_event_to_prediction_seconds_bucket{pipeline="p", le="+Inf"}', "0+100x30"),
+    ('streamlearn_model_score{pipeline="p", model="m", metric="accuracy"}', "0.5x30"),
+    ('streamlearn_model_score{pipeline="p", model="m", metric="rolling_accuracy"}', "0.9x30"),
+]
+ALERT_CASES = {
+    "quiet when healthy": (
+        QUIET,
+        "20m",
+        {
+            "StreamlearnWorkerDown": [],
+            "StreamlearnDeadLetters": [],
+            "StreamlearnPredictionsStalled": [],
+            "StreamlearnSlowPredictions": [],
+            "StreamlearnLowRollingAccuracy": [],
+        },
+    ),
+    "worker down": (
+        [('up{job="streamlearn", instance="worker:9108"}', "0x10")],
+        "5m",
+        {
+            "StreamlearnWorkerDown": [
+                {"severity": "critical", "job": "streamlearn", "instance": "worker:9108"}
+            ],
+        },
+    ),
+    "no worker discovered": (
+        [("unrelated_series", "0x10")],
+        "5m",
+        {
+            "StreamlearnWorkerDown": [{"severity": "critical", "job": "streamlearn"}],
+        },
+    ),
+    "dead letters": (
+        [('streamlearn_dead_letters_total{pipeline="p", reason="not_object"}', "0+1x10")],
+        "5m",
+        {
+            "StreamlearnDeadLetters": [
+                {"severity": "warning", "pipeline": "p", "reason": "not_object"}
+            ],
+        },
+    ),
+    "predictions stop": (
+        [
+            ('streamlearn_events_total{pipeline="p"}', "0+100x30"),
+            ('streamlearn_predictions_total{pipeline="p", model="m"}', "0+100x10 1000x20"),
+        ],
+        "20m",
+        {"StreamlearnPredictionsStalled": [{"severity": "critical", "pipeline": "p"}]},
+    ),
+    "never predicted": (
+        [('streamlearn_events_total{pipeline="p"}', "0+100x30")],
+        "10m",
+        {
+            "StreamlearnPredictionsStalled": [{"severity": "critical", "pipeline": "p"}],
+        },
+    ),
+    "slow predictions": (
+        [
+            ('streamlearn_event_to_prediction_seconds_bucket{pipeline="p", le="0.01"}', "0+90x30"),
+            ('streamlearn_event_to_prediction_seconds_bucket{pipeline="p", le="1.0"}', "0+95x30"),
+            ('streamlearn_event_to_prediction_seconds_bucket{pipeline="p", le="5.0"}', "0+100x30"),
+            ('streamlearn_event_to_prediction_seconds_bucket{pipeline="p", le="+Inf"}', "0+100x30"),
+        ],
+        "15m",
+        {"StreamlearnSlowPredictions": [{"severity": "warning", "pipeline": "p"}]},
+    ),
+    "low rolling accuracy, not yet for 10m": (
+        [('streamlearn_model_score{pipeline="p", model="m", metric="rolling_accuracy"}', "0.5x30")],
+        "5m",
+        {"StreamlearnLowRollingAccuracy": []},
+    ),
+    "low rolling accuracy": (
+        [('streamlearn_model_score{pipeline="p", model="m", metric="rolling_accuracy"}', "0.5x30")],
+        "15m",
+        {
+            "StreamlearnLowRollingAccuracy": [
+                {"severity": "warning", "pipeline": "p", "model": "m", "metric": "rolling_accuracy"}
+            ]
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("case", ALERT_CASES)
+def test_alert_fires_exactly_when_it_should(case: str, tmp_path: Path) -> None:
+    series, eval_time, expected = ALERT_CASES[case]
+    # Annotations are left out: promtool would demand their rendered text verbatim,
+    # and `check rules` already validates their templates.
+    rules = _yaml(ALERTS.read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    (tmp_path / "rules.yml").write_text(json.dumps(rules))
+    test = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in series],
+                "alert_rule_test": [
+                    {
+                        "eval_time": eval_time,
+                        "alertname": name,
+                        "exp_alerts": [{"exp_labels": labels} for labels in alerts],
+                    }
+                    for name, alerts in expected.items()
+                ],
+            }
+        ],
+    }
+    (tmp_path / "test.yml").write_text(json.dumps(test))
+    result = subprocess.run(
+        [_tool("promtool"), "test", "rules", "test.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- Grafana and metric names --------------------------------------------------------
+
+
+def test_dashboard_is_valid_and_uses_the_provisioned_datasource() -> None:
+    board = dashboard()
+    assert board["uid"] and board["title"] and board["schemaVersion"] >= 39
+    uids = {ds["uid"] for ds in _yaml(DATASOURCES.read_text())["datasources"]}
+    refs = [p["datasource"] for p in board["panels"]]
+    refs += [t["datasource"] for p in board["panels"] for t in p["targets"]]
+    refs += [v["datasource"] for v in board["templating"]["list"] if "datasource" in v]
+    assert {ref["uid"] for ref in refs} <= uids
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+
+
+def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
+    # promtool parses every expression once Grafana's variables are filled in.
+    exprs = [
+        e.replace("$__rate_interval", "1m").replace("$pipeline", ".*") for e in dashboard_exprs()
+    ]
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [{"record": f"dashboard:expr{i}", "expr": e} for i, e in enumerate(exprs)],
+            }
+        ]
+    }
+    (tmp_path / "dashboard_rules.yml").write_text(json.dumps(rules))
+    result = subprocess.run(
+        [_tool("promtool"), "check", "rules", "dashboard_rules.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("source", ["dashboard", "alerts"])
+def test_queries_use_only_exported_metrics_and_labels(source: str) -> None:
+    exprs = dashboard_exprs() if source == "dashboard" else [r["expr"] for r in alert_rules()]
+    assert exprs
+    for expr in exprs:
+        names = metric_names(expr)
+        assert names, f"no metric found in {expr!r}"
+        assert names <= SERIES, f"unknown metric {names - SERIES} in {expr!r}"
+        assert label_names(expr) <= LABELS, f"unknown label in {expr!r}"
+    # Backstop for places the parser above does not read (e.g. template variables).
+    text = DASHBOARD.read_text() if source == "dashboard" else ALERTS.read_text()
+    assert set(re.findall(r"streamlearn_\w+", text)) <= SERIES
+
+
+def test_metric_name_check_catches_a_drifted_name() -> None:
+    drifted = 'sum(rate(streamlearn_event_total{pipeline="p"}[5m]))'
+    assert metric_names(drifted) - SERIES == {"streamlearn_event_total"}
