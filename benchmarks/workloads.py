@@ -1,10 +1,10 @@
 """The benchmark workloads and their input events (River's Phishing rows, cycled).
 
->>> payloads = make_events(3, prefix="ev")
->>> [orjson.loads(p)["event_id"] for p in payloads]
-['ev-0', 'ev-1', 'ev-2']
->>> 200 <= len(payloads[0]) <= 260
-True
+>>> events = make_events(3, prefix="ev")
+>>> [key for key, _ in events]
+[b'ev-0', b'ev-1', b'ev-2']
+>>> orjson.loads(events[2][1])["event_id"], 200 <= len(events[0][1]) <= 260
+('ev-2', True)
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import orjson
 
 __all__ = [
     "EVENT_ID_FIELD",
+    "Event",
     "LABEL_FIELD",
     "WORKLOADS",
     "Workload",
@@ -56,13 +57,18 @@ def model_factory(workload_key: str) -> Callable[[], Any]:
     return factory
 
 
-def make_events(n: int, prefix: str) -> list[bytes]:
+Event = tuple[bytes, bytes]
+"""(record key, JSON value); the key is the event id."""
+
+
+def make_events(n: int, prefix: str) -> list[Event]:
     """``n`` JSON events: Phishing rows cycled, each with a unique id and its label."""
     from river import datasets
 
     rows = [(x, y) for x, y in datasets.Phishing()]
-    events = itertools.islice(itertools.cycle(rows), n)
-    return [
-        orjson.dumps({**x, EVENT_ID_FIELD: f"{prefix}-{i}", LABEL_FIELD: y})
-        for i, (x, y) in enumerate(events)
-    ]
+    events = []
+    for i, (x, y) in enumerate(itertools.islice(itertools.cycle(rows), n)):
+        event_id = f"{prefix}-{i}"
+        value = orjson.dumps({**x, EVENT_ID_FIELD: event_id, LABEL_FIELD: y})
+        events.append((event_id.encode(), value))
+    return events

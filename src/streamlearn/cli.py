@@ -39,6 +39,8 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # kafka-python narrates every connection at INFO; users want our lines and its problems.
+    logging.getLogger("kafka").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 @main.command()
@@ -79,6 +81,7 @@ def produce(source: str, topic: str, rate: float, limit: int | None, label_field
     from streamlearn.sources import iter_events, source_length
 
     settings = load_settings()
+    events = iter_events(source, label_field)
     bootstrap = ensure_broker(settings)
     create_topics(bootstrap, {topic: partitions})
     total = source_length(source)
@@ -87,7 +90,7 @@ def produce(source: str, topic: str, rate: float, limit: int | None, label_field
     options = ReplayOptions(topic=topic, rate=rate, limit=limit, key_field=key_field)
     with Progress(transient=False) as progress:
         task = progress.add_task(f"→ {topic}", total=total)
-        sent = replay(iter_events(source, label_field), bootstrap, options,
+        sent = replay(events, bootstrap, options,
                       on_sent=lambda n: progress.advance(task, n))
     click.echo(f"sent {sent} events to {topic} at {bootstrap}")
 

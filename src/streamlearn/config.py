@@ -42,9 +42,9 @@ class Settings:
     kafka_heap: str = "1g"
     broker_timeout: float = 90.0
     """Seconds to wait for the local broker to answer an admin call after start."""
-    cache_dir: Path = _home(".cache", "streamlearn")
+    cache_dir: Path = _home(".cache", "streamlearn")  # noqa: RUF009 (fixed at import)
     """Where resolved Kafka jars live (``<cache_dir>/kafka/<version>``), reused across runs."""
-    state_dir: Path = _home(".local", "state", "streamlearn")
+    state_dir: Path = _home(".local", "state", "streamlearn")  # noqa: RUF009
     """Broker data, logs and pid file; worker state."""
     java: str = "java"
     mvn: str = "mvn"

@@ -24,7 +24,7 @@ on ``<name>.predictions``, dead letters on ``<name>.dlq``.
 >>> Pipeline(name="bad name", key_field="k", model=dict)
 Traceback (most recent call last):
 ...
-streamlearn.errors.PipelineError: pipeline name 'bad name' may only use letters, digits, '.', '_' and '-'
+streamlearn.errors.PipelineError: pipeline name 'bad name' may only use letters, digits, ...
 """
 
 from __future__ import annotations

@@ -55,14 +55,16 @@ def _read_frame(path: Path) -> Any:
 
 
 def iter_events(source: str, label_field: str = "label") -> Iterator[dict[str, Any]]:
-    """Events as dicts in source order; River data sets put ``y`` under ``label_field``."""
+    """Events as dicts in source order; River data sets put ``y`` under ``label_field``.
+
+    A missing or unreadable source raises here, before anything is sent.
+    """
     if source.startswith(RIVER_PREFIX):
-        for x, y in _river_dataset(source[len(RIVER_PREFIX) :]):
-            yield {**x, label_field: y}
-        return
+        dataset = _river_dataset(source[len(RIVER_PREFIX) :])
+        return ({**x, label_field: y} for x, y in dataset)
     frame = _read_frame(Path(source))
     # to_dict gives Python scalars, which orjson encodes without numpy help.
-    yield from frame.to_dict("records")
+    return iter(frame.to_dict("records"))
 
 
 def source_length(source: str) -> int | None:

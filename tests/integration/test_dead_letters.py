@@ -49,10 +49,8 @@ def test_bad_events_land_in_the_dlq_and_the_worker_keeps_running(
     producer = KafkaProducer(bootstrap_servers=kafka)
     # good, bad, good, bad, ... so the worker must survive each bad one to serve the next.
     offsets = {}
-    sent = 0
     for i, (x, y) in enumerate(rows):
         producer.send(name, good_event(i, x, y)).get(timeout=10)
-        sent += 1
         if i < len(BAD):
             raw, _ = BAD[i]
             meta = producer.send(name, raw, headers=[("origin", b"test")]).get(timeout=10)

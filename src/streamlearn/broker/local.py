@@ -197,9 +197,9 @@ class LocalBroker:
             code = proc.poll()
             if code is not None:
                 self.pid_path.unlink(missing_ok=True)
+                line, path = self._last_error(offset)
                 raise BrokerError(
-                    f"kafka exited with code {code} while starting: "
-                    f"{self._last_error(offset)} (see {self.log_path})"
+                    f"kafka exited with code {code} while starting: {line} (see {path})"
                 )
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -223,13 +223,23 @@ class LocalBroker:
             log.warning("kafka (pid %d) survived SIGKILL", proc.pid)
         self.pid_path.unlink(missing_ok=True)
 
-    def _last_error(self, log_offset: int) -> str:
-        """The most telling line this start wrote: its last error, else its last line."""
-        lines = _read_from(self.out_path, 0) + _read_from(self.log_path, log_offset)
-        lines = [line.strip() for line in lines if line.strip()]
-        errors = [line for line in lines if re.search(r"ERROR|FATAL|Exception|Error:", line)]
-        chosen = (errors or lines or ["no output"])[-1]
-        return chosen[:500]
+    def _last_error(self, log_offset: int) -> tuple[str, Path]:
+        """The most telling line this start wrote, and the file it is in.
+
+        JVM launch failures (bad -Xmx, missing class) print their cause first on stdout;
+        Kafka's own fatal errors end its log with the root cause ("Caused by: ...").
+        """
+        jvm_lines = [line.strip() for line in _read_from(self.out_path, 0) if line.strip()]
+        if jvm_lines:
+            return jvm_lines[0][:500], self.out_path
+        lines = [line.strip() for line in _read_from(self.log_path, log_offset)]
+        errors = [
+            line
+            for line in lines
+            if re.search(r"ERROR|FATAL|Exception|Error:", line) and not line.startswith("at ")
+        ]
+        chosen = (errors or [line for line in lines if line] or ["no output"])[-1]
+        return chosen[:500], self.log_path
 
     def _pid(self, forget_stale: bool) -> int | None:
         """Pid of our running broker per the pid file; a stale file is removed if asked."""

@@ -46,8 +46,8 @@ class OnlineModel:
         self.is_classifier = isinstance(_final_step(estimator), base.Classifier)
         metric: type[metrics.base.Metric] = metrics.Accuracy if self.is_classifier else metrics.MAE
         self.metric_name = "accuracy" if self.is_classifier else "mae"
-        self.score = metric()
-        self.rolling_score = utils.Rolling(metric(), window_size=ROLLING_WINDOW)
+        self.score: Any = metric()
+        self.rolling_score: Any = utils.Rolling(metric(), window_size=ROLLING_WINDOW)
         self.version = 0
         """Examples learned so far; a prediction carries the version that served it."""
         self._predict: Callable[[dict[str, Any]], Any]

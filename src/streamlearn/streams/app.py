@@ -9,6 +9,7 @@ batch is consumed again (at-least-once); consumers dedup predictions by ``event_
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -56,13 +57,18 @@ def create_app(spec: Pipeline, settings: Settings, processor: EventProcessor) ->
 
     async def predict(stream: faust.StreamT[Any]) -> None:
         send = app.producer.send
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_within):
+        take_events = stream.take_events  # type: ignore[attr-defined]  # not in StreamT
+        async for batch in take_events(settings.batch_size, within=settings.batch_within):
             outputs = processor.process_batch([event.message for event in batch])
             pending = [
-                await send(out.topic, out.key, out.value, None, None, out.headers)
+                await send(out.topic, out.key, out.value, None, None, _headers(out.headers))
                 for out in outputs
             ]
             await asyncio.gather(*pending)
 
     app.agent(events, name=f"{spec.name}.predict")(predict)
     return app
+
+
+def _headers(headers: Sequence[tuple[str, bytes]] | None) -> list[tuple[str, bytes]] | None:
+    return None if headers is None else list(headers)

@@ -65,7 +65,7 @@ class EventProcessor:
     def process_batch(self, messages: list[SourceMessage]) -> list[Outgoing]:
         """Outputs for a batch, in input order; metrics are updated once per batch."""
         out = [self.process(m) for m in messages]
-        m = self.metrics
+        m: BoundMetrics = self.metrics
         m.events.inc(len(messages))
         m.batch_size.observe(len(messages))
         m.score.set(self.model.score.get())

@@ -1,0 +1,62 @@
+"""Contender B: the model alone in a Python loop over the same JSON events, no Kafka.
+
+Prints one JSON line: the loop's events/s (decode, predict, encode, learn), and the rate of
+the bare model calls on pre-decoded events (``model_events_per_s``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from benchmarks.contenders.work import PredictLearn
+from benchmarks.workloads import EVENT_ID_FIELD, LABEL_FIELD, model_factory
+
+
+def json_loop(workload: str, payloads: list[bytes]) -> tuple[int, float]:
+    step = PredictLearn.for_workload(workload)
+    handle = step.handle
+    start = time.perf_counter()
+    outputs = [handle(raw) for raw in payloads]
+    return len(outputs), time.perf_counter() - start
+
+
+def model_loop(workload: str, payloads: list[bytes]) -> float:
+    model = model_factory(workload)()
+    examples = []
+    for raw in payloads:
+        x = orjson.loads(raw)
+        del x[EVENT_ID_FIELD]
+        examples.append((x, x.pop(LABEL_FIELD)))
+    predict, learn = model.predict_proba_one, model.learn_one
+    start = time.perf_counter()
+    for x, y in examples:
+        predict(x)
+        learn(x, y)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events-file", required=True, type=Path, help="One JSON per line.")
+    parser.add_argument("--workload", required=True)
+    args = parser.parse_args()
+    payloads = args.events_file.read_bytes().splitlines()
+    outputs, seconds = json_loop(args.workload, payloads)
+    model_seconds = model_loop(args.workload, payloads)
+    result = {
+        "events": len(payloads),
+        "outputs": outputs,
+        "seconds": seconds,
+        "events_per_s": len(payloads) / seconds,
+        "model_events_per_s": len(payloads) / model_seconds,
+    }
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+
+
+if __name__ == "__main__":
+    main()

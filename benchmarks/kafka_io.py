@@ -1,0 +1,96 @@
+"""The harness's own Kafka calls: topics, pre-producing, paced producing, reading back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from benchmarks.workloads import EVENT_ID_FIELD, Event
+from streamlearn.broker.admin import create_topics
+
+__all__ = ["OffsetProbe", "create_topic", "produce_all", "produce_paced", "read_back"]
+
+# Output topics stamp records on arrival at the broker, so a prediction's timestamp means
+# the same thing whichever client produced it.
+LOG_APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
+
+
+def create_topic(bootstrap: str, name: str, log_append_time: bool = False) -> None:
+    configs = {name: LOG_APPEND_TIME} if log_append_time else None
+    create_topics(bootstrap, {name: 1}, configs)
+
+
+def produce_all(bootstrap: str, topic: str, events: Sequence[Event]) -> None:
+    """Send every event as fast as the producer allows, and wait until all are acked."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    try:
+        for key, value in events:
+            producer.send(topic, key=key, value=value)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+@contextmanager
+def _producer(bootstrap: str) -> Iterator[KafkaProducer]:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    try:
+        yield producer
+    finally:
+        producer.close()
+
+
+def produce_paced(
+    bootstrap: str, topic: str, events: Sequence[Event], rate: float
+) -> dict[bytes, int]:
+    """Send at ``rate`` events/s with CreateTime = send time; returns it (ms) per event id."""
+    sent: dict[bytes, int] = {}
+    with _producer(bootstrap) as producer:
+        start = time.perf_counter()
+        for n, (key, value) in enumerate(events):
+            delay = start + n / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            now = int(time.time() * 1000)
+            producer.send(topic, key=key, value=value, timestamp_ms=now)
+            sent[key] = now
+        producer.flush()
+    return sent
+
+
+class OffsetProbe:
+    """Cheap end-offset look-ups, so the harness stays quiet while a contender runs."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+
+    def end(self, topic: str) -> int:
+        tp = TopicPartition(topic, 0)
+        return int(self._consumer.end_offsets([tp])[tp])
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def read_back(bootstrap: str, topic: str, timeout: float = 60.0) -> list[tuple[bytes, int]]:
+    """(event id, record timestamp in ms) of every record of ``topic``, in offset order."""
+    tp = TopicPartition(topic, 0)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    records: list[tuple[bytes, int]] = []
+    try:
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        end = consumer.end_offsets([tp])[tp]
+        deadline = time.monotonic() + timeout
+        while consumer.position(tp) < end and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500, max_records=5000).values():
+                records.extend(
+                    (orjson.loads(r.value)[EVENT_ID_FIELD].encode(), r.timestamp) for r in batch
+                )
+    finally:
+        consumer.close()
+    return records
