@@ -172,6 +172,9 @@ def test_nothing_running_means_stop_false_and_status_down(settings: Settings) ->
     local = LocalBroker(settings)
     assert local.stop() is False
     assert local.status().running is False
+    # The local broker's address, even while an external bootstrap is configured.
+    external = Settings(**{**settings.__dict__, "bootstrap": "kafka.example:9092"})
+    assert LocalBroker(external).status().bootstrap == "127.0.0.1:19192"
 
 
 def test_stale_or_foreign_pid_file_is_not_our_broker(settings: Settings) -> None:

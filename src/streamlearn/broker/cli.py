@@ -101,7 +101,7 @@ def stop(timeout: float) -> None:
         )
         return
     local = LocalBroker(settings)
-    pid = local.status(probe_timeout=0.1).pid
+    pid = local.pid
     if local.stop(timeout=timeout):
         click.echo(f"kafka stopped (pid {pid})")
     else:

@@ -58,6 +58,13 @@ class LocalBroker:
         self.log_dir = self.dir / "logs"
         self.log_path = self.log_dir / "server.log"
         self.out_path = self.log_dir / "kafka.out"
+        # Not settings.bootstrap_servers: that names the external cluster when one is set.
+        self.bootstrap = f"{settings.kafka_host}:{settings.kafka_port}"
+
+    @property
+    def pid(self) -> int | None:
+        """Pid of the running broker started from this state dir, if any."""
+        return self._pid(forget_stale=False)
 
     def start(self) -> str:
         """Start the broker unless it runs already; return its bootstrap address."""
@@ -85,8 +92,8 @@ class LocalBroker:
         return True
 
     def status(self, probe_timeout: float = 3.0) -> BrokerStatus:
-        pid = self._pid(forget_stale=False)
-        version, bootstrap = self.settings.kafka_version, self.settings.bootstrap_servers
+        pid = self.pid
+        version, bootstrap = self.settings.kafka_version, self.bootstrap
         ready = False
         if pid is not None:
             version, bootstrap = self._running_identity()
@@ -101,10 +108,10 @@ class LocalBroker:
 
     def _attach(self, pid: int) -> str:
         version, bootstrap = self._running_identity()
-        if bootstrap != self.settings.bootstrap_servers:
+        if bootstrap != self.bootstrap:
             raise BrokerError(
                 f"kafka from {self.dir} already runs at {bootstrap} (pid {pid}), not at "
-                f"{self.settings.bootstrap_servers}: run `streamlearn broker stop` first, "
+                f"{self.bootstrap}: run `streamlearn broker stop` first, "
                 "or set STREAMLEARN_KAFKA_PORT to match"
             )
         if version != self.settings.kafka_version:
@@ -129,7 +136,7 @@ class LocalBroker:
         libs = jars.resolve_jars(self.settings)
         self._write_config()
         self._format_storage(java, libs)
-        bootstrap = self.settings.bootstrap_servers
+        bootstrap = self.bootstrap
         log_offset = _size(self.log_path)
         started = time.monotonic()
         proc = self._spawn(java, libs)
@@ -261,8 +268,7 @@ class LocalBroker:
         except OSError:
             text = ""
         version, bootstrap = parse_identity(text)
-        settings = self.settings
-        return (version or settings.kafka_version, bootstrap or settings.bootstrap_servers)
+        return (version or self.settings.kafka_version, bootstrap or self.bootstrap)
 
 
 def _run_tool(cmd: list[str]) -> str:
