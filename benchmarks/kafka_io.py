@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import orjson
+from confluent_kafka import Producer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from benchmarks.workloads import EVENT_ID_FIELD, Event
@@ -36,12 +37,15 @@ def produce_all(bootstrap: str, topic: str, events: Sequence[Event]) -> None:
 
 
 @contextmanager
-def _producer(bootstrap: str) -> Iterator[KafkaProducer]:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+def _paced_producer(bootstrap: str, topic: str) -> Iterator[Producer]:
+    # librdkafka: kafka-python's sender thread alone put p99 at ~40 ms at 1,500 events/s.
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all"})
+    producer.list_topics(topic, timeout=30)
     try:
         yield producer
     finally:
-        producer.close()
+        if producer.flush(30):
+            raise RuntimeError(f"paced producer could not deliver everything to {topic}")
 
 
 def produce_paced(
@@ -49,16 +53,16 @@ def produce_paced(
 ) -> dict[bytes, int]:
     """Send at ``rate`` events/s with CreateTime = send time; returns it (ms) per event id."""
     sent: dict[bytes, int] = {}
-    with _producer(bootstrap) as producer:
+    with _paced_producer(bootstrap, topic) as producer:
         start = time.perf_counter()
         for n, (key, value) in enumerate(events):
             delay = start + n / rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
             now = int(time.time() * 1000)
-            producer.send(topic, key=key, value=value, timestamp_ms=now)
+            producer.produce(topic, value=value, key=key, timestamp=now)
+            producer.poll(0)
             sent[key] = now
-        producer.flush()
     return sent
 
 

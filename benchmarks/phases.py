@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.contenders import Contender
-from benchmarks.kafka_io import create_topic, produce_all, produce_paced
+from benchmarks.kafka_io import produce_all, produce_paced
 from benchmarks.runs import Bench, RunFailed, RunResult, Window, parse_result_line
 from benchmarks.stats import percentile
 from benchmarks.workloads import Event, make_events
@@ -34,7 +34,7 @@ class Input:
 def prepare_input(bench: Bench, workload: str, n: int) -> Input:
     topic = f"bench-{bench.run_id}-{workload}.events"
     events = make_events(n, prefix=f"{bench.run_id}-{workload}")
-    create_topic(bench.bootstrap, topic)
+    bench.create_topic(topic)
     produce_all(bench.bootstrap, topic, events)
     events_file = bench.workdir / f"{workload}.jsonl"
     events_file.write_bytes(b"\n".join(value for _, value in events) + b"\n")
@@ -79,15 +79,15 @@ def latency_run(
     """Warm the contender up live, then send ``sizes[1]`` events at ``rate``; p50/p99."""
     warm_n, n = sizes
     topic = f"bench-{bench.run_id}-lat-{result.contender}-{result.rep}-{workload}.events"
-    create_topic(bench.bootstrap, topic)
+    bench.create_topic(topic)
     events = make_events(warm_n + n, prefix=f"{topic}")
     run = bench.spec(workload, topic, Path("/dev/null"))
     proc = bench.start(contender, run)
     try:
         produce_paced(bench.bootstrap, topic, events[:warm_n], rate)
         bench.watch(proc, run.output_topic, warm_n, Window())
+        window = Window(cpu_start=proc.cpu_seconds(), count_start=warm_n)
         sent = produce_paced(bench.bootstrap, topic, events[warm_n:], rate)
-        window = Window()
         bench.watch(proc, run.output_topic, warm_n + n, window)
     finally:
         end = proc.stop()

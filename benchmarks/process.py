@@ -20,6 +20,8 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 class Exit:
     returncode: int
     peak_rss_mb: float
+    """Highest VmHWM seen while it ran (rusage's ru_maxrss would include the harness's
+    RSS at fork time, which Linux carries over into the child's maxrss across exec)."""
     cpu_s: float
     """User + system CPU of the whole process life."""
 
@@ -37,6 +39,7 @@ class ContenderProcess:
             )
         self.pid = self.proc.pid
         self.exit: Exit | None = None
+        self._peak_kb = 0
 
     def cpu_seconds(self) -> float:
         """CPU (user + system, all threads) used so far; 0 once the process is gone."""
@@ -47,12 +50,24 @@ class ContenderProcess:
         fields = stat.rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / _TICKS
 
+    def sample_memory(self) -> None:
+        """Note the process's peak RSS so far (VmHWM); called on every poll."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                self._peak_kb = max(self._peak_kb, int(line.split()[1]))
+                return
+
     def running(self) -> bool:
+        self.sample_memory()
         return self.exit is None and self._reap(os.WNOHANG) is None
 
     def wait(self, timeout: float) -> Exit | None:
         deadline = time.monotonic() + timeout
-        while self.exit is None and self._reap(os.WNOHANG) is None:
+        while self.running():
             if time.monotonic() >= deadline:
                 return None
             time.sleep(0.05)
@@ -61,6 +76,7 @@ class ContenderProcess:
     def stop(self, timeout: float = 20.0) -> Exit:
         """SIGTERM, then SIGKILL after ``timeout``; the exit with the process's rusage."""
         if self.exit is None:
+            self.sample_memory()
             self.proc.send_signal(signal.SIGTERM)
         if self.wait(timeout) is None:
             os.killpg(self.pid, signal.SIGKILL)
@@ -79,7 +95,7 @@ class ContenderProcess:
         self.proc.returncode = os.waitstatus_to_exitcode(status)
         self.exit = Exit(
             returncode=self.proc.returncode,
-            peak_rss_mb=usage.ru_maxrss / 1024,
+            peak_rss_mb=self._peak_kb / 1024,
             cpu_s=usage.ru_utime + usage.ru_stime,
         )
         return self.exit

@@ -78,6 +78,12 @@ class Bench:
     stall_timeout: float = 60.0
     _names: itertools.count = field(default_factory=itertools.count)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    topics: list[str] = field(default_factory=list)
+    """Every topic this benchmark made (or had a contender make), to delete at the end."""
+
+    def create_topic(self, name: str, log_append_time: bool = False) -> None:
+        create_topic(self.bootstrap, name, log_append_time)
+        self.topics.append(name)
 
     def spec(self, workload: str, input_topic: str, events_file: Path) -> RunSpec:
         name = f"bench-{self.run_id}-{next(self._names)}"
@@ -88,7 +94,8 @@ class Bench:
     def start(self, contender: Contender, run: RunSpec) -> ContenderProcess:
         run.state_dir.mkdir(parents=True, exist_ok=True)
         if contender.uses_kafka:
-            create_topic(self.bootstrap, run.output_topic, log_append_time=True)
+            self.create_topic(run.output_topic, log_append_time=True)
+            self.topics.append(f"{run.name}.dlq")
         env = {
             "STREAMLEARN_BOOTSTRAP": self.bootstrap,
             "STREAMLEARN_METRICS_PORT": "0",
@@ -118,7 +125,9 @@ class Bench:
                 raise RunFailed(f"stalled at {count}/{target} outputs:\n{proc.log_tail()}")
             time.sleep(POLL_S)
 
-    def collect(self, result: RunResult, run: RunSpec, expected: Collection[bytes]) -> list:
+    def collect(
+        self, result: RunResult, run: RunSpec, expected: Collection[bytes]
+    ) -> list[tuple[bytes, int]]:
         """Read the output back and count it against the inputs; returns the records."""
         records = read_back(self.bootstrap, run.output_topic)
         check_outputs(result, [eid for eid, _ in records], expected)

@@ -20,9 +20,9 @@ import orjson
 
 __all__ = [
     "EVENT_ID_FIELD",
-    "Event",
     "LABEL_FIELD",
     "WORKLOADS",
+    "Event",
     "Workload",
     "make_events",
     "model_factory",

@@ -39,19 +39,17 @@ class Contender:
     key: str
     title: str
     module: str | None = None
-    """``benchmarks.contenders.<module>``; None runs ``python -m streamlearn run``."""
+    """``benchmarks.contenders.<module>``; None runs ``streamlearn run`` (via ``launcher``)."""
     args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     uses_kafka: bool = True
-
-    @property
-    def is_streamlearn(self) -> bool:
-        return self.module is None
+    launcher: str = "streamlearn"
+    """Module with streamlearn's CLI (``run <pipeline file> --name <name>``)."""
 
     def argv(self, run: RunSpec) -> list[str]:
         if self.module is None:
             pipeline = Path(__file__).resolve().parent.parent / "pipelines" / f"{run.workload}.py"
-            return [sys.executable, "-m", "streamlearn", "run", str(pipeline), "--name", run.name]
+            return [sys.executable, "-m", self.launcher, "run", str(pipeline), "--name", run.name]
         command = [sys.executable, "-m", f"benchmarks.contenders.{self.module}"]
         if not self.uses_kafka:
             return [*command, "--events-file", str(run.events_file), "--workload", run.workload]
@@ -79,7 +77,11 @@ EXPLORE = (
     Contender("A-b1024", "A, batch 1024 within 50 ms",
               env={"STREAMLEARN_BATCH_SIZE": "1024", "STREAMLEARN_BATCH_WITHIN": "0.05"}),
     Contender("A-w1ms", "A, batch within 1 ms", env={"STREAMLEARN_BATCH_WITHIN": "0.001"}),
-    Contender("A-aiokafka", "A's EventProcessor on aiokafka getmany", "aiokafka_loop",
+    Contender("A-fastdrain", "A, faust consumer without per-message wait_first",
+              launcher="benchmarks.contenders.faust_fast_drain"),
+    Contender("A-task", "A's worker, hot path in an app.task on aiokafka getmany",
+              launcher="benchmarks.contenders.faust_task"),
+    Contender("A-aiokafka", "A's EventProcessor on a bare aiokafka loop", "aiokafka_loop",
               ("--mode", "streamlearn")),
 )
 

@@ -7,7 +7,8 @@ Explore contender: the agent body of A with faust's consumer, stream and acking 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -15,12 +16,13 @@ from benchmarks.workloads import WORKLOADS
 from streamlearn.models.online import OnlineModel
 from streamlearn.monitoring import metrics
 from streamlearn.pipeline import load_pipeline
-from streamlearn.streams.processor import EventProcessor
+from streamlearn.streams.processor import EventProcessor, SourceMessage
 
 __all__ = ["processor_transform"]
 
 
-class Message(NamedTuple):
+@dataclass(slots=True)
+class Message:
     """A consumed record as faust presents it (timestamp in seconds)."""
 
     topic: str
@@ -41,7 +43,7 @@ def processor_transform(
     processor = EventProcessor(spec, model, bound)
 
     def transform(records: Sequence[Any]) -> list[tuple[bytes | None, bytes]]:
-        messages = [
+        messages: list[SourceMessage] = [
             Message(r.topic, r.partition, r.offset, r.timestamp / 1000, r.key, r.value, r.headers)
             for r in records
         ]

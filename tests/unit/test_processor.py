@@ -105,6 +105,9 @@ def test_bad_events_become_dead_letters_and_the_next_event_still_works():
 
     assert (dead("invalid_json"), dead("not_object"), dead("missing_field")) == (2.0, 1.0, 1.0)
     assert registry.get_sample_value("streamlearn_events_total", {"pipeline": "phishing"}) == 5.0
+    model = {"pipeline": "phishing", "model": processor.model.name}
+    assert registry.get_sample_value("streamlearn_predictions_total", model) == 1.0
+    assert registry.get_sample_value("streamlearn_examples_learned_total", model) == 1.0
 
 
 def test_score_gauge_tracks_prequential_accuracy():

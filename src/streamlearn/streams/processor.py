@@ -63,10 +63,14 @@ class EventProcessor:
         self.clock = clock
 
     def process_batch(self, messages: list[SourceMessage]) -> list[Outgoing]:
-        """Outputs for a batch, in input order; metrics are updated once per batch."""
+        """Outputs for a batch, in input order; counters move once per batch (each inc locks)."""
+        learned_before = self.model.version
         out = [self.process(m) for m in messages]
         m: BoundMetrics = self.metrics
+        dead = sum(1 for o in out if o.topic == self.spec.dlq_topic)
         m.events.inc(len(messages))
+        m.predictions.inc(len(messages) - dead)
+        m.examples_learned.inc(self.model.version - learned_before)
         m.batch_size.observe(len(messages))
         m.score.set(self.model.score.get())
         m.rolling_score.set(self.model.rolling_score.get())
@@ -92,11 +96,9 @@ class EventProcessor:
             event_time=event[spec.time_field] if spec.time_field else int(message.timestamp * 1000),
             predicted_at=int(now * 1000),
         )
-        self.metrics.predictions.inc()
         self.metrics.event_to_prediction.observe(max(0.0, now - message.timestamp))
         if spec.label_field:
             model.learn(x, event[spec.label_field], served=prediction)
-            self.metrics.examples_learned.inc()
         return Outgoing(spec.predictions_topic, _key_bytes(key), value, None)
 
     def _event_id(self, event: dict[str, Any], message: SourceMessage) -> str:

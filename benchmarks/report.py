@@ -1,0 +1,162 @@
+"""The report: JSON with every run, a markdown table, a rich table, progress lines."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.options import Options
+from benchmarks.runs import RunResult
+from benchmarks.summary import summarize
+from benchmarks.workloads import WORKLOADS
+
+__all__ = ["build", "markdown", "print_tables", "progress_line", "write"]
+
+COLUMNS = ("contender", "what", "events/s", "CPU µs/event", "p50 ms", "p99 ms",
+           "CPU µs/event paced", "peak RSS MB", "runs ok")
+DEFINITIONS = (
+    "events/s: (n - 1) / (last - first output timestamp) on a pre-produced backlog, "
+    "start-up excluded (B: its own loop timer). Output topics use LogAppendTime, so a "
+    "prediction's timestamp is its arrival at the broker whatever client sent it. "
+    "CPU µs/event: user + system CPU of the contender process (all threads) between its "
+    "first and last output, per event; 'paced' is the same during the latency phase. "
+    "Latency: output timestamp - input CreateTime (set at send by the paced producer), "
+    "matched by event_id, 1 ms resolution. Peak RSS: VmHWM of the contender process."
+)
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def progress_line(r: RunResult) -> str:
+    tag = "warm-up" if r.warmup else f"rep {r.rep}"
+    head = f"[{r.workload}] {r.phase:<10} {tag:<8} {r.contender:<11}"
+    if r.error:
+        return f"{head} [red]FAILED[/red] {r.error.splitlines()[0][:120]}"
+    figures = (
+        f"p50 {_num(r.p50_ms, 1)} ms  p99 {_num(r.p99_ms, 1)} ms"
+        if r.phase == "latency" else f"{_num(r.events_per_s):>8} ev/s"
+    )
+    status = "ok" if r.ok else f"[red]{r.missing} missing, {r.duplicates} dup[/red]"
+    return (
+        f"{head} {figures}  {_num(r.cpu_us_per_event):>5} µs/ev  "
+        f"{_num(r.peak_rss_mb):>4} MB  {r.outputs}/{r.events} {status}"
+    )
+
+
+def build(
+    results: Sequence[RunResult], environment: dict[str, Any], opts: Options,
+    profiles: Sequence[dict[str, Any]],
+) -> dict[str, Any]:
+    options = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(opts).items()}
+    return {
+        **environment,
+        "options": options,
+        "summary": summarize(results, opts.workloads),
+        "profiles": list(profiles),
+        "runs": [r.to_dict() for r in results],
+    }
+
+
+def _rows(summary: dict[str, Any]) -> list[tuple[str, ...]]:
+    """One row per contender: throughput figures, then latency figures if it had some."""
+    tp, lat = summary["throughput"], summary["latency"]
+    rows: list[tuple[str, ...]] = []
+    for key in dict.fromkeys([*tp, *lat]):
+        t, la = tp.get(key, {}), lat.get(key, {})
+        cpu = t.get("cpu_us_per_event")
+        ok = [f"{s['ok_runs']}/{s['runs']}" for s in (t, la) if s]
+        rows.append((
+            key, (t or la)["title"], _num(t.get("events_per_s")), _num(cpu),
+            _num(la.get("p50_ms"), 1), _num(la.get("p99_ms"), 1),
+            _num(la.get("cpu_us_per_event")),
+            _num(max(filter(None, [t.get("peak_rss_mb"), la.get("peak_rss_mb")]), default=None)),
+            " + ".join(ok),
+        ))
+    return rows
+
+
+def _target_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    met = {True: "yes", False: "**no**", None: "-"}
+    return [(t["name"], _num(t["value"], 2), t["target"], met[t["met"]])
+            for t in summary["targets"]]
+
+
+def _header(built: dict[str, Any]) -> list[str]:
+    m, v, o = built["machine"], built["versions"], built["options"]
+    return [
+        f"# streamlearn benchmark, {built['date']}",
+        "",
+        f"Machine: {m['nproc']} CPUs, {m['cpu']}, {m['platform']}, load at start "
+        f"{m['load_avg_at_start']}.",
+        "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
+        f"Throughput: {o['events']} pre-produced events per run, medians of {o['reps']} "
+        f"interleaved repetitions after {o['warmup_reps']} discarded; latency: "
+        f"{o['latency_events']} paced events after {o['latency_warmup']} warm-up ones, "
+        f"medians of {o['latency_reps']} repetitions. One partition, one broker.",
+        "",
+        DEFINITIONS,
+        "",
+    ]
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def markdown(built: dict[str, Any]) -> str:
+    lines = _header(built)
+    for workload, summary in built["summary"].items():
+        rate = summary["latency"].get("A", {}).get("rate")
+        lines += [f"## {workload}: {WORKLOADS[workload].title}", ""]
+        lines += _table(COLUMNS, _rows(summary))
+        lines += ["", f"Latency at {_num(rate)} events/s (half of A's median).", ""]
+        lines += _table(("ratio of medians", "value", "target", "met"), _target_rows(summary))
+        failures = [f"- {k}: {f}" for k, s in [*summary["throughput"].items(),
+                                                *summary["latency"].items()]
+                    for f in s["failures"]]
+        lines += ["", *(["Failures:", *failures, ""] if failures else [])]
+    for p in built["profiles"]:
+        lines += _profile_lines(p)
+    return "\n".join(lines) + "\n"
+
+
+def _profile_lines(p: dict[str, Any]) -> list[str]:
+    if "error" in p:
+        return [f"Profile: {p['error']}", ""]
+    rows = [(name, f"{c['share']:.1%}", _num(c["us_per_event"]))
+            for name, c in p["categories"].items()]
+    head = (
+        f"## Where {p['contender']}'s CPU goes ({p['workload']}, py-spy, {p['samples']} "
+        f"samples, {_num(p['cpu_us_per_event'])} µs/event)"
+    )
+    return [head, "", *_table(("library (innermost frame)", "share", "µs/event"), rows), ""]
+
+
+def write(built: dict[str, Any], out_dir: Path, stem: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+    json_path.write_bytes(orjson.dumps(built, option=orjson.OPT_INDENT_2))
+    md_path.write_text(markdown(built))
+    return [json_path, md_path]
+
+
+def print_tables(built: dict[str, Any], console: Console) -> None:
+    for workload, summary in built["summary"].items():
+        # The 'what' column stays in the markdown: an 80-column terminal has no room for it.
+        table = Table(COLUMNS[0], *COLUMNS[2:], title=f"{workload}: {WORKLOADS[workload].title}")
+        for row in _rows(summary):
+            table.add_row(row[0], *row[2:])
+        console.print(table)
+        targets = Table("ratio of medians", "value", "target", "met")
+        for row in _target_rows(summary):
+            targets.add_row(*(cell.replace("**", "") for cell in row))
+        console.print(targets)

@@ -1,0 +1,85 @@
+"""Medians per contender, ratios of medians, and the issue's targets, per workload."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from benchmarks.contenders import CONTENDERS, EXPLORE
+from benchmarks.runs import RunResult
+from benchmarks.stats import median, ratio
+
+__all__ = ["TITLES", "summarize"]
+
+TITLES = {c.key: c.title for c in (*CONTENDERS, *EXPLORE)}
+MODEL_CEILING_TARGET = {"logreg": 0.6, "tree": 0.9}
+
+
+def _per_contender(runs: Sequence[RunResult]) -> dict[str, dict[str, Any]]:
+    keys = list(dict.fromkeys(r.contender for r in runs))
+    table = {}
+    for key in keys:
+        mine = [r for r in runs if r.contender == key and not r.warmup]
+        good = [r for r in mine if r.ok]
+        table[key] = {
+            "title": TITLES.get(key, key),
+            "runs": len(mine),
+            "ok_runs": len(good),
+            "events_per_s": median(r.events_per_s for r in good),
+            "cpu_us_per_event": median(r.cpu_us_per_event for r in good),
+            "peak_rss_mb": max((r.peak_rss_mb for r in mine if r.peak_rss_mb), default=None),
+            "p50_ms": median(r.p50_ms for r in good),
+            "p99_ms": median(r.p99_ms for r in good),
+            "model_events_per_s": median(r.extra.get("model_events_per_s") for r in good),
+            "rate": median(r.extra.get("rate") for r in mine),
+            "failures": [_failure(r) for r in mine if not r.ok],
+        }
+    return table
+
+
+def _failure(r: RunResult) -> str:
+    if r.error:
+        return f"rep {r.rep}: {r.error}"
+    return (
+        f"rep {r.rep}: {r.outputs} outputs for {r.events} events "
+        f"({r.missing} missing, {r.duplicates} duplicate or unexpected)"
+    )
+
+
+def _targets(workload: str, tp: dict[str, Any], lat: dict[str, Any]) -> list[dict[str, Any]]:
+    def rate(key: str) -> float | None:
+        return tp.get(key, {}).get("events_per_s")
+
+    def lat_of(key: str, field: str) -> float | None:
+        return lat.get(key, {}).get(field)
+
+    ceiling = MODEL_CEILING_TARGET.get(workload, 0.6)
+    rows = [
+        ("events/s A/B (model alone)", ratio(rate("A"), rate("B")), ">=", ceiling),
+        ("events/s A/C (kafka-python)", ratio(rate("A"), rate("C")), ">=", 1.0),
+        ("events/s A/C2 (aiokafka)", ratio(rate("A"), rate("C2")), ">=", 1.0),
+        ("events/s A/D (Quix Streams)", ratio(rate("A"), rate("D")), ">=", 1.0),
+        ("p50 latency A/E", ratio(lat_of("A", "p50_ms"), lat_of("E", "p50_ms")), None, None),
+        ("p99 latency A/E", ratio(lat_of("A", "p99_ms"), lat_of("E", "p99_ms")), "<=", 2.0),
+    ]
+    return [
+        {"name": name, "value": value, "target": f"{op} {limit:g}" if op else "",
+         "met": _met(value, op, limit)}
+        for name, value, op, limit in rows
+    ]
+
+
+def _met(value: float | None, op: str | None, limit: float | None) -> bool | None:
+    if value is None or op is None or limit is None:
+        return None
+    return value >= limit if op == ">=" else value <= limit
+
+
+def summarize(results: Sequence[RunResult], workloads: Sequence[str]) -> dict[str, Any]:
+    out = {}
+    for workload in workloads:
+        mine = [r for r in results if r.workload == workload]
+        tp = _per_contender([r for r in mine if r.phase == "throughput"])
+        lat = _per_contender([r for r in mine if r.phase == "latency"])
+        out[workload] = {"throughput": tp, "latency": lat, "targets": _targets(workload, tp, lat)}
+    return out

@@ -1,0 +1,60 @@
+"""The benchmark harness runs end to end in smoke mode (``make bench-smoke``), so it cannot rot.
+
+Only counts are checked: every contender ran and answered every event exactly once. Timing
+figures of a smoke run mean nothing and are never asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import ROOT
+
+THROUGHPUT_CONTENDERS = ("A", "B", "C", "C2", "D", "E")
+LATENCY_CONTENDERS = ("A", "E")
+WORKLOADS = ("logreg", "tree")
+
+
+def run_smoke(kafka: str, out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--bootstrap", kafka, "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+
+
+def runs_of(report: dict, workload: str, phase: str, contender: str) -> list[dict]:
+    return [
+        r for r in report["runs"]
+        if (r["workload"], r["phase"], r["contender"]) == (workload, phase, contender)
+    ]
+
+
+def assert_every_event_answered(runs: list[dict], what: str) -> None:
+    assert runs, f"{what}: no result"
+    for run in runs:
+        assert run["error"] is None, f"{what}: {run['error']}"
+        assert run["outputs"] == run["events"] > 0, f"{what}: {run['outputs']}/{run['events']}"
+        assert (run["missing"], run["duplicates"]) == (0, 0), f"{what}: {run}"
+
+
+def test_smoke_benchmark_runs_every_contender(kafka: str, tmp_path: Path) -> None:
+    done = run_smoke(kafka, tmp_path)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+
+    report = json.loads((tmp_path / "smoke.json").read_text())
+    for workload in WORKLOADS:
+        for key in THROUGHPUT_CONTENDERS:
+            runs = runs_of(report, workload, "throughput", key)
+            assert_every_event_answered(runs, f"{workload} throughput {key}")
+    for key in LATENCY_CONTENDERS:
+        runs = runs_of(report, "logreg", "latency", key)
+        assert_every_event_answered(runs, f"logreg latency {key}")
+        assert all(r["p99_ms"] is not None for r in runs)
+
+    table = (tmp_path / "smoke.md").read_text()
+    for key in THROUGHPUT_CONTENDERS:
+        assert f"| {key} |" in table
+    assert "events/s A/C2 (aiokafka)" in table
