@@ -39,8 +39,9 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # kafka-python narrates every connection at INFO; users want our lines and its problems.
-    logging.getLogger("kafka").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # kafka-python logs every refused connection while a broker boots, at ERROR; failures
+    # that matter reach users as our own one-line errors. -v shows its detail.
+    logging.getLogger("kafka").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
 
 
 @main.command()
