@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test unit integration bench bench-smoke lint broker-start broker-stop clean
+.PHONY: setup system-deps demo test unit integration bench bench-smoke lint broker-start broker-stop clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +16,14 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# prometheus, docker-compose (and java/maven if absent) from Debian, for the integration tests.
+system-deps:
+	scripts/system-deps.sh
+
 demo: setup
 	$(BIN)/streamlearn demo
 
-test: setup
+test: setup system-deps
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/mypy
 	$(BIN)/pytest
@@ -27,7 +31,7 @@ test: setup
 unit: setup
 	$(BIN)/pytest tests/unit src/streamlearn
 
-integration: setup
+integration: setup system-deps
 	$(BIN)/pytest tests/integration
 
 bench: setup
