@@ -21,6 +21,8 @@ import pytest
 from streamlearn.broker import LocalBroker
 from streamlearn.broker.admin import create_topics
 from streamlearn.config import Settings
+from streamlearn.pipeline import load_pipeline
+from streamlearn.streams.worker import pipeline_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,6 +109,14 @@ def worker_log(tmp_path: Path, index: int = 0) -> str:
     return (tmp_path / f"worker-{index}.log").read_text(errors="replace")
 
 
+EXAMPLE = ROOT / "examples" / "phishing.py"
+
+
 @pytest.fixture
-def topics(kafka: str) -> Callable[[dict[str, int]], None]:
-    return lambda wanted: create_topics(kafka, wanted)
+def topics(kafka: str) -> Callable[[str], None]:
+    """Create the example pipeline's topics under another name, as ``streamlearn run`` does."""
+
+    def create(name: str) -> None:
+        create_topics(kafka, pipeline_topics(load_pipeline(EXAMPLE).renamed(name)))
+
+    return create

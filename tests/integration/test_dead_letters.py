@@ -14,9 +14,7 @@ from river import datasets
 from streamlearn.predictions import collect_predictions
 from streamlearn.tail import tail
 
-from .conftest import ROOT, worker_log
-
-EXAMPLE = ROOT / "examples" / "phishing.py"
+from .conftest import EXAMPLE, worker_log
 
 BAD = [
     (b"{this is not json", "invalid_json"),
@@ -44,7 +42,7 @@ def scrape(port: str) -> str:
 def test_bad_events_land_in_the_dlq_and_the_worker_keeps_running(
     kafka, name, topics, start_worker, worker_env, tmp_path: Path
 ):
-    topics({name: 1, f"{name}.predictions": 1, f"{name}.dlq": 1})
+    topics(name)
     rows = list(itertools.islice(datasets.Phishing(), 20))
     producer = KafkaProducer(bootstrap_servers=kafka)
     # good, bad, good, bad, ... so the worker must survive each bad one to serve the next.

@@ -13,9 +13,7 @@ from streamlearn.replay import ReplayOptions, replay
 from streamlearn.sources import iter_events
 from streamlearn.tail import tail
 
-from .conftest import ROOT, worker_log
-
-EXAMPLE = ROOT / "examples" / "phishing.py"
+from .conftest import EXAMPLE, worker_log
 
 
 def read_all(kafka: str, topic: str, expected: int) -> list[dict]:
@@ -35,7 +33,7 @@ def read_all(kafka: str, topic: str, expected: int) -> list[dict]:
 def test_phishing_replay_matches_progressive_val_score(kafka, name, topics, start_worker,
                                                       tmp_path: Path):
     spec = load_pipeline(EXAMPLE).renamed(name)
-    topics({spec.events_topic: 1, spec.predictions_topic: 1, spec.dlq_topic: 1})
+    topics(name)
     events = list(iter_events("river:Phishing", label_field="is_phishing"))
     sent = replay(events, kafka, ReplayOptions(topic=spec.events_topic, id_prefix="ev"))
     assert sent == 1250

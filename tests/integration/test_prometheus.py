@@ -13,9 +13,7 @@ from pathlib import Path
 from streamlearn.replay import ReplayOptions, replay
 from streamlearn.sources import iter_events
 
-from .conftest import ROOT, free_port, worker_log
-
-EXAMPLE = ROOT / "examples" / "phishing.py"
+from .conftest import EXAMPLE, ROOT, free_port, worker_log
 
 
 def query(port: int, promql: str) -> list[dict]:
@@ -53,7 +51,7 @@ def test_prometheus_scrapes_predictions_and_loads_the_alert_rules(
         "  - job_name: streamlearn\n"
         f"    static_configs: [{{targets: ['127.0.0.1:{metrics_port}']}}]\n"
     )
-    topics({name: 1, f"{name}.predictions": 1, f"{name}.dlq": 1})
+    topics(name)
     sent = replay(iter_events("river:Phishing", label_field="is_phishing"), kafka,
                   ReplayOptions(topic=name, limit=300))
     start_worker(EXAMPLE, name)

@@ -13,9 +13,7 @@ from streamlearn.replay import ReplayOptions, replay
 from streamlearn.sources import iter_events
 from streamlearn.tail import tail
 
-from .conftest import ROOT, worker_log
-
-EXAMPLE = ROOT / "examples" / "phishing.py"
+from .conftest import EXAMPLE, worker_log
 
 
 def committed(kafka: str, group: str, topic: str) -> int | None:
@@ -30,7 +28,7 @@ def committed(kafka: str, group: str, topic: str) -> int | None:
 
 def test_sigterm_commits_offsets_and_restart_does_not_repeat(kafka, name, topics, start_worker,
                                                              tmp_path: Path):
-    topics({name: 1, f"{name}.predictions": 1, f"{name}.dlq": 1})
+    topics(name)
     events = iter_events("river:Phishing", label_field="is_phishing")
     n = replay(events, kafka, ReplayOptions(topic=name, limit=200, id_prefix="a"))
     worker = start_worker(EXAMPLE, name)
