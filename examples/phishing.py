@@ -11,6 +11,18 @@ from river import linear_model, preprocessing
 
 from streamlearn import Pipeline
 
+FEATURES = {
+    "empty_server_form_handler": "numeric",
+    "popup_window": "numeric",
+    "https": "numeric",
+    "request_from_other_domain": "numeric",
+    "anchor_from_other_domain": "numeric",
+    "is_popular": "numeric",
+    "long_url": "numeric",
+    "age_of_domain": "numeric",
+    "ip_in_url": "numeric",
+}
+
 
 def model():
     return preprocessing.StandardScaler() | linear_model.LogisticRegression()
@@ -20,6 +32,8 @@ pipeline = Pipeline(
     name="phishing",
     key_field="event_id",
     event_id_field="event_id",
+    features=FEATURES,
     label_field="is_phishing",
+    label_type="boolean",
     model=model,
 )

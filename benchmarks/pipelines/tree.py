@@ -11,6 +11,19 @@ from river import tree
 
 from streamlearn import Pipeline
 
+FEATURES = {
+    "empty_server_form_handler": "numeric",
+    "popup_window": "numeric",
+    "https": "numeric",
+    "request_from_other_domain": "numeric",
+    "anchor_from_other_domain": "numeric",
+    "is_popular": "numeric",
+    "long_url": "numeric",
+    "age_of_domain": "numeric",
+    "ip_in_url": "numeric",
+}
+
+
 
 def model() -> object:
     return tree.HoeffdingAdaptiveTreeClassifier(seed=42)
@@ -20,7 +33,9 @@ pipeline = Pipeline(
     name="bench-tree",
     key_field="event_id",
     event_id_field="event_id",
+    features=FEATURES,
     label_field="is_phishing",
+    label_type="boolean",
     model=model,
     events_topic=os.environ.get("BENCH_EVENTS_TOPIC", ""),
 )

@@ -19,7 +19,7 @@ from typing import Any
 
 from streamlearn.errors import ConfigError
 
-__all__ = ["DEFAULT_KAFKA_VERSION", "Settings", "load_settings"]
+__all__ = ["DEFAULT_KAFKA_VERSION", "Secret", "Settings", "load_settings"]
 
 DEFAULT_KAFKA_VERSION = "4.1.1"
 PREFIX = "STREAMLEARN_"
@@ -27,6 +27,27 @@ PREFIX = "STREAMLEARN_"
 
 def _home(*parts: str) -> Path:
     return Path.home().joinpath(*parts)
+
+
+class Secret(str):
+    """A string that never prints: ``repr``/``str`` show ``'***'``; ``.reveal()`` gives it.
+
+    >>> key = Secret("hunter2")
+    >>> key, f"{key}", key.reveal()
+    ('***', '***', 'hunter2')
+    """
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __format__(self, spec: str) -> str:
+        return "***"
 
 
 @dataclass(frozen=True)
@@ -51,10 +72,24 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9108
     """Port of the worker's Prometheus /metrics endpoint; 0 turns it off."""
-    batch_size: int = 256
-    """Events the worker takes from the stream at once (faust ``take_events``)."""
-    batch_within: float = 0.01
-    """Seconds the worker waits to fill a batch before processing what it has."""
+    batch_size: int = 500
+    """Most events the worker takes from the consumer at once (it never waits to fill one)."""
+    max_event_bytes: int = 1_000_000
+    """Events larger than this go to the dead-letter topic (``too_large``)."""
+    model_key: Secret = Secret("")  # noqa: RUF009 (immutable)
+    """HMAC-SHA256 key that signs model snapshots; required with an external broker."""
+    snapshot_every: int = 10_000
+    """Snapshot a model after this many examples learned since the last snapshot..."""
+    snapshot_interval: float = 60.0
+    """...or after this many seconds with progress, whichever comes first."""
+    snapshots_kept: int = 3
+    """Snapshots kept per model in ``<name>.models``; older ones are deleted (tombstones)."""
+    snapshot_chunk_bytes: int = 512 * 1024
+    """Snapshot pickles are split in records of this size (below the broker's limit)."""
+    session_timeout: float = 10.0
+    """Seconds before the group gives a silent (killed) worker's partitions to another."""
+    events_retention_hours: float = 24.0 * 30
+    """Retention of an events topic the worker creates (-1: forever); replay rebuilds from it."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -77,8 +112,17 @@ class Settings:
             raise ConfigError(
                 "controller_port", "STREAMLEARN_CONTROLLER_PORT", "must differ from kafka_port"
             )
-        if self.batch_size < 1:
-            raise ConfigError("batch_size", "STREAMLEARN_BATCH_SIZE", "must be >= 1")
+        for name in ("batch_size", "max_event_bytes", "snapshot_every", "snapshots_kept",
+                     "snapshot_chunk_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, PREFIX + name.upper(), "must be >= 1")
+        if self.snapshot_interval <= 0:
+            raise ConfigError("snapshot_interval", "STREAMLEARN_SNAPSHOT_INTERVAL", "must be > 0")
+        if not 6 <= self.session_timeout <= 1800:
+            raise ConfigError(
+                "session_timeout", "STREAMLEARN_SESSION_TIMEOUT",
+                "must be within the broker's default bounds, 6 to 1800 (seconds)",
+            )
         if self.broker_timeout <= 0:
             raise ConfigError("broker_timeout", "STREAMLEARN_BROKER_TIMEOUT", "must be > 0")
 
@@ -103,6 +147,7 @@ class Settings:
 
 _PARSERS: dict[Any, Callable[[str], Any]] = {
     "str": str,
+    "Secret": Secret,
     "int": int,
     "float": float,
     "Path": lambda v: Path(v).expanduser(),

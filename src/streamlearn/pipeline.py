@@ -9,19 +9,25 @@ A pipeline file defines one module-level ``pipeline``::
         name="phishing",
         key_field="event_id",
         event_id_field="event_id",
+        features={"long_url": "numeric", "https": "numeric", "ip_in_url": "numeric"},
         label_field="is_phishing",
+        label_type="boolean",
         model=lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(),
     )
 
+Features are declared with their types (``numeric``, ``categorical``, ``boolean``; see
+:mod:`streamlearn.schema`); ``streamlearn infer SOURCE`` writes the declaration from a sample.
 Topics derive from the name: events on ``<events_topic>`` (default: the name), predictions
-on ``<name>.predictions``, dead letters on ``<name>.dlq``.
+on ``<name>.predictions``, dead letters on ``<name>.dlq``, model snapshots on
+``<name>.models``.
 
->>> p = Pipeline(name="fraud", key_field="card", label_field="is_fraud", model=dict)
->>> p.events_topic, p.predictions_topic, p.dlq_topic
-('fraud', 'fraud.predictions', 'fraud.dlq')
->>> sorted(p.reserved_fields)
-['card', 'is_fraud']
->>> Pipeline(name="bad name", key_field="k", model=dict)
+>>> p = Pipeline(name="fraud", key_field="card", features={"amount": "numeric"},
+...              label_field="is_fraud", label_type="boolean", model=dict)
+>>> p.events_topic, p.predictions_topic, p.dlq_topic, p.models_topic, p.group_id
+('fraud', 'fraud.predictions', 'fraud.dlq', 'fraud.models', 'streamlearn-fraud')
+>>> p.topics
+{'fraud': 1, 'fraud.predictions': 1, 'fraud.dlq': 1, 'fraud.models': 1}
+>>> Pipeline(name="bad name", key_field="k", features={}, model=dict)
 Traceback (most recent call last):
 ...
 streamlearn.errors.PipelineError: pipeline name 'bad name' may only use letters, digits, ...
@@ -31,12 +37,13 @@ from __future__ import annotations
 
 import re
 import runpy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from streamlearn.errors import PipelineError
+from streamlearn.schema import Schema, check_types
 
 __all__ = ["Pipeline", "load_pipeline"]
 
@@ -50,15 +57,17 @@ class Pipeline:
     name: str
     key_field: str
     model: Callable[[], Any]
-    """A factory that returns a fresh River estimator (called once per worker)."""
+    """A factory that returns a fresh River estimator (called once per model)."""
+    features: Mapping[str, str] | None = None
+    """The fields the model sees, with their types: ``{"amount": "numeric", ...}``."""
     label_field: str | None = None
     """Field carrying the label inside the event; None when labels arrive separately."""
+    label_type: str | None = None
+    """Type of the label (``boolean``, ``categorical`` or ``numeric``); needs label_field."""
     event_id_field: str | None = None
     """Field carrying a unique event id; else the id is ``<topic>-<partition>-<offset>``."""
     time_field: str | None = None
     """Field carrying the event time; else the Kafka record timestamp (ms) is used."""
-    features: Sequence[str] | None = None
-    """Fields the model sees; default: every field that is not key, id, time or label."""
     events_topic: str = ""
     partitions: int = 1
     """Partitions of the pipeline's topics; 1 keeps strict event order for exact parity."""
@@ -78,6 +87,28 @@ class Pipeline:
             raise PipelineError(f"pipeline {self.name!r}: partitions must be >= 1")
         if not self.key_field:
             raise PipelineError(f"pipeline {self.name!r}: key_field is required")
+        self._check_types()
+
+    def _check_types(self) -> None:
+        if self.features is None:
+            raise PipelineError(
+                f"pipeline {self.name!r}: declare its features with their types, "
+                "features={'amount': 'numeric', ...} (`streamlearn infer SOURCE` writes them)"
+            )
+        try:
+            check_types(self.features, "feature")
+            if self.label_field:
+                check_types({self.label_field: str(self.label_type)}, "label")
+        except ValueError as exc:
+            raise PipelineError(f"pipeline {self.name!r}: {exc}") from None
+        if self.label_type and not self.label_field:
+            raise PipelineError(f"pipeline {self.name!r}: label_type needs label_field")
+        clash = self.reserved_fields & set(self.features)
+        if clash:
+            raise PipelineError(
+                f"pipeline {self.name!r}: {sorted(clash)} cannot be both a feature and the "
+                "key, id, time or label field"
+            )
 
     @property
     def predictions_topic(self) -> str:
@@ -88,17 +119,36 @@ class Pipeline:
         return f"{self.name}.dlq"
 
     @property
+    def models_topic(self) -> str:
+        """Compacted topic of signed model snapshots."""
+        return f"{self.name}.models"
+
+    @property
+    def group_id(self) -> str:
+        """Consumer group of the pipeline's workers."""
+        return f"streamlearn-{self.name}"
+
+    @property
+    def topics(self) -> dict[str, int]:
+        """Every topic the pipeline reads or writes, with its partition count."""
+        return {
+            self.events_topic: self.partitions,
+            self.predictions_topic: self.partitions,
+            self.dlq_topic: 1,
+            self.models_topic: 1,
+        }
+
+    @property
     def reserved_fields(self) -> frozenset[str]:
         """Fields that are never features."""
         named = (self.key_field, self.label_field, self.event_id_field, self.time_field)
         return frozenset(f for f in named if f)
 
-    @property
-    def required_fields(self) -> tuple[str, ...]:
-        """Fields an event must carry or it goes to the dead-letter topic."""
-        return tuple(f for f in (self.key_field, self.label_field) if f) + tuple(
-            self.features or ()
-        )
+    def schema(self) -> Schema:
+        """The compiled check of one event against the declared types."""
+        label = (self.label_field, str(self.label_type)) if self.label_field else None
+        other = tuple(f for f in (self.key_field, self.event_id_field, self.time_field) if f)
+        return Schema(self.features or {}, label, other)
 
     def renamed(self, name: str) -> Pipeline:
         """The same pipeline under another name (its default topics follow the name)."""
