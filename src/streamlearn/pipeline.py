@@ -35,6 +35,7 @@ streamlearn.errors.PipelineError: pipeline name 'bad name' may only use letters,
 
 from __future__ import annotations
 
+import hashlib
 import re
 import runpy
 from collections.abc import Callable, Mapping
@@ -42,12 +43,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from streamlearn.errors import PipelineError
 from streamlearn.schema import Schema, check_types
 
 __all__ = ["Pipeline", "load_pipeline"]
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,19 @@ class Pipeline:
         """Fields that are never features."""
         named = (self.key_field, self.label_field, self.event_id_field, self.time_field)
         return frozenset(f for f in named if f)
+
+    def fingerprint(self) -> str:
+        """Hash of what a model snapshot depends on: fields, types, model and partitions.
+
+        The model enters through River's ``repr`` (class and every hyperparameter), with
+        memory addresses removed so that two processes agree.
+        """
+        model = _ADDRESS.sub("", repr(self.model()))
+        body = orjson.dumps([
+            self.key_field, self.event_id_field, self.time_field, self.label_field,
+            self.label_type, list((self.features or {}).items()), self.partitions, model,
+        ])
+        return hashlib.sha256(body).hexdigest()[:16]
 
     def schema(self) -> Schema:
         """The compiled check of one event against the declared types."""

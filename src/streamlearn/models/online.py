@@ -47,15 +47,27 @@ class OnlineModel:
         metric: type[metrics.base.Metric] = metrics.Accuracy if self.is_classifier else metrics.MAE
         self.metric_name = "accuracy" if self.is_classifier else "mae"
         self.score: Any = metric()
-        self.rolling_score: Any = utils.Rolling(metric(), window_size=ROLLING_WINDOW)
+        self.rolling_score: Any = utils.Rolling(metric, window_size=ROLLING_WINDOW)
         self.version = 0
         """Examples learned so far; a prediction carries the version that served it."""
-        self._predict: Callable[[dict[str, Any]], Any]
-        if self.is_classifier:
-            self._predict = estimator.predict_proba_one  # type: ignore[attr-defined]
-        else:
-            self._predict = estimator.predict_one  # type: ignore[attr-defined]
-        self._learn = estimator.learn_one  # type: ignore[attr-defined]
+        self._bind()
+
+    def _bind(self) -> None:
+        estimator: Any = self.estimator
+        self._predict: Callable[[dict[str, Any]], Any] = (
+            estimator.predict_proba_one if self.is_classifier else estimator.predict_one
+        )
+        self._learn = estimator.learn_one
+
+    # A snapshot pickles the model's state, not its bound methods.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_predict"], state["_learn"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bind()
 
     def predict(self, x: dict[str, Any]) -> Prediction:
         if not self.is_classifier:

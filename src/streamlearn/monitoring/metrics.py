@@ -2,6 +2,8 @@
 
 ``create(registry)`` builds them on the registry you pass (tests pass a fresh one); hot
 paths use children pre-bound to their labels, which costs ~0.5 µs per inc instead of ~2.3.
+Gauges get a child only once there is a value: an idle worker exports no score at all
+rather than a 0.0 that an alert would take for a bad model.
 
 >>> from prometheus_client import CollectorRegistry
 >>> registry = CollectorRegistry()
@@ -9,6 +11,8 @@ paths use children pre-bound to their labels, which costs ~0.5 µs per inc inste
 >>> bound.events.inc(2)
 >>> registry.get_sample_value("streamlearn_events_total", {"pipeline": "phishing"})
 2.0
+>>> registry.get_sample_value("streamlearn_model_score",
+...     {"pipeline": "phishing", "model": "LogReg", "metric": "accuracy", "partition": "0"})
 """
 
 from __future__ import annotations
@@ -17,14 +21,20 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["BoundMetrics", "Metrics", "create"]
+__all__ = ["DEAD_LETTER_REASONS", "SNAPSHOT_REFUSALS", "BoundMetrics", "Metrics", "create"]
 
 # 0.5 ms .. 10 s: a healthy pipeline sits in the low milliseconds, a backlog in seconds.
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
-DEAD_LETTER_REASONS = ("invalid_json", "not_object", "missing_field")
+DEAD_LETTER_REASONS = (
+    "invalid_json", "not_object", "too_large", "missing_field", "bad_type", "model_error",
+)
+SNAPSHOT_REFUSALS = (
+    "unsigned", "bad_signature", "bad_digest", "incomplete", "bad_payload", "river_version",
+    "spec_changed",
+)
 
 
 @dataclass(frozen=True)
@@ -32,53 +42,95 @@ class Metrics:
     events: Counter
     predictions: Counter
     dead_letters: Counter
+    undeclared_fields: Counter
     examples_learned: Counter
     event_to_prediction: Histogram
     model_score: Gauge
     batch_size: Histogram
+    snapshots: Counter
+    snapshot_seconds: Histogram
+    snapshot_bytes: Gauge
+    snapshots_refused: Counter
+    restores: Counter
 
     def bind(self, pipeline: str, model: str, metric: str = "accuracy") -> BoundMetrics:
         """Children for one pipeline and model, created once so hot paths only inc/observe."""
         return BoundMetrics(
+            self,
+            pipeline,
+            model,
+            metric,
             events=self.events.labels(pipeline),
             predictions=self.predictions.labels(pipeline, model),
             dead_letters={r: self.dead_letters.labels(pipeline, r) for r in DEAD_LETTER_REASONS},
+            undeclared_fields=self.undeclared_fields.labels(pipeline),
             examples_learned=self.examples_learned.labels(pipeline, model),
             event_to_prediction=self.event_to_prediction.labels(pipeline),
-            score=self.model_score.labels(pipeline, model, metric),
-            rolling_score=self.model_score.labels(pipeline, model, "rolling_" + metric),
             batch_size=self.batch_size.labels(pipeline),
+            snapshots=self.snapshots.labels(pipeline),
+            snapshot_seconds=self.snapshot_seconds.labels(pipeline),
+            snapshots_refused={
+                r: self.snapshots_refused.labels(pipeline, r) for r in SNAPSHOT_REFUSALS
+            },
+            restores=self.restores.labels(pipeline),
         )
 
 
 @dataclass(frozen=True)
 class BoundMetrics:
+    family: Metrics
+    pipeline: str
+    model: str
+    metric: str
     events: Counter
     predictions: Counter
     dead_letters: dict[str, Counter]
+    undeclared_fields: Counter
     examples_learned: Counter
     event_to_prediction: Histogram
-    score: Gauge
-    rolling_score: Gauge
     batch_size: Histogram
+    snapshots: Counter
+    snapshot_seconds: Histogram
+    snapshots_refused: dict[str, Counter]
+    restores: Counter
+
+    def set_scores(self, partition: int, score: float, rolling: float) -> None:
+        """The prequential and rolling score of one partition's model (after it has one)."""
+        labels = (self.pipeline, self.model, self.metric, str(partition))
+        rolling_labels = (self.pipeline, self.model, "rolling_" + self.metric, str(partition))
+        self.family.model_score.labels(*labels).set(score)
+        self.family.model_score.labels(*rolling_labels).set(rolling)
+
+    def forget_partition(self, partition: int) -> None:
+        """Stop exporting the scores of a partition this worker no longer owns."""
+        for metric in (self.metric, "rolling_" + self.metric):
+            labels = (self.pipeline, self.model, metric, str(partition))
+            try:
+                self.family.model_score.remove(*labels)
+            except KeyError:
+                pass
+
+    def set_snapshot_bytes(self, size: int) -> None:
+        self.family.snapshot_bytes.labels(self.pipeline).set(size)
 
 
 def create(registry: CollectorRegistry, prefix: str = "streamlearn") -> Metrics:
+    def counter(name: str, doc: str, *labels: str) -> Counter:
+        return Counter(f"{prefix}_{name}", doc, labels, registry=registry)
+
     return Metrics(
-        events=Counter(
-            f"{prefix}_events", "Events consumed.", ["pipeline"], registry=registry
+        events=counter("events", "Events consumed.", "pipeline"),
+        predictions=counter("predictions", "Predictions produced.", "pipeline", "model"),
+        dead_letters=counter(
+            "dead_letters", "Events sent to the dead-letter topic, by reason.",
+            "pipeline", "reason",
         ),
-        predictions=Counter(
-            f"{prefix}_predictions", "Predictions produced.", ["pipeline", "model"],
-            registry=registry,
+        undeclared_fields=counter(
+            "undeclared_fields", "Event fields ignored because the spec does not declare them.",
+            "pipeline",
         ),
-        dead_letters=Counter(
-            f"{prefix}_dead_letters", "Events sent to the dead-letter topic.",
-            ["pipeline", "reason"], registry=registry,
-        ),
-        examples_learned=Counter(
-            f"{prefix}_examples_learned", "Labelled examples the model learned from.",
-            ["pipeline", "model"], registry=registry,
+        examples_learned=counter(
+            "examples_learned", "Labelled examples the model learned from.", "pipeline", "model"
         ),
         event_to_prediction=Histogram(
             f"{prefix}_event_to_prediction_seconds",
@@ -87,11 +139,28 @@ def create(registry: CollectorRegistry, prefix: str = "streamlearn") -> Metrics:
         ),
         model_score=Gauge(
             f"{prefix}_model_score",
-            "Prequential (test-then-train) score of a model; rolling_* over the last 1000.",
-            ["pipeline", "model", "metric"], registry=registry,
+            "Prequential (test-then-train) score of a partition's model; rolling_* over the "
+            "last 1000.",
+            ["pipeline", "model", "metric", "partition"], registry=registry,
         ),
         batch_size=Histogram(
             f"{prefix}_batch_size", "Events per processed batch.", ["pipeline"],
             buckets=BATCH_BUCKETS, registry=registry,
+        ),
+        snapshots=counter("snapshots", "Model snapshots written.", "pipeline"),
+        snapshot_seconds=Histogram(
+            f"{prefix}_snapshot_seconds", "Time to pickle, sign and hand a snapshot to Kafka.",
+            ["pipeline"], buckets=LATENCY_BUCKETS, registry=registry,
+        ),
+        snapshot_bytes=Gauge(
+            f"{prefix}_snapshot_bytes", "Size of the last model snapshot written.", ["pipeline"],
+            registry=registry,
+        ),
+        snapshots_refused=counter(
+            "snapshots_refused", "Snapshots refused on restore (never unpickled), by reason.",
+            "pipeline", "reason",
+        ),
+        restores=counter(
+            "restores", "Partition models restored from a snapshot.", "pipeline",
         ),
     )

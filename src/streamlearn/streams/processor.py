@@ -1,9 +1,15 @@
-"""Per-event logic of the predict-then-learn worker, free of faust so tests call it directly.
+"""Per-event logic of the predict-then-learn worker, free of Kafka clients so tests call it.
 
-For each event: decode (bad → dead letter), build features, predict, encode the prediction,
-then learn from the label the event carries. Test-then-train, one event at a time and in
-partition order, is what makes the served predictions equal River's
+One :class:`PartitionProcessor` per input partition owns that partition's model. For each
+event, in partition order: decode and check it against the spec's types (bad → a dead
+letter, alone), predict, encode the prediction, then learn from the label the event carries.
+Test-then-train one event at a time is what makes the served predictions equal River's
 ``progressive_val_score``.
+
+An exception from the model is caught per event: while predicting, the event becomes a
+``model_error`` dead letter and nothing is learned; while learning, the prediction already
+produced stands and the event is *also* dead-lettered. The model is not rolled back: River
+models update in place, and most fail before changing anything.
 """
 
 from __future__ import annotations
@@ -16,30 +22,31 @@ from typing import Any, NamedTuple, Protocol
 from streamlearn.models.online import OnlineModel
 from streamlearn.monitoring.metrics import BoundMetrics
 from streamlearn.pipeline import Pipeline
+from streamlearn.schema import BadEvent, Schema
 from streamlearn.streams.records import (
-    BadEvent,
     Headers,
     dead_letter_headers,
     decode_event,
     encode_prediction,
-    features,
 )
 
-__all__ = ["EventProcessor", "Outgoing", "SourceMessage"]
+__all__ = ["Outgoing", "PartitionProcessor", "SourceMessage"]
 
 log = logging.getLogger(__name__)
 
+_SCALARS = (str, int, float)
+
 
 class SourceMessage(Protocol):
-    """What the processor reads of a consumed record (faust's ``Message`` fits)."""
+    """What the processor reads of a consumed record (confluent-kafka's ``Message`` fits)."""
 
-    topic: str
-    partition: int
-    offset: int
-    timestamp: float
-    key: bytes | None
-    value: bytes | None
-    headers: Any
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+    def timestamp(self) -> tuple[int, int]: ...
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+    def headers(self) -> Any: ...
 
 
 class Outgoing(NamedTuple):
@@ -49,72 +56,123 @@ class Outgoing(NamedTuple):
     headers: Headers | None
 
 
-class EventProcessor:
+class PartitionProcessor:
+    """Predicts and learns the events of one input partition with that partition's model."""
+
     def __init__(
         self,
         spec: Pipeline,
         model: OnlineModel,
         metrics: BoundMetrics,
+        max_event_bytes: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.spec = spec
         self.model = model
         self.metrics = metrics
+        self.max_event_bytes = max_event_bytes
         self.clock = clock
+        self.schema: Schema = spec.schema()
+        self.next_offset: int | None = None
+        """The offset after the last event processed: where the model's knowledge ends."""
 
     def process_batch(self, messages: list[SourceMessage]) -> list[Outgoing]:
         """Outputs for a batch, in input order; counters move once per batch (each inc locks)."""
         learned_before = self.model.version
-        out = [self.process(m) for m in messages]
-        m: BoundMetrics = self.metrics
-        dead = sum(1 for o in out if o.topic == self.spec.dlq_topic)
+        out: list[Outgoing] = []
+        self._undeclared = 0
+        self._dead = 0
+        process = self._process
+        for message in messages:
+            process(message, out)
+        self.next_offset = (messages[-1].offset() or 0) + 1 if messages else self.next_offset
+        m = self.metrics
         m.events.inc(len(messages))
-        m.predictions.inc(len(messages) - dead)
+        m.predictions.inc(len(out) - self._dead)
         m.examples_learned.inc(self.model.version - learned_before)
         m.batch_size.observe(len(messages))
-        m.score.set(self.model.score.get())
-        m.rolling_score.set(self.model.rolling_score.get())
+        if self._undeclared:
+            m.undeclared_fields.inc(self._undeclared)
         return out
 
-    def process(self, message: SourceMessage) -> Outgoing:
+    def _process(self, message: SourceMessage, out: list[Outgoing]) -> None:
         try:
-            event = decode_event(message.value, self.spec)
+            event = decode_event(message.value(), self.max_event_bytes)
+            x, y, undeclared = self.schema.check(event)
+            key = _scalar(event, self.spec.key_field)
+            event_time = self._event_time(event, message)
         except BadEvent as error:
-            return self._dead_letter(message, error)
-        spec, model = self.spec, self.model
-        x = features(event, spec)
-        prediction, proba = model.predict(x)
+            out.append(self._dead_letter(message, error))
+            return
+        self._undeclared += undeclared
+        model = self.model
+        try:
+            prediction, proba = model.predict(x)
+        except Exception as exc:
+            out.append(self._dead_letter(message, _model_error("predicting", exc)))
+            return
         now = self.clock()
-        key = event[spec.key_field]
-        value = encode_prediction(
-            event_id=self._event_id(event, message),
-            key=key,
-            model=model.name,
-            model_version=model.version,
-            prediction=prediction,
-            proba=proba,
-            event_time=event[spec.time_field] if spec.time_field else int(message.timestamp * 1000),
-            predicted_at=int(now * 1000),
-        )
-        self.metrics.event_to_prediction.observe(max(0.0, now - message.timestamp))
-        if spec.label_field:
-            model.learn(x, event[spec.label_field], served=prediction)
-        return Outgoing(spec.predictions_topic, _key_bytes(key), value, None)
+        out.append(Outgoing(
+            self.spec.predictions_topic,
+            _key_bytes(key),
+            encode_prediction(
+                event_id=self._event_id(event, message),
+                key=key,
+                model=model.name,
+                model_version=model.version,
+                prediction=prediction,
+                proba=proba,
+                event_time=event_time,
+                predicted_at=int(now * 1000),
+            ),
+            None,
+        ))
+        self.metrics.event_to_prediction.observe(max(0.0, now - message.timestamp()[1] / 1000))
+        if self.schema.label is not None:
+            try:
+                model.learn(x, y, served=prediction)
+            except Exception as exc:
+                out.append(self._dead_letter(message, _model_error("learning", exc)))
+
+    def _event_time(self, event: dict[str, Any], message: SourceMessage) -> Any:
+        field = self.spec.time_field
+        if not field:
+            return message.timestamp()[1]
+        value = event.get(field)
+        if value is None:
+            raise BadEvent("missing_field", f"event lacks the time field {field!r}")
+        if type(value) not in (int, float):
+            raise BadEvent("bad_type", f"time field {field!r} must be a number (epoch ms)")
+        return value
 
     def _event_id(self, event: dict[str, Any], message: SourceMessage) -> str:
-        if self.spec.event_id_field and self.spec.event_id_field in event:
-            return str(event[self.spec.event_id_field])
-        return f"{message.topic}-{message.partition}-{message.offset}"
+        field = self.spec.event_id_field
+        if field and event.get(field) is not None:
+            return str(event[field])
+        return f"{message.topic()}-{message.partition()}-{message.offset()}"
 
     def _dead_letter(self, message: SourceMessage, error: BadEvent) -> Outgoing:
+        self._dead += 1
         self.metrics.dead_letters[error.reason].inc()
-        log.warning(
-            "dead letter %s[%d]@%d: %s", message.topic, message.partition, message.offset, error
-        )
+        topic, partition, offset = message.topic() or "", message.partition(), message.offset()
+        log.warning("dead letter %s[%s]@%s: %s", topic, partition, offset, error)
         headers = dead_letter_headers(
-            message.topic, message.partition, message.offset, error, _header_list(message.headers)
+            topic, partition or 0, offset or 0, error, _header_list(message.headers())
         )
-        return Outgoing(self.spec.dlq_topic, message.key, message.value or b"", headers)
+        return Outgoing(self.spec.dlq_topic, message.key(), message.value() or b"", headers)
+
+
+def _scalar(event: dict[str, Any], field: str) -> Any:
+    value = event.get(field)
+    if value is None:
+        raise BadEvent("missing_field", f"event lacks the key field {field!r}")
+    if type(value) not in _SCALARS:
+        raise BadEvent("bad_type", f"key field {field!r} must be a string or a number")
+    return value
+
+
+def _model_error(when: str, exc: Exception) -> BadEvent:
+    return BadEvent("model_error", f"the model raised while {when}: {exc!r}")
 
 
 def _key_bytes(key: Any) -> bytes:
@@ -125,4 +183,4 @@ def _header_list(headers: Any) -> list[tuple[str, bytes]]:
     if not headers:
         return []
     items = headers.items() if hasattr(headers, "items") else headers
-    return [(str(k), v if isinstance(v, bytes) else str(v).encode()) for k, v in items]
+    return [(str(k), v if isinstance(v, bytes) else str(v or "").encode()) for k, v in items]

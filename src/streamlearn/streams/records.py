@@ -1,17 +1,13 @@
 """Wire formats: decoding events, encoding predictions and dead letters.
 
-Plain functions, no faust: the agent calls them, tests call them directly.
+Plain functions, no Kafka client: the hot path calls them, tests call them directly.
 
->>> from streamlearn.pipeline import Pipeline
->>> spec = Pipeline(name="p", key_field="user", label_field="y", model=dict)
->>> decode_event(b'{"user": "u1", "amount": 3.5, "y": true}', spec)
+>>> decode_event(b'{"user": "u1", "amount": 3.5, "y": true}', max_bytes=1000)
 {'user': 'u1', 'amount': 3.5, 'y': True}
->>> features({'user': 'u1', 'amount': 3.5, 'y': True}, spec)
-{'amount': 3.5}
->>> decode_event(b'{"amount": 3.5, "y": true}', spec)
+>>> decode_event(b'[1, 2]', max_bytes=1000)
 Traceback (most recent call last):
 ...
-streamlearn.streams.records.BadEvent: missing_field: event lacks field 'user'
+streamlearn.schema.BadEvent: not_object: event is a JSON list, not an object
 """
 
 from __future__ import annotations
@@ -21,51 +17,35 @@ from typing import Any
 
 import orjson
 
-from streamlearn.pipeline import Pipeline
+from streamlearn.schema import BadEvent
 
 __all__ = [
     "BadEvent",
     "dead_letter_headers",
     "decode_event",
     "encode_prediction",
-    "features",
 ]
 
 HEADER_PREFIX = "streamlearn."
 Headers = Sequence[tuple[str, bytes]]
 
 
-class BadEvent(ValueError):
-    """An event that cannot be processed; ``reason`` is a short metric label."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}")
-
-
-def decode_event(raw: bytes | None, spec: Pipeline) -> dict[str, Any]:
+def decode_event(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
     """Parse one event, or raise :class:`BadEvent` saying why it is unusable."""
     if raw is None:
         raise BadEvent("invalid_json", "record has no value")
+    if len(raw) > max_bytes:
+        raise BadEvent(
+            "too_large", f"event of {len(raw)} bytes exceeds STREAMLEARN_MAX_EVENT_BYTES "
+            f"({max_bytes})"
+        )
     try:
         event = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadEvent("invalid_json", f"not valid JSON: {exc}") from None
-    if not isinstance(event, dict):
+    if type(event) is not dict:
         raise BadEvent("not_object", f"event is a JSON {type(event).__name__}, not an object")
-    for field in spec.required_fields:
-        if event.get(field) is None:
-            raise BadEvent("missing_field", f"event lacks field {field!r}")
     return event
-
-
-def features(event: dict[str, Any], spec: Pipeline) -> dict[str, Any]:
-    """The model's input: chosen fields, or all but the reserved ones, in event order."""
-    if spec.features is not None:
-        return {name: event[name] for name in spec.features}
-    reserved = spec.reserved_fields
-    return {k: v for k, v in event.items() if k not in reserved}
 
 
 def encode_prediction(

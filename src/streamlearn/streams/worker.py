@@ -10,46 +10,57 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from streamlearn.broker import ensure_broker
 from streamlearn.broker.admin import create_topics
 from streamlearn.config import Settings
+from streamlearn.keys import model_key
 from streamlearn.models.online import OnlineModel
 from streamlearn.monitoring import metrics
 from streamlearn.monitoring.exporter import serve_metrics
 from streamlearn.pipeline import Pipeline
-from streamlearn.streams.app import create_app
-from streamlearn.streams.processor import EventProcessor
+from streamlearn.streams.app import HotPathService, create_app
+from streamlearn.streams.hot_path import HotPath
 
-__all__ = ["build_worker", "pipeline_topics", "run_worker"]
+__all__ = ["build_worker", "run_worker", "topic_configs"]
 
 log = logging.getLogger(__name__)
 
+HOUR_MS = 3_600_000
 
-def pipeline_topics(spec: Pipeline) -> dict[str, int]:
-    """Every topic the pipeline reads or writes, with its partition count."""
+
+def topic_configs(spec: Pipeline, settings: Settings) -> dict[str, dict[str, str]]:
+    """Configs of the topics the worker creates: a replayable events topic, compacted models.
+
+    >>> from streamlearn.pipeline import Pipeline
+    >>> spec = Pipeline(name="p", key_field="k", features={}, model=dict)
+    >>> topic_configs(spec, Settings())["p"]
+    {'retention.ms': '2592000000'}
+    """
+    hours = settings.events_retention_hours
     return {
-        spec.events_topic: spec.partitions,
-        spec.predictions_topic: spec.partitions,
-        spec.dlq_topic: 1,
+        spec.events_topic: {"retention.ms": str(-1 if hours < 0 else int(hours * HOUR_MS))},
+        spec.models_topic: {"cleanup.policy": "compact"},
     }
 
 
 def build_worker(
-    spec: Pipeline, settings: Settings, registry: CollectorRegistry = REGISTRY
-) -> tuple[faust.App, EventProcessor]:
-    model = OnlineModel(spec.model())
-    bound = metrics.create(registry).bind(spec.name, model.name, model.metric_name)
-    processor = EventProcessor(spec, model, bound)
-    return create_app(spec, settings, processor), processor
+    spec: Pipeline, settings: Settings, registry: CollectorRegistry = REGISTRY,
+    rebuild: bool = False,
+) -> tuple[faust.App, HotPath]:
+    probe = OnlineModel(spec.model())
+    bound = metrics.create(registry).bind(spec.name, probe.name, probe.metric_name)
+    hot_path = HotPath(spec, settings, model_key(settings), bound, rebuild=rebuild)
+    return create_app(spec, settings), hot_path
 
 
-def run_worker(spec: Pipeline, settings: Settings, loglevel: str = "info") -> None:
+def run_worker(spec: Pipeline, settings: Settings, loglevel: str = "info",
+               rebuild: bool = False) -> None:
     """Start (or reach) the broker, create topics, serve metrics, run until SIGTERM/SIGINT."""
     bootstrap = ensure_broker(settings)
-    create_topics(bootstrap, pipeline_topics(spec))
-    app, processor = build_worker(spec, settings)
+    create_topics(bootstrap, spec.topics, topic_configs(spec, settings))
+    app, hot_path = build_worker(spec, settings, rebuild=rebuild)
     serve_metrics(settings, REGISTRY)
     log.info(
-        "pipeline %s: %s -> %s (dead letters: %s), model %s",
+        "pipeline %s: %s -> %s (dead letters: %s, snapshots: %s), model %s",
         spec.name, spec.events_topic, spec.predictions_topic, spec.dlq_topic,
-        processor.model.name,
+        spec.models_topic, OnlineModel(spec.model()).name,
     )
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker = faust.Worker(app, HotPathService(hot_path), loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

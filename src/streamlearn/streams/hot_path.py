@@ -1,0 +1,277 @@
+"""The event hot path: a batched confluent-kafka consumer, plain Python per batch.
+
+Each step takes what the consumer has (a short wait for the first event, then whatever else
+is already fetched, up to ``batch_size``), runs each partition's events through that
+partition's :class:`PartitionProcessor`, produces the outputs, waits for the broker to
+acknowledge them, and only then commits the batch's offsets. librdkafka fetches and produces
+in its own threads, off the GIL; the benchmark chose it over aiokafka (README, Performance).
+
+State is a function of the log: each partition's model is snapshotted with the offset it
+reflects (every ``snapshot_every`` examples or ``snapshot_interval`` seconds, on revoke and
+on a clean stop), always *after* the outputs of the events it covers are acknowledged. On
+assignment the newest valid snapshot is restored and the partition is read from its offset,
+not the group's committed one, so model and position always agree and a crash replays
+exactly the events the snapshot lacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import TopicPartition as TP
+
+from streamlearn.config import Settings
+from streamlearn.models.online import OnlineModel
+from streamlearn.models.snapshot import build_snapshot
+from streamlearn.monitoring.metrics import BoundMetrics
+from streamlearn.pipeline import Pipeline
+from streamlearn.streams.processor import Outgoing, PartitionProcessor
+from streamlearn.streams.snapshots import SnapshotStore
+
+__all__ = ["HotPath", "kafka_config", "partition_model"]
+
+log = logging.getLogger(__name__)
+
+FIRST_EVENT_WAIT_S = 0.1
+FLUSH_WAIT_S = 1.0
+
+
+def partition_model(partition: int) -> str:
+    """Name of a partition's model in ``<name>.models`` (one model per input partition)."""
+    return f"partition-{partition}"
+
+
+def kafka_config(settings: Settings, client_id: str) -> dict[str, Any]:
+    """What every librdkafka client of the worker shares."""
+    return {"bootstrap.servers": settings.bootstrap_servers, "client.id": client_id}
+
+
+@dataclass
+class _Partition:
+    processor: PartitionProcessor
+    snapshot_id: int | None
+    snapshot_offset: int | None
+    snapshot_examples: int
+    snapshot_time: float
+
+
+class HotPath:
+    """Consume, process, produce, ack, commit; checkpoint models with their offsets."""
+
+    def __init__(
+        self,
+        spec: Pipeline,
+        settings: Settings,
+        key: bytes,
+        metrics: BoundMetrics,
+        rebuild: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.key = key
+        self.metrics = metrics
+        self.rebuild = rebuild
+        self.clock = clock
+        self.fingerprint = spec.fingerprint()
+        base = kafka_config(settings, spec.group_id)
+        session_ms = int(settings.session_timeout * 1000)
+        self.consumer = Consumer({
+            **base,
+            "group.id": spec.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": session_ms,
+            "heartbeat.interval.ms": max(500, min(3000, session_ms // 3)),
+        })
+        self._delivery_errors: list[KafkaError] = []
+        self.producer = Producer({
+            **base,
+            # Keys land where Java and kafka-python clients put them (murmur2).
+            "partitioner": "murmur2_random",
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 1,
+            "delivery.report.only.error": True,
+            "on_delivery": self._on_delivery,
+        })
+        self.store = SnapshotStore(
+            base, self.producer, spec.models_topic, key, self.fingerprint,
+            settings.snapshots_kept,
+            on_refused=lambda reason: metrics.snapshots_refused[reason].inc(),
+        )
+        self.partitions: dict[int, _Partition] = {}
+        self._stop = threading.Event()
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until :meth:`stop`; then checkpoint, commit and leave the group."""
+        self.consumer.subscribe(
+            [self.spec.events_topic],
+            on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost,
+        )
+        try:
+            while not self._stop.is_set():
+                self.step()
+            self._checkpoint(list(self.partitions), force=True)
+            self._commit(list(self.partitions), asynchronous=False)
+            self.partitions.clear()
+        finally:
+            self.consumer.close()
+            self.producer.flush(self.settings.session_timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def step(self) -> int:
+        """One batch; returns the number of events it held."""
+        messages = self.consumer.consume(1, timeout=FIRST_EVENT_WAIT_S)
+        if messages and self.settings.batch_size > 1:
+            messages += self.consumer.consume(self.settings.batch_size - 1, timeout=0)
+        by_partition: dict[int, list[Any]] = {}
+        for message in messages:
+            if message.error():
+                self._consume_error(message.error())
+                continue
+            by_partition.setdefault(message.partition(), []).append(message)
+        produce = self.producer.produce
+        for partition, batch in by_partition.items():
+            state = self.partitions.get(partition)
+            if state is None:  # fetched before a revoke; the new owner reads it again
+                continue
+            for out in state.processor.process_batch(batch):
+                produce(out.topic, out.value, out.key, headers=_headers(out))
+            model = state.processor.model
+            if model.version:  # no score is exported before there is one
+                self.metrics.set_scores(partition, model.score.get(), model.rolling_score.get())
+        if by_partition:
+            self._flush()
+        due = [p for p, s in self.partitions.items() if self._snapshot_due(s)]
+        if due:
+            self._checkpoint(due)
+        if by_partition:
+            self._commit(list(by_partition), asynchronous=True)
+        return len(messages)
+
+    def _consume_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            raise KafkaException(error)
+        log.warning("consumer: %s", error)
+
+    def _on_delivery(self, error: KafkaError | None, message: Any) -> None:
+        if error is not None:
+            self._delivery_errors.append(error)
+
+    def _flush(self) -> None:
+        """Wait until every produced record is acknowledged; a failed delivery is fatal."""
+        while self.producer.flush(FLUSH_WAIT_S):
+            log.warning("waiting for the broker to acknowledge outputs")
+        if self._delivery_errors:
+            errors, self._delivery_errors = self._delivery_errors, []
+            raise KafkaException(errors[0])
+
+    def _commit(self, partitions: list[int], asynchronous: bool) -> None:
+        offsets = [
+            TP(self.spec.events_topic, p, state.processor.next_offset)
+            for p in partitions
+            if (state := self.partitions.get(p)) and state.processor.next_offset is not None
+        ]
+        if offsets:
+            self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    def _snapshot_due(self, state: _Partition) -> bool:
+        processor = state.processor
+        if processor.next_offset is None or processor.next_offset == state.snapshot_offset:
+            return False
+        learned = processor.model.version - state.snapshot_examples
+        return (learned >= self.settings.snapshot_every
+                or self.clock() - state.snapshot_time >= self.settings.snapshot_interval)
+
+    def _checkpoint(self, partitions: list[int], force: bool = False) -> None:
+        """Snapshot the models of ``partitions`` that moved, and wait for the broker's ack."""
+        wrote = False
+        for partition in partitions:
+            state = self.partitions[partition]
+            offset = state.processor.next_offset
+            if offset is None or offset == state.snapshot_offset:
+                continue
+            started = time.perf_counter()
+            model = partition_model(partition)
+            snapshot_id = self.store.next_id(model)
+            snapshot = build_snapshot(
+                state.processor.model, model_name=model, snapshot_id=snapshot_id,
+                parent=state.snapshot_id, offsets={self.spec.events_topic: {partition: offset}},
+                fingerprint=self.fingerprint, key=self.key,
+                chunk_bytes=self.settings.snapshot_chunk_bytes,
+            )
+            size = self.store.write(snapshot)
+            self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
+            self.metrics.snapshots.inc()
+            self.metrics.set_snapshot_bytes(size)
+            state.snapshot_id, state.snapshot_offset = snapshot_id, offset
+            state.snapshot_examples = state.processor.model.version
+            state.snapshot_time = self.clock()
+            wrote = True
+            log.debug("snapshot %s/%d at offset %d (%d bytes)", model, snapshot_id, offset, size)
+        if wrote or force:
+            self._flush()
+
+    # -- rebalance callbacks (called inside consume(), on this thread) ---------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TP]) -> None:
+        names = {tp.partition: partition_model(tp.partition) for tp in partitions}
+        restored = self.store.load(names.values(), ignore_incompatible=self.rebuild)
+        topic = self.spec.events_topic
+        for tp in partitions:
+            found = restored.get(names[tp.partition])
+            offset = None
+            if found is not None:
+                offset = found.manifest.get("offsets", {}).get(topic, {}).get(str(tp.partition))
+            if found is None or offset is None:
+                model, snapshot_id, offset = OnlineModel(self.spec.model()), None, None
+                log.info("partition %d: no snapshot; learning from its earliest retained event",
+                         tp.partition)
+            else:
+                model, snapshot_id = found.model, found.manifest["snapshot_id"]
+                self.metrics.restores.inc()
+                log.info("partition %d: restored snapshot %d (%d examples); resuming at offset "
+                         "%d", tp.partition, snapshot_id, model.version, offset)
+            processor = PartitionProcessor(self.spec, model, self.metrics,
+                                           self.settings.max_event_bytes)
+            processor.next_offset = offset
+            self.partitions[tp.partition] = _Partition(
+                processor, snapshot_id, offset, model.version, self.clock()
+            )
+            tp.offset = OFFSET_BEGINNING if offset is None else offset
+        consumer.assign(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TP]) -> None:
+        mine = [tp.partition for tp in partitions if tp.partition in self.partitions]
+        if mine:
+            self._checkpoint(mine, force=True)
+            self._commit(mine, asynchronous=False)
+        self._forget(mine)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TP]) -> None:
+        # Another member may own them already: no snapshot, no commit.
+        log.warning("partitions lost: %s", [tp.partition for tp in partitions])
+        self._forget([tp.partition for tp in partitions])
+
+    def _forget(self, partitions: list[int]) -> None:
+        for partition in partitions:
+            self.partitions.pop(partition, None)
+            self.metrics.forget_partition(partition)
+
+
+def _headers(out: Outgoing) -> list[tuple[str, bytes]] | None:
+    return None if out.headers is None else list(out.headers)

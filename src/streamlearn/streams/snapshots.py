@@ -1,0 +1,191 @@
+"""Model snapshots on Kafka: write them to ``<name>.models``, find the newest valid one.
+
+The topic is compacted and keyed ``<model>/<snapshot_id>/<chunk|manifest>``, so each version
+survives compaction until it is deleted on purpose: after writing a snapshot the store
+tombstones the keys of versions older than the newest ``snapshots_kept``. Reading is done
+with no consumer group (every worker reads the whole topic), from the beginning to the end
+offset seen at the start.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from streamlearn.models.online import OnlineModel
+from streamlearn.models.snapshot import (
+    MANIFEST,
+    Snapshot,
+    SnapshotIncompatible,
+    SnapshotRefused,
+    parse_key,
+    restore,
+    snapshot_key,
+)
+
+__all__ = ["Restored", "SnapshotStore", "read_versions"]
+
+log = logging.getLogger(__name__)
+
+READ_TIMEOUT_S = 30.0
+
+
+@dataclass
+class _Version:
+    manifest: dict[str, Any] | None = None
+    chunks: dict[int, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Restored:
+    model: OnlineModel
+    manifest: dict[str, Any]
+
+
+def read_versions(
+    consumer_config: dict[str, Any], topic: str, models: Iterable[str]
+) -> dict[str, dict[int, _Version]]:
+    """Every stored version (manifest and chunks) of ``models``, by model and snapshot id."""
+    wanted = set(models)
+    found: dict[str, dict[int, _Version]] = {m: defaultdict(_Version) for m in wanted}
+    consumer = Consumer({**consumer_config, "enable.auto.commit": False,
+                         "group.id": "streamlearn-snapshot-reader"})
+    try:
+        meta = consumer.list_topics(topic, timeout=READ_TIMEOUT_S).topics[topic]
+        ends = {}
+        for p in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p),
+                                                       timeout=READ_TIMEOUT_S)
+            if high > low:
+                ends[p] = high
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        deadline = time.monotonic() + READ_TIMEOUT_S
+        while ends:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic} took over {READ_TIMEOUT_S:g} s")
+            for msg in consumer.consume(500, timeout=1.0):
+                if msg.error():
+                    continue
+                _collect(msg.key(), msg.value(), wanted, found)
+                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                    ends.pop(msg.partition(), None)
+    finally:
+        consumer.close()
+    return found
+
+
+def _collect(
+    raw_key: bytes | None, value: bytes | None, wanted: set[str],
+    found: dict[str, dict[int, _Version]],
+) -> None:
+    parsed = parse_key(raw_key.decode("utf-8", "replace")) if raw_key else None
+    if parsed is None or parsed[0] not in wanted:
+        return
+    model, sid, part = parsed
+    versions = found[model]
+    if value is None:  # a tombstone: the whole version is being deleted
+        versions.pop(sid, None)
+        return
+    version = versions[sid]
+    if part == MANIFEST:
+        try:
+            manifest = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            manifest = {"model": model, "snapshot_id": sid}
+        version.manifest = manifest if isinstance(manifest, dict) else {}
+    elif part.isdigit():
+        version.chunks[int(part)] = value
+
+
+class SnapshotStore:
+    """Reads and writes one pipeline's snapshots; counts refusals through ``on_refused``."""
+
+    def __init__(
+        self,
+        consumer_config: dict[str, Any],
+        producer: Producer,
+        topic: str,
+        key: bytes,
+        fingerprint: str,
+        kept: int,
+        on_refused: Any = lambda reason: None,
+    ) -> None:
+        self.consumer_config = consumer_config
+        self.producer = producer
+        self.topic = topic
+        self.key = key
+        self.fingerprint = fingerprint
+        self.kept = kept
+        self.on_refused = on_refused
+        self._ids: dict[str, dict[int, int]] = defaultdict(dict)
+        """Versions known per model: snapshot id -> chunk count (for tombstones)."""
+
+    def next_id(self, model: str) -> int:
+        return max(self._ids[model], default=0) + 1
+
+    def load(self, models: Iterable[str], ignore_incompatible: bool = False
+             ) -> dict[str, Restored | None]:
+        """The newest valid snapshot of each model (None: there is none).
+
+        Refused versions (unsigned, tampered, wrong key) are logged, counted and skipped, so
+        the previous valid one is used. An authentic snapshot of another river version or
+        spec raises :class:`SnapshotIncompatible` unless ``ignore_incompatible``.
+        """
+        versions = read_versions(self.consumer_config, self.topic, models)
+        result: dict[str, Restored | None] = {}
+        for model, by_id in versions.items():
+            self._ids[model] = {
+                sid: (v.manifest or {}).get("chunks") or max(len(v.chunks), 1)
+                for sid, v in by_id.items()
+            }
+            result[model] = self._newest_valid(model, by_id, ignore_incompatible)
+        return result
+
+    def _newest_valid(
+        self, model: str, by_id: dict[int, _Version], ignore_incompatible: bool
+    ) -> Restored | None:
+        for sid in sorted(by_id, reverse=True):
+            version = by_id[sid]
+            if version.manifest is None:
+                continue  # chunks without a manifest: a write cut short, never committed
+            chunks = [version.chunks[i] for i in sorted(version.chunks)]
+            try:
+                restored = restore(version.manifest, chunks, key=self.key,
+                                   fingerprint=self.fingerprint)
+            except SnapshotIncompatible as exc:
+                if not ignore_incompatible:
+                    raise
+                log.warning("%s: ignored (--rebuild)", exc)
+                continue
+            except SnapshotRefused as exc:
+                log.error("%s; falling back to an older snapshot", exc)
+                self.on_refused(exc.reason)
+                continue
+            return Restored(restored, version.manifest)
+        return None
+
+    def write(self, snapshot: Snapshot) -> int:
+        """Produce the snapshot's records (acked at the caller's next flush); returns bytes.
+
+        Then tombstone the versions beyond the newest ``kept`` of this model.
+        """
+        size = 0
+        for key, value in snapshot.records():
+            self.producer.produce(self.topic, key=key.encode(), value=value)
+            size += len(value)
+        model, sid = snapshot.manifest["model"], snapshot.manifest["snapshot_id"]
+        known = self._ids[model]
+        known[sid] = len(snapshot.chunks)
+        for old in sorted(known)[: -self.kept]:
+            parts: list[int | str] = [*range(known.pop(old)), MANIFEST]
+            for part in parts:
+                self.producer.produce(self.topic, key=snapshot_key(model, old, part).encode(),
+                                      value=None)
+        return size
