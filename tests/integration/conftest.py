@@ -22,9 +22,11 @@ from streamlearn.broker import LocalBroker
 from streamlearn.broker.admin import create_topics
 from streamlearn.config import Settings
 from streamlearn.pipeline import load_pipeline
-from streamlearn.streams.worker import pipeline_topics
+from streamlearn.streams.worker import topic_configs
 
 ROOT = Path(__file__).resolve().parents[2]
+MODEL_KEY = "integration-test-key"
+SESSION_TIMEOUT_S = 6  # the broker's minimum: a killed worker's partitions move in ~6 s
 
 
 def free_port() -> int:
@@ -75,6 +77,8 @@ def worker_env(kafka: str, tmp_path: Path) -> dict[str, str]:
         STREAMLEARN_BOOTSTRAP=kafka,
         STREAMLEARN_STATE_DIR=str(tmp_path / "state"),
         STREAMLEARN_METRICS_PORT=str(free_port()),
+        STREAMLEARN_MODEL_KEY=MODEL_KEY,
+        STREAMLEARN_SESSION_TIMEOUT=str(SESSION_TIMEOUT_S),
     )
     return env
 
@@ -83,15 +87,22 @@ def worker_env(kafka: str, tmp_path: Path) -> dict[str, str]:
 def start_worker(
     worker_env: dict[str, str], tmp_path: Path
 ) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """Start ``streamlearn run FILE --name NAME`` as a real process; stopped at teardown."""
+    """Start ``streamlearn run FILE --name NAME`` as a real process; stopped at teardown.
+
+    Worker ``i`` logs to ``worker-<i>.log``; ``env`` adds settings to the shared ones.
+    """
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(pipeline_file: str | Path, name: str) -> subprocess.Popen[bytes]:
-        log = open(tmp_path / f"worker-{len(started)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlearn", "run", str(pipeline_file), "--name", name],
-            env=worker_env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-        )
+    def start(pipeline_file: str | Path, name: str, env: dict[str, str] | None = None,
+              metrics_port: int | None = None) -> subprocess.Popen[bytes]:
+        settings = {**worker_env, **(env or {})}
+        if metrics_port is not None:
+            settings["STREAMLEARN_METRICS_PORT"] = str(metrics_port)
+        with open(tmp_path / f"worker-{len(started)}.log", "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "streamlearn", "run", str(pipeline_file), "--name", name],
+                env=settings, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            )
         started.append(proc)
         return proc
 
@@ -114,9 +125,10 @@ EXAMPLE = ROOT / "examples" / "phishing.py"
 
 @pytest.fixture
 def topics(kafka: str) -> Callable[[str], None]:
-    """Create the example pipeline's topics under another name, as ``streamlearn run`` does."""
+    """Create a pipeline's topics under another name, as ``streamlearn run`` does."""
 
-    def create(name: str) -> None:
-        create_topics(kafka, pipeline_topics(load_pipeline(EXAMPLE).renamed(name)))
+    def create(name: str, pipeline_file: Path = EXAMPLE) -> None:
+        spec = load_pipeline(pipeline_file).renamed(name)
+        create_topics(kafka, spec.topics, topic_configs(spec, Settings()))
 
     return create
