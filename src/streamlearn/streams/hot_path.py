@@ -229,6 +229,8 @@ class HotPath:
     # -- rebalance callbacks (called inside consume(), on this thread) ---------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TP]) -> None:
+        log.info("assigned partitions %s of %s", sorted(tp.partition for tp in partitions),
+                 self.spec.events_topic)
         names = {tp.partition: partition_model(tp.partition) for tp in partitions}
         restored = self.store.load(names.values(), ignore_incompatible=self.rebuild)
         topic = self.spec.events_topic
