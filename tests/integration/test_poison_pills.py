@@ -71,7 +71,8 @@ def test_poison_pills_are_dead_lettered_alone(kafka, name, topics, start_worker,
 
     worker = start_worker(EXAMPLE, name, env={"STREAMLEARN_MAX_EVENT_BYTES": str(MAX_BYTES)})
     ids = {e["event_id"] for e in valid}
-    wait_for_predictions(kafka, spec.predictions_topic, ids, 120, alive=lambda: worker.poll() is None)
+    wait_for_predictions(kafka, spec.predictions_topic, ids, 120,
+                         alive=lambda: worker.poll() is None)
     records = [orjson.loads(r.value) for r in read_to_end(kafka, spec.predictions_topic)]
     served = [r["event_id"] for r in records]
     assert sorted(served) == sorted(ids), "exactly one prediction per valid event, none for bad"

@@ -1,19 +1,20 @@
-"""SIGTERM stops the worker cleanly: offsets committed, so a restart repeats nothing."""
+"""SIGTERM stops the worker cleanly: snapshot and offsets committed, a restart repeats nothing
+and its model carries on where it stopped (``model_version`` continues)."""
 
 from __future__ import annotations
 
 import signal
+from collections import Counter
 from pathlib import Path
 
 from kafka import KafkaAdminClient
 from kafka.structs import TopicPartition
 
-from streamlearn.predictions import collect_predictions
 from streamlearn.replay import ReplayOptions, replay
 from streamlearn.sources import iter_events
-from streamlearn.tail import tail
 
 from .conftest import EXAMPLE, worker_log
+from .topics import predictions, wait_for_predictions
 
 
 def committed(kafka: str, group: str, topic: str) -> int | None:
@@ -26,26 +27,27 @@ def committed(kafka: str, group: str, topic: str) -> int | None:
     return None if meta is None else meta.offset
 
 
-def test_sigterm_commits_offsets_and_restart_does_not_repeat(kafka, name, topics, start_worker,
-                                                             tmp_path: Path):
+def test_sigterm_then_restart_continues_the_model_and_repeats_nothing(
+    kafka, name, topics, start_worker, tmp_path: Path
+):
     topics(name)
-    events = iter_events("river:Phishing", label_field="is_phishing")
-    n = replay(events, kafka, ReplayOptions(topic=name, limit=200, id_prefix="a"))
+    topic = f"{name}.predictions"
+    n = replay(iter_events("river:Phishing", label_field="is_phishing"), kafka,
+               ReplayOptions(topic=name, limit=200, id_prefix="a"))
     worker = start_worker(EXAMPLE, name)
-    found = collect_predictions(kafka, f"{name}.predictions", {f"a-{i}" for i in range(n)}, 90)
-    assert len(found) == n, worker_log(tmp_path)
+    wait_for_predictions(kafka, topic, {f"a-{i}" for i in range(n)}, 90,
+                         alive=lambda: worker.poll() is None)
 
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=60) == 0, worker_log(tmp_path)
     assert committed(kafka, f"streamlearn-{name}", name) == n
+    assert "restored snapshot" not in worker_log(tmp_path)
 
-    # A restart resumes after the committed offset: new events only, no repeats.
     more = replay(iter_events("river:Phishing", label_field="is_phishing"), kafka,
                   ReplayOptions(topic=name, limit=10, id_prefix="b"))
     start_worker(EXAMPLE, name)
-    again = collect_predictions(kafka, f"{name}.predictions", {f"b-{i}" for i in range(more)}, 90)
-    assert len(again) == more, worker_log(tmp_path, 1)
-    ids = [
-        r.value for r in tail(kafka, f"{name}.predictions", from_beginning=True, idle_timeout=3)
-    ]
-    assert len(ids) == n + more, "no event was predicted twice"
+    again = wait_for_predictions(kafka, topic, {f"b-{i}" for i in range(more)}, 90)
+    assert f"partition 0: restored snapshot 1 ({n} examples)" in worker_log(tmp_path, 1)
+    assert [again[f"b-{i}"]["model_version"] for i in range(more)] == list(range(n, n + more))
+    per_event = Counter(p["event_id"] for p in predictions(kafka, topic))
+    assert len(per_event) == n + more and max(per_event.values()) == 1, "nothing predicted twice"

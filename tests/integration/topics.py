@@ -46,8 +46,8 @@ def read_to_end(kafka: str, topic: str) -> list[ConsumerRecord]:
         deadline = time.monotonic() + 60
         while any(consumer.position(tp) < end for tp, end in ends.items()):
             assert time.monotonic() < deadline, f"reading {topic} to its end took over 60 s"
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(r for r in batch if r.offset < ends[TopicPartition(topic, r.partition)])
+            for tp, batch in consumer.poll(timeout_ms=500).items():
+                records.extend(r for r in batch if r.offset < ends[tp])
         return sorted(records, key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close()

@@ -36,6 +36,11 @@ def test_paths_expand_user():
         ({"STREAMLEARN_BATCH_SIZE": "0"}, "batch_size"),
         ({"STREAMLEARN_BROKER_TIMEOUT": "soon"}, "broker_timeout"),
         ({"STREAMLEARN_CONTROLLER_PORT": "9092"}, "controller_port"),
+        ({"STREAMLEARN_MAX_EVENT_BYTES": "0"}, "max_event_bytes"),
+        ({"STREAMLEARN_SNAPSHOT_EVERY": "0"}, "snapshot_every"),
+        ({"STREAMLEARN_SNAPSHOT_INTERVAL": "-1"}, "snapshot_interval"),
+        ({"STREAMLEARN_SNAPSHOTS_KEPT": "0"}, "snapshots_kept"),
+        ({"STREAMLEARN_SESSION_TIMEOUT": "1"}, "session_timeout"),
     ],
 )
 def test_bad_values_name_the_setting_and_its_variable(env, setting):
@@ -45,3 +50,9 @@ def test_bad_values_name_the_setting_and_its_variable(env, setting):
     assert "\n" not in message
     assert setting in message
     assert "STREAMLEARN_" + setting.upper() in message
+
+
+def test_the_model_key_never_prints():
+    s = Settings.from_env({"STREAMLEARN_MODEL_KEY": "s3cret"})
+    assert "s3cret" not in repr(s) and "s3cret" not in str(s) and "s3cret" not in f"{s}"
+    assert s.model_key.reveal() == "s3cret"

@@ -25,9 +25,9 @@ def test_every_example_loads_and_builds_a_fresh_model(path):
 
 
 def test_renamed_moves_default_topics_only():
-    spec = Pipeline(name="a", key_field="k", model=dict)
+    spec = Pipeline(name="a", key_field="k", features={}, model=dict)
     assert spec.renamed("b").events_topic == "b"
-    explicit = Pipeline(name="a", key_field="k", model=dict, events_topic="raw")
+    explicit = Pipeline(name="a", key_field="k", features={}, model=dict, events_topic="raw")
     assert explicit.renamed("b").events_topic == "raw"
     assert explicit.renamed("b").predictions_topic == "b.predictions"
 
@@ -47,4 +47,35 @@ def test_missing_file_and_missing_pipeline_are_clear(tmp_path):
 
 def test_model_must_be_a_factory():
     with pytest.raises(PipelineError, match="factory"):
-        Pipeline(name="a", key_field="k", model=42)  # type: ignore[arg-type]
+        Pipeline(name="a", key_field="k", features={}, model=42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "declare its features with their types"),
+        ({"features": {"a": "float"}}, "feature 'a' has type 'float'; use one of numeric"),
+        ({"features": {}, "label_field": "y"}, "label 'y' has type 'None'"),
+        ({"features": {}, "label_type": "boolean"}, "label_type needs label_field"),
+        ({"features": {"k": "numeric"}}, "cannot be both a feature and the key"),
+    ],
+)
+def test_typed_spec_errors_say_what_to_write(kwargs, message):
+    with pytest.raises(PipelineError, match=message):
+        Pipeline(name="a", key_field="k", model=dict, **kwargs)
+
+
+def test_fingerprint_follows_what_a_model_depends_on():
+    from river import linear_model
+
+    def spec(**kw):
+        args = {"name": "a", "key_field": "k", "features": {"x": "numeric"},
+                "model": linear_model.LogisticRegression, **kw}
+        return Pipeline(**args)
+
+    assert spec().fingerprint() == spec(name="b").fingerprint(), "the name does not matter"
+    assert spec().fingerprint() != spec(features={"x": "categorical"}).fingerprint()
+    assert spec().fingerprint() != spec(partitions=2).fingerprint()
+    assert spec().fingerprint() != spec(
+        model=lambda: linear_model.LogisticRegression(l2=0.1)
+    ).fingerprint(), "hyperparameters are part of the model"

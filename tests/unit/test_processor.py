@@ -1,4 +1,4 @@
-"""The worker's per-event logic, without Kafka: parity with River, dead letters, metrics."""
+"""The worker's per-event logic, without Kafka: parity, isolation of bad events, metrics."""
 
 from __future__ import annotations
 
@@ -7,24 +7,47 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import pytest
 from prometheus_client import CollectorRegistry
-from river import datasets, linear_model, preprocessing
+from river import base, datasets, evaluate, linear_model, metrics, preprocessing
 
 from streamlearn.models.online import OnlineModel
-from streamlearn.monitoring import metrics
+from streamlearn.monitoring import metrics as sl_metrics
 from streamlearn.pipeline import Pipeline
-from streamlearn.streams.processor import EventProcessor
+from streamlearn.streams.processor import PartitionProcessor
+
+FEATURES = {name: "numeric" for name in next(iter(datasets.Phishing()))[0]}
 
 
 @dataclass
 class FakeMessage:
-    value: bytes | None
-    offset: int = 0
-    topic: str = "phishing"
-    partition: int = 0
-    timestamp: float = 1_700_000_000.0
-    key: bytes | None = b"k"
-    headers: Any = None
+    """The part of confluent-kafka's ``Message`` the processor reads."""
+
+    _value: bytes | None
+    _offset: int = 0
+    _key: bytes | None = b"k"
+    _headers: Any = None
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def headers(self) -> Any:
+        return self._headers
+
+    def topic(self) -> str:
+        return "phishing"
+
+    def partition(self) -> int:
+        return 0
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_700_000_000_000)
 
 
 def make_model():
@@ -32,89 +55,123 @@ def make_model():
 
 
 SPEC = Pipeline(
-    name="phishing", key_field="event_id", event_id_field="event_id",
-    label_field="is_phishing", model=make_model,
+    name="phishing", key_field="event_id", event_id_field="event_id", features=FEATURES,
+    label_field="is_phishing", label_type="boolean", model=make_model,
 )
 
 
-def make_processor(registry: CollectorRegistry) -> EventProcessor:
-    model = OnlineModel(SPEC.model())
-    return EventProcessor(SPEC, model, metrics.create(registry).bind(SPEC.name, model.name),
-                          clock=lambda: 1_700_000_000.5)
+def make_processor(registry: CollectorRegistry, spec: Pipeline = SPEC,
+                   model: Any = None) -> PartitionProcessor:
+    online = OnlineModel(model if model is not None else spec.model())
+    bound = sl_metrics.create(registry).bind(spec.name, online.name)
+    return PartitionProcessor(spec, online, bound, max_event_bytes=1000,
+                              clock=lambda: 1_700_000_000.5)
 
 
-def phishing_messages(n: int) -> list[FakeMessage]:
+def phishing_events(n: int) -> list[dict]:
     rows = itertools.islice(datasets.Phishing(), n)
-    return [
-        FakeMessage(orjson.dumps({**x, "event_id": f"e{i}", "is_phishing": y}), offset=i)
-        for i, (x, y) in enumerate(rows)
-    ]
+    return [{**x, "event_id": f"e{i}", "is_phishing": y} for i, (x, y) in enumerate(rows)]
 
 
-def test_served_predictions_equal_river_test_then_train():
+def messages(events: list[Any]) -> list[FakeMessage]:
+    return [FakeMessage(e if isinstance(e, bytes) else orjson.dumps(e), i)
+            for i, e in enumerate(events)]
+
+
+def test_served_predictions_equal_progressive_val_score():
     processor = make_processor(CollectorRegistry())
-    outputs = processor.process_batch(phishing_messages(300))
+    outputs = processor.process_batch(messages(phishing_events(1250)))
     served = [orjson.loads(o.value)["prediction"] for o in outputs]
-    reference, model = [], make_model()
-    for x, y in itertools.islice(datasets.Phishing(), 300):
-        reference.append(model.predict_one(x))
-        model.learn_one(x, y)
-    assert served == reference
+    labels = [y for _, y in datasets.Phishing()]
+    accuracy = sum(p == y for p, y in zip(served, labels, strict=True)) / len(labels)
+    reference = evaluate.progressive_val_score(datasets.Phishing(), make_model(),
+                                               metrics.Accuracy()).get()
+    assert accuracy == reference
+    assert processor.next_offset == 1250
+
+
+def test_a_bad_event_is_dead_lettered_alone_and_the_batch_goes_on():
+    registry = CollectorRegistry()
+    processor = make_processor(registry)
+    events: list[Any] = phishing_events(41)
+    events.insert(20, {**events[20], "event_id": "bad", "long_url": "abc"})
+    events.insert(30, b'{"nested": ')
+    events.insert(35, {**events[35], "event_id": "big", "pad": "x" * 1000})
+    outputs = processor.process_batch(messages(events))
+    topics = [o.topic for o in outputs]
+    assert topics.count("phishing.predictions") == 41
+    dead = [o for o in outputs if o.topic == "phishing.dlq"]
+    reasons = [dict(o.headers)["streamlearn.error.reason"] for o in dead]
+    assert reasons == [b"bad_type", b"invalid_json", b"too_large"]
+    assert b"'long_url' is declared numeric" in dict(dead[0].headers)["streamlearn.error"]
+    assert dict(dead[0].headers)["streamlearn.source.offset"] == b"20"
+    assert processor.model.version == 41, "every valid event was learned, no bad one"
+    for reason, want in (("bad_type", 1), ("invalid_json", 1), ("too_large", 1)):
+        assert registry.get_sample_value("streamlearn_dead_letters_total",
+                                         {"pipeline": "phishing", "reason": reason}) == want
+    assert registry.get_sample_value("streamlearn_predictions_total",
+                                     {"pipeline": "phishing", "model": processor.model.name}) == 41
+
+
+def test_nulls_are_absent_and_undeclared_fields_are_counted_not_learned():
+    registry = CollectorRegistry()
+    processor = make_processor(registry)
+    event = {**phishing_events(1)[0], "long_url": None, "new_field": 7}
+    (out,) = processor.process_batch(messages([event]))
+    assert out.topic == "phishing.predictions"
+    assert registry.get_sample_value("streamlearn_undeclared_fields_total",
+                                     {"pipeline": "phishing"}) == 1
+    weights = processor.model.estimator["LogisticRegression"].weights
+    assert "new_field" not in weights and "long_url" not in weights
+
+
+class Fragile(base.Classifier):
+    """A classifier that raises on one input, while predicting or while learning."""
+
+    def __init__(self, when: str) -> None:
+        self.when = when
+        self.inner = linear_model.LogisticRegression()
+
+    def _check(self, x: dict, when: str) -> None:
+        if when == self.when and x.get("https") == 99:
+            raise ValueError(f"cannot {when} https=99")
+
+    def predict_proba_one(self, x: dict) -> dict:
+        self._check(x, "predict")
+        return self.inner.predict_proba_one(x)
+
+    def learn_one(self, x: dict, y: Any) -> None:
+        self._check(x, "learn")
+        self.inner.learn_one(x, y)
+
+
+@pytest.mark.parametrize(("when", "predicted"), [("predict", 2), ("learn", 3)])
+def test_a_model_exception_dead_letters_that_event_only(when, predicted):
+    processor = make_processor(CollectorRegistry(), model=Fragile(when))
+    events = phishing_events(3)
+    events[1] = {**events[1], "https": 99}
+    outputs = processor.process_batch(messages(events))
+    predictions = [o for o in outputs if o.topic == "phishing.predictions"]
+    dead = [o for o in outputs if o.topic == "phishing.dlq"]
+    assert len(predictions) == predicted, "a prediction made before learning failed stands"
+    assert [dict(o.headers)["streamlearn.error.reason"] for o in dead] == [b"model_error"]
+    assert b"https=99" in dict(dead[0].headers)["streamlearn.error"]
+    assert processor.model.version == 2
 
 
 def test_prediction_carries_the_wire_format_fields():
     processor = make_processor(CollectorRegistry())
-    out = processor.process(phishing_messages(1)[0])
-    assert out.topic == "phishing.predictions"
+    (out,) = processor.process_batch(messages(phishing_events(1)))
     assert out.key == b"e0"
-    record = orjson.loads(out.value)
-    assert list(record) == ["event_id", "key", "model", "model_version", "prediction", "proba",
-                            "event_time", "predicted_at"]
-    assert record["event_id"] == "e0"
-    assert record["model"] == "StandardScaler | LogisticRegression"
-    assert record["model_version"] == 0
-    assert record["event_time"] == 1_700_000_000_000
-    assert set(record["proba"]) == {"false", "true"}
+    body = orjson.loads(out.value)
+    assert set(body) == {"event_id", "key", "model", "model_version", "prediction", "proba",
+                         "event_time", "predicted_at"}
+    assert body["model_version"] == 0 and body["event_time"] == 1_700_000_000_000
 
 
-def test_bad_events_become_dead_letters_and_the_next_event_still_works():
+def test_no_score_is_exported_before_the_first_example():
     registry = CollectorRegistry()
-    processor = make_processor(registry)
-    bad = [
-        FakeMessage(b"{not json", offset=1, headers=[("trace", b"t1")]),
-        FakeMessage(b"[1, 2]", offset=2),
-        FakeMessage(b'{"is_phishing": true}', offset=3),
-        FakeMessage(None, offset=4),
-    ]
-    good = phishing_messages(1)[0]
-    outputs = processor.process_batch([*bad, good])
-    for message, out in zip(bad, outputs, strict=False):
-        assert out.topic == "phishing.dlq"
-        assert out.value == (message.value or b"")
-        headers = dict(out.headers or [])
-        assert headers["streamlearn.source.offset"] == str(message.offset).encode()
-        assert headers["streamlearn.source.topic"] == b"phishing"
-        assert headers["streamlearn.error"]
-    assert dict(outputs[0].headers or [])["trace"] == b"t1", "original headers are kept"
-    assert outputs[-1].topic == "phishing.predictions"
-
-    def dead(reason: str) -> float | None:
-        return registry.get_sample_value(
-            "streamlearn_dead_letters_total", {"pipeline": "phishing", "reason": reason}
-        )
-
-    assert (dead("invalid_json"), dead("not_object"), dead("missing_field")) == (2.0, 1.0, 1.0)
-    assert registry.get_sample_value("streamlearn_events_total", {"pipeline": "phishing"}) == 5.0
-    model = {"pipeline": "phishing", "model": processor.model.name}
-    assert registry.get_sample_value("streamlearn_predictions_total", model) == 1.0
-    assert registry.get_sample_value("streamlearn_examples_learned_total", model) == 1.0
-
-
-def test_score_gauge_tracks_prequential_accuracy():
-    registry = CollectorRegistry()
-    processor = make_processor(registry)
-    processor.process_batch(phishing_messages(200))
-    labels = {"pipeline": "phishing", "model": processor.model.name, "metric": "accuracy"}
-    score = registry.get_sample_value("streamlearn_model_score", labels)
-    assert score == processor.model.score.get()
-    assert 0.5 < score <= 1.0
+    make_processor(registry)
+    assert "streamlearn_model_score" not in {
+        s.name for m in registry.collect() for s in m.samples
+    }

@@ -17,6 +17,7 @@ rather than a 0.0 that an alert would take for a bad model.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -105,10 +106,8 @@ class BoundMetrics:
         """Stop exporting the scores of a partition this worker no longer owns."""
         for metric in (self.metric, "rolling_" + self.metric):
             labels = (self.pipeline, self.model, metric, str(partition))
-            try:
+            with contextlib.suppress(KeyError):  # never exported for this partition
                 self.family.model_score.remove(*labels)
-            except KeyError:
-                pass
 
     def set_snapshot_bytes(self, size: int) -> None:
         self.family.snapshot_bytes.labels(self.pipeline).set(size)

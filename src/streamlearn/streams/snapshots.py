@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,7 @@ from streamlearn.models.snapshot import (
     snapshot_key,
 )
 
-__all__ = ["Restored", "SnapshotStore", "read_versions"]
+__all__ = ["Restored", "SnapshotStore", "StoredVersion", "collect_versions", "read_versions"]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ READ_TIMEOUT_S = 30.0
 
 
 @dataclass
-class _Version:
+class StoredVersion:
     manifest: dict[str, Any] | None = None
     chunks: dict[int, bytes] = field(default_factory=dict)
 
@@ -51,10 +51,14 @@ class Restored:
 
 def read_versions(
     consumer_config: dict[str, Any], topic: str, models: Iterable[str]
-) -> dict[str, dict[int, _Version]]:
+) -> dict[str, dict[int, StoredVersion]]:
     """Every stored version (manifest and chunks) of ``models``, by model and snapshot id."""
-    wanted = set(models)
-    found: dict[str, dict[int, _Version]] = {m: defaultdict(_Version) for m in wanted}
+    return collect_versions(_records(consumer_config, topic), models)
+
+
+def _records(consumer_config: dict[str, Any], topic: str
+             ) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """(key, value) of every record of ``topic``, up to the end offsets seen at the start."""
     consumer = Consumer({**consumer_config, "enable.auto.commit": False,
                          "group.id": "streamlearn-snapshot-reader"})
     try:
@@ -73,35 +77,38 @@ def read_versions(
             for msg in consumer.consume(500, timeout=1.0):
                 if msg.error():
                     continue
-                _collect(msg.key(), msg.value(), wanted, found)
+                yield msg.key(), msg.value()
                 if msg.offset() + 1 >= ends.get(msg.partition(), 0):
                     ends.pop(msg.partition(), None)
     finally:
         consumer.close()
+
+
+def collect_versions(
+    records: Iterable[tuple[bytes | None, bytes | None]], models: Iterable[str]
+) -> dict[str, dict[int, StoredVersion]]:
+    """Fold the topic's records, in order, into the versions of ``models`` they leave."""
+    wanted = set(models)
+    found: dict[str, dict[int, StoredVersion]] = {m: defaultdict(StoredVersion) for m in wanted}
+    for raw_key, value in records:
+        parsed = parse_key(raw_key.decode("utf-8", "replace")) if raw_key else None
+        if parsed is None or parsed[0] not in wanted:
+            continue
+        model, sid, part = parsed
+        versions = found[model]
+        if value is None:  # a tombstone: the whole version is being deleted
+            versions.pop(sid, None)
+            continue
+        version = versions[sid]
+        if part == MANIFEST:
+            try:
+                manifest = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                manifest = {"model": model, "snapshot_id": sid}
+            version.manifest = manifest if isinstance(manifest, dict) else {}
+        elif part.isdigit():
+            version.chunks[int(part)] = value
     return found
-
-
-def _collect(
-    raw_key: bytes | None, value: bytes | None, wanted: set[str],
-    found: dict[str, dict[int, _Version]],
-) -> None:
-    parsed = parse_key(raw_key.decode("utf-8", "replace")) if raw_key else None
-    if parsed is None or parsed[0] not in wanted:
-        return
-    model, sid, part = parsed
-    versions = found[model]
-    if value is None:  # a tombstone: the whole version is being deleted
-        versions.pop(sid, None)
-        return
-    version = versions[sid]
-    if part == MANIFEST:
-        try:
-            manifest = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            manifest = {"model": model, "snapshot_id": sid}
-        version.manifest = manifest if isinstance(manifest, dict) else {}
-    elif part.isdigit():
-        version.chunks[int(part)] = value
 
 
 class SnapshotStore:
@@ -149,7 +156,7 @@ class SnapshotStore:
         return result
 
     def _newest_valid(
-        self, model: str, by_id: dict[int, _Version], ignore_incompatible: bool
+        self, model: str, by_id: dict[int, StoredVersion], ignore_incompatible: bool
     ) -> Restored | None:
         for sid in sorted(by_id, reverse=True):
             version = by_id[sid]
