@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
+
+from streamlearn.monitoring import metrics
 
 try:
     import yaml
@@ -29,22 +32,24 @@ DATASOURCES = MONITORING / "grafana" / "provisioning" / "datasources" / "prometh
 ALERTS = MONITORING / "alerts.yml"
 APT_HINT = "run `apt-get install docker-compose prometheus`"
 
-# What src/streamlearn/monitoring exports; change both together.
-COUNTERS = {
-    "streamlearn_events_total",
-    "streamlearn_predictions_total",
-    "streamlearn_dead_letters_total",
-    "streamlearn_examples_learned_total",
-}
-GAUGES = {"streamlearn_model_score"}
-HISTOGRAMS = {"streamlearn_event_to_prediction_seconds", "streamlearn_batch_size"}
-SERIES = (
-    COUNTERS
-    | GAUGES
-    | {f"{h}_{part}" for h in HISTOGRAMS for part in ("bucket", "sum", "count")}
-    | {"up"}
-)
-LABELS = {"pipeline", "model", "reason", "metric", "le", "job", "instance"}
+
+
+def _series_names() -> set[str]:
+    """Series the metrics module defines (on a fresh registry): the worker's real names."""
+    registry = CollectorRegistry()
+    metrics.create(registry)
+    suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
+    return {f.name + s for f in registry.collect() for s in suffixes[f.type]}
+
+
+def _label_names() -> set[str]:
+    # Families without a sample yet (labelled, unset) still declare their label names.
+    return {label for m in vars(metrics.create(CollectorRegistry())).values()
+            for label in m._labelnames}
+
+
+SERIES = _series_names() | {"up"}
+LABELS = _label_names() | {"le", "job", "instance"}
 
 _PROMQL_WORDS = {
     "by",
