@@ -16,13 +16,13 @@ def parse(argv: list[str] | None = None) -> tuple[Options, str | None]:
     parser.add_argument("--smoke", action="store_true",
                         help="A few hundred events, one repetition, every contender (CI).")
     parser.add_argument("--explore", action="store_true",
-                        help="A's variants (batching, faust bypasses) against A and C2; "
-                             "profiles A and A-task.")
+                        help="A against C3 (the confluent-kafka loop), latency against "
+                             "E3, and py-spy profiles of both (needs py-spy in the venv).")
     parser.add_argument("--profile", help="Comma-separated contenders to profile with py-spy.")
     parser.add_argument("--events", type=int, help="Events per throughput run.")
     parser.add_argument("--reps", type=int, help="Measured repetitions.")
     parser.add_argument("--workloads", help="Comma-separated: logreg,tree.")
-    parser.add_argument("--contenders", help="Comma-separated keys, e.g. A,B,C2.")
+    parser.add_argument("--contenders", help="Comma-separated keys, e.g. A,B,C3.")
     parser.add_argument("--out", type=Path, help="Directory for the JSON and markdown.")
     parser.add_argument("--stem", help="File name stem (default latest, smoke or explore).")
     parser.add_argument("--bootstrap", help="Use this broker instead of the local one.")

@@ -12,16 +12,15 @@ from rich.console import Console
 
 from benchmarks import machine, report
 from benchmarks.contenders import Contender, select
-from benchmarks.kafka_io import OffsetProbe
+from benchmarks.kafka_io import OffsetProbe, topics_with_prefix
 from benchmarks.options import Options
 from benchmarks.phases import Input, latency_run, prepare_input, throughput_run
 from benchmarks.profiling import profile_run
 from benchmarks.runs import Bench, RunResult
+from benchmarks.snapshot_cost import measure_snapshot
 from benchmarks.stats import median
 
 __all__ = ["run_benchmark"]
-
-EXPLORE_LATENCY = ("A-w1ms", "A-task", "A-aiokafka")
 
 
 def broker(bootstrap: str | None) -> tuple[str, str | None]:
@@ -85,15 +84,15 @@ def run_workload(
 ) -> tuple[list[RunResult], list[dict[str, Any]]]:
     console.rule(f"{workload}: {opts.events} events, {opts.reps} reps + {opts.warmup_reps} warm-up")
     data = prepare_input(bench, workload, opts.events)
-    contenders = select(list(opts.contenders) or None, opts.explore)
+    contenders = select(list(opts.contenders))
     results = throughput_phase(bench, contenders, data, opts, console)
     if workload in opts.latency_workloads:
         rate = latency_rate(results, opts)
-        keys = opts.latency_contenders + (EXPLORE_LATENCY if opts.explore else ())
         console.rule(f"{workload}: latency at {rate:,.0f} events/s (half of A's rate)")
-        results += latency_phase(bench, select(list(keys), False), workload, rate, opts, console)
+        latency = select(list(opts.latency_contenders))
+        results += latency_phase(bench, latency, workload, rate, opts, console)
     profiles = []
-    for contender in select(list(opts.profile), False) if opts.profile else []:
+    for contender in select(list(opts.profile)) if opts.profile else []:
         console.print(f"[{workload}] profiling {contender.key} with py-spy …")
         out = bench.workdir / f"profile-{contender.key}-{workload}.txt"
         profiles.append(profile_run(bench, contender, data, out))
@@ -101,16 +100,31 @@ def run_workload(
 
 
 def remove_topics(bench: Bench, console: Console) -> None:
+    """Every topic of this run: ours, and whatever a contender made under its run's name
+    (the worker creates its own state, model and dead-letter topics)."""
     from streamlearn.broker.admin import delete_topics
 
     try:
-        delete_topics(bench.bootstrap, bench.topics, timeout=60)
+        names = {*bench.topics, *topics_with_prefix(bench.bootstrap, bench.prefix)}
+        delete_topics(bench.bootstrap, sorted(names), timeout=60)
     except Exception as exc:  # leftovers cost disk space, not correctness
         console.print(f"[yellow]could not delete the benchmark's topics: {exc}[/yellow]")
 
 
+def snapshot_phase(opts: Options, console: Console) -> list[dict[str, Any]]:
+    # First, and in process: it needs no broker, and a broken snapshot API fails the run in
+    # seconds instead of after every Kafka phase.
+    measured = []
+    for workload in opts.workloads:
+        m = measure_snapshot(workload, opts.events, opts.snapshot_reps)
+        console.print(report.snapshot_line(m))
+        measured.append(m)
+    return measured
+
+
 def run_benchmark(opts: Options, bootstrap: str | None, console: Console) -> dict[str, Any]:
     """Run everything ``opts`` asks for; write JSON and markdown; return the report."""
+    snapshots = snapshot_phase(opts, console)
     address, configured = broker(bootstrap)
     environment = machine.describe(address, configured)
     workdir = Path(tempfile.mkdtemp(prefix="streamlearn-bench-"))
@@ -127,7 +141,7 @@ def run_benchmark(opts: Options, bootstrap: str | None, console: Console) -> dic
     finally:
         probe.close()
         remove_topics(bench, console)
-    built = report.build(results, environment, opts, profiles)
+    built = report.build(results, environment, opts, profiles, snapshots)
     paths = report.write(built, opts.out_dir, opts.stem)
     report.print_tables(built, console)
     console.print(f"written: {', '.join(str(p) for p in paths)}")

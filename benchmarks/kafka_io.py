@@ -8,12 +8,19 @@ from contextlib import contextmanager
 
 import orjson
 from confluent_kafka import Producer
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from benchmarks.workloads import EVENT_ID_FIELD, Event
 from streamlearn.broker.admin import create_topics
 
-__all__ = ["OffsetProbe", "create_topic", "produce_all", "produce_paced", "read_back"]
+__all__ = [
+    "OffsetProbe",
+    "create_topic",
+    "produce_all",
+    "produce_paced",
+    "read_back",
+    "topics_with_prefix",
+]
 
 # Output topics stamp records on arrival at the broker, so a prediction's timestamp means
 # the same thing whichever client produced it.
@@ -23,6 +30,14 @@ LOG_APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 def create_topic(bootstrap: str, name: str, log_append_time: bool = False) -> None:
     configs = {name: LOG_APPEND_TIME} if log_append_time else None
     create_topics(bootstrap, {name: 1}, configs)
+
+
+def topics_with_prefix(bootstrap: str, prefix: str) -> list[str]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        return [name for name in admin.list_topics() if name.startswith(prefix)]
+    finally:
+        admin.close()
 
 
 def produce_all(bootstrap: str, topic: str, events: Sequence[Event]) -> None:

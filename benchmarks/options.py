@@ -1,4 +1,4 @@
-"""How big a benchmark run is: full size (``make bench``) or smoke (CI)."""
+"""How big a benchmark run is: full size (``make bench``), smoke (CI), or explore (profiles)."""
 
 from __future__ import annotations
 
@@ -21,15 +21,16 @@ class Options:
     latency_warmup: int = 500
     """Events sent (paced) before the measured ones, once the contender is live."""
     latency_reps: int = 3
-    latency_contenders: tuple[str, ...] = ("A", "E", "C2", "C", "D")
+    latency_contenders: tuple[str, ...] = ("A", "E3", "E", "C3", "C2", "C", "D")
     latency_workloads: tuple[str, ...] = ("logreg", "tree")
     min_latency_rate: float = 100.0
     workloads: tuple[str, ...] = ("logreg", "tree")
     contenders: tuple[str, ...] = ()
-    """Throughput contenders by key; empty means every main one."""
-    explore: bool = False
+    """Throughput contenders by key; empty means every one."""
     profile: tuple[str, ...] = ()
     """Contenders to run once more under py-spy, per workload."""
+    snapshot_reps: int = 7
+    """Timed ``build_snapshot`` calls per workload (in process, no Kafka); median reported."""
     smoke: bool = False
     out_dir: Path = RESULTS
     stem: str = "latest"
@@ -39,11 +40,11 @@ class Options:
 
 
 FULL = Options()
+# Where A's CPU goes, next to the loop a user would write on the same client.
 EXPLORE = Options(
-    contenders=("A", "C2"),
-    latency_contenders=("A", "E"),
-    explore=True,
-    profile=("A", "A-task"),
+    contenders=("A", "C3"),
+    latency_contenders=("A", "E3"),
+    profile=("A", "C3"),
     stem="explore",
 )
 SMOKE = Options(
@@ -53,8 +54,9 @@ SMOKE = Options(
     latency_events=100,
     latency_warmup=20,
     latency_reps=1,
-    latency_contenders=("A", "E"),
+    latency_contenders=("A", "E3", "E"),
     latency_workloads=("logreg",),
+    snapshot_reps=2,
     smoke=True,
     stem="smoke",
 )

@@ -32,7 +32,7 @@ class Input:
 
 
 def prepare_input(bench: Bench, workload: str, n: int) -> Input:
-    topic = f"bench-{bench.run_id}-{workload}.events"
+    topic = f"{bench.prefix}{workload}.events"
     events = make_events(n, prefix=f"{bench.run_id}-{workload}")
     bench.create_topic(topic)
     produce_all(bench.bootstrap, topic, events)
@@ -78,7 +78,7 @@ def latency_run(
 ) -> None:
     """Warm the contender up live, then send ``sizes[1]`` events at ``rate``; p50/p99."""
     warm_n, n = sizes
-    topic = f"bench-{bench.run_id}-lat-{result.contender}-{result.rep}-{workload}.events"
+    topic = f"{bench.prefix}lat-{result.contender}-{result.rep}-{workload}.events"
     bench.create_topic(topic)
     events = make_events(warm_n + n, prefix=f"{topic}")
     run = bench.spec(workload, topic, Path("/dev/null"))

@@ -2,6 +2,8 @@
 
 Each sample is charged to the library of its innermost frame outside the standard library;
 samples inside the event loop's own scheduling (no library frame below it) are "event loop".
+Time inside a C extension (librdkafka's ``consume``/``produce``/``flush``, orjson) is charged
+to the Python frame that called it: py-spy samples Python stacks only (no ``--native``).
 
 >>> raw = "main (x.py:1);Handle._run (asyncio/events.py:80);f (faust/streams.py:9) 3\\n"
 >>> raw += "main (x.py:1);Handle._run (asyncio/events.py:80);g (river/a.py:1) 1\\n"
@@ -30,10 +32,11 @@ __all__ = ["categorize", "profile_run", "pyspy"]
 
 CATEGORIES = (
     ("model (river)", ("river/",)),
-    ("streamlearn processor + metrics", ("streamlearn/", "prometheus_client/")),
+    ("streamlearn (hot path, metrics)", ("streamlearn/", "prometheus_client/")),
     ("faust (streams, conductor, consumer, events)", ("faust/",)),
     ("mode (services, wait_first, queues)", ("mode/",)),
     ("aiokafka (client, producer, fetcher)", ("aiokafka/",)),
+    ("confluent-kafka (Python side)", ("confluent_kafka/",)),
     ("hand-written loop", ("benchmarks/",)),
 )
 _STDLIB = re.compile(

@@ -16,18 +16,22 @@ from benchmarks.runs import RunResult
 from benchmarks.summary import summarize
 from benchmarks.workloads import WORKLOADS
 
-__all__ = ["build", "markdown", "print_tables", "progress_line", "write"]
+__all__ = ["build", "markdown", "print_tables", "progress_line", "snapshot_line", "write"]
 
 COLUMNS = ("contender", "what", "events/s", "CPU µs/event", "p50 ms", "p99 ms",
            "CPU µs/event paced", "peak RSS MB", "runs ok")
 DEFINITIONS = (
-    "events/s: (n - 1) / (last - first output timestamp) on a pre-produced backlog, "
-    "start-up excluded (B: its own loop timer). Output topics use LogAppendTime, so a "
+    "events/s: outputs stamped after the first output's timestamp / (last - first output "
+    "timestamp) on a pre-produced backlog: start-up and the first batch excluded, so batch "
+    "size earns no free work (B: its own loop timer). Output topics use LogAppendTime, so a "
     "prediction's timestamp is its arrival at the broker whatever client sent it. "
     "CPU µs/event: user + system CPU of the contender process (all threads) between its "
     "first and last output, per event; 'paced' is the same during the latency phase. "
     "Latency: output timestamp - input CreateTime (set at send by the paced producer), "
-    "matched by event_id, 1 ms resolution. Peak RSS: VmHWM of the contender process."
+    "matched by event_id, 1 ms resolution. Peak RSS: VmHWM of the contender process. "
+    "Delivery, the same for every Kafka contender: at-least-once, the input offsets of a "
+    "batch are committed only after the broker acked all its outputs (acks=all); Quix "
+    "Streams' checkpoint does the same (producer flush, then commit)."
 )
 
 
@@ -51,9 +55,16 @@ def progress_line(r: RunResult) -> str:
     )
 
 
+def snapshot_line(m: dict[str, Any]) -> str:
+    return (
+        f"[{m['workload']}] snapshot  after {m['examples']:,} examples: "
+        f"{_num(m['build_ms'], 2)} ms, {m['bytes']:,} bytes, {m['chunks']} chunk(s)"
+    )
+
+
 def build(
     results: Sequence[RunResult], environment: dict[str, Any], opts: Options,
-    profiles: Sequence[dict[str, Any]],
+    profiles: Sequence[dict[str, Any]], snapshots: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     options = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(opts).items()}
     return {
@@ -61,6 +72,7 @@ def build(
         "options": options,
         "summary": summarize(results, opts.workloads),
         "profiles": list(profiles),
+        "snapshots": list(snapshots),
         "runs": [r.to_dict() for r in results],
     }
 
@@ -124,9 +136,41 @@ def markdown(built: dict[str, Any]) -> str:
                                                 *summary["latency"].items()]
                     for f in s["failures"]]
         lines += ["", *(["Failures:", *failures, ""] if failures else [])]
+    lines += _snapshot_lines(built.get("snapshots", []))
     for p in built["profiles"]:
         lines += _profile_lines(p)
     return "\n".join(lines) + "\n"
+
+
+SNAPSHOT_COLUMNS = ("workload", "examples learned", "build ms (median)", "bytes", "chunks",
+                    "µs/event amortized")
+
+
+def _snapshot_rows(snapshots: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
+    return [
+        (m["workload"], f"{m['examples']:,}", _num(m["build_ms"], 2), f"{m['bytes']:,}",
+         str(m["chunks"]), _num(m["us_per_event"], 3))
+        for m in snapshots
+    ]
+
+
+def _snapshot_lines(snapshots: Sequence[dict[str, Any]]) -> list[str]:
+    if not snapshots:
+        return []
+    m = snapshots[0]
+    return [
+        "## Snapshot cost (in process, no Kafka)",
+        "",
+        f"`build_snapshot` (pickle, {m['chunk_bytes'] // 1024} KiB chunks, sha256, HMAC "
+        f"signature) of the workload's model after learning the run's events, median of "
+        f"{m['reps']}. How often, from the worker's defaults: every {m['every_examples']:,} "
+        f"examples or {m['every_s']:g} s (STREAMLEARN_SNAPSHOT_EVERY / "
+        f"STREAMLEARN_SNAPSHOT_INTERVAL), so per event: build ms / {m['every_examples']:,}. "
+        "A build on the hot path also holds up its batch for the whole build.",
+        "",
+        *_table(SNAPSHOT_COLUMNS, _snapshot_rows(snapshots)),
+        "",
+    ]
 
 
 def _profile_lines(p: dict[str, Any]) -> list[str]:
@@ -160,3 +204,8 @@ def print_tables(built: dict[str, Any], console: Console) -> None:
         for row in _target_rows(summary):
             targets.add_row(*(cell.replace("**", "") for cell in row))
         console.print(targets)
+    if built.get("snapshots"):
+        table = Table(*SNAPSHOT_COLUMNS, title="snapshot cost (in process)")
+        for row in _snapshot_rows(built["snapshots"]):
+            table.add_row(*row)
+        console.print(table)

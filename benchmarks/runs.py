@@ -81,12 +81,17 @@ class Bench:
     topics: list[str] = field(default_factory=list)
     """Every topic this benchmark made (or had a contender make), to delete at the end."""
 
+    @property
+    def prefix(self) -> str:
+        """Every topic and group name of this benchmark run starts with it."""
+        return f"bench-{self.run_id}-"
+
     def create_topic(self, name: str, log_append_time: bool = False) -> None:
         create_topic(self.bootstrap, name, log_append_time)
         self.topics.append(name)
 
     def spec(self, workload: str, input_topic: str, events_file: Path) -> RunSpec:
-        name = f"bench-{self.run_id}-{next(self._names)}"
+        name = f"{self.prefix}{next(self._names)}"
         return RunSpec(
             self.bootstrap, workload, input_topic, name, events_file, self.workdir / name
         )

@@ -4,6 +4,8 @@
 2.5
 >>> rate_from_timestamps([1000, 1500, 2000])
 2.0
+>>> rate_from_timestamps([1000] * 500 + [1500] * 500)  # two batches of 500, 0.5 s apart
+1000.0
 >>> median([3.0, None, 1.0, 2.0])
 2.0
 """
@@ -28,12 +30,19 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def rate_from_timestamps(timestamps_ms: Iterable[int]) -> float | None:
-    """Events/s from first to last record timestamp: (n - 1) / (last - first)."""
+    """Events/s from first to last record timestamp: the records stamped after the first
+    timestamp, over the span between the two.
+
+    Records sharing the first timestamp were done before the span began: for a contender
+    that produces a batch at a time that is its whole first batch, and counting it (as
+    ``(n - 1) / span`` does) would credit bigger batches with more free work.
+    """
     stamps = list(timestamps_ms)
     if len(stamps) < 2:
         return None
-    span = (max(stamps) - min(stamps)) / 1000
-    return (len(stamps) - 1) / span if span > 0 else None
+    first = min(stamps)
+    span = (max(stamps) - first) / 1000
+    return sum(1 for s in stamps if s > first) / span if span > 0 else None
 
 
 def median(values: Iterable[float | None]) -> float | None:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["CONTENDERS", "EXPLORE", "Contender", "RunSpec", "select"]
+__all__ = ["CONTENDERS", "STREAMLEARN_ENV", "Contender", "RunSpec", "select"]
 
 
 @dataclass(frozen=True)
@@ -39,17 +39,15 @@ class Contender:
     key: str
     title: str
     module: str | None = None
-    """``benchmarks.contenders.<module>``; None runs ``streamlearn run`` (via ``launcher``)."""
+    """``benchmarks.contenders.<module>``; None runs ``python -m streamlearn run``."""
     args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     uses_kafka: bool = True
-    launcher: str = "streamlearn"
-    """Module with streamlearn's CLI (``run <pipeline file> --name <name>``)."""
 
     def argv(self, run: RunSpec) -> list[str]:
         if self.module is None:
             pipeline = Path(__file__).resolve().parent.parent / "pipelines" / f"{run.workload}.py"
-            return [sys.executable, "-m", self.launcher, "run", str(pipeline), "--name", run.name]
+            return [sys.executable, "-m", "streamlearn", "run", str(pipeline), "--name", run.name]
         command = [sys.executable, "-m", f"benchmarks.contenders.{self.module}"]
         if not self.uses_kafka:
             return [*command, "--events-file", str(run.events_file), "--workload", run.workload]
@@ -64,32 +62,26 @@ class Contender:
         ]
 
 
+# The worker refuses to start against an external broker (STREAMLEARN_BOOTSTRAP, which the
+# harness always sets) without a key to sign its model snapshots; any non-empty one will do.
+STREAMLEARN_ENV = {"STREAMLEARN_MODEL_KEY": "bench-key"}
+
 CONTENDERS = (
-    Contender("A", "streamlearn (faust agent)"),
+    Contender("A", "streamlearn (batched confluent-kafka hot path)", env=STREAMLEARN_ENV),
     Contender("B", "model alone, no Kafka", "model_only", uses_kafka=False),
     Contender("C", "kafka-python loop", "kafka_python_loop"),
     Contender("C2", "aiokafka getmany loop", "aiokafka_loop", ("--mode", "model")),
+    Contender("C3", "confluent-kafka loop", "confluent_loop", ("--mode", "model")),
     Contender("D", "Quix Streams", "quix_app"),
     Contender("E", "aiokafka forward, no model", "aiokafka_loop", ("--mode", "forward")),
-)
-
-EXPLORE = (
-    Contender("A-b1024", "A, batch 1024 within 50 ms",
-              env={"STREAMLEARN_BATCH_SIZE": "1024", "STREAMLEARN_BATCH_WITHIN": "0.05"}),
-    Contender("A-w1ms", "A, batch within 1 ms", env={"STREAMLEARN_BATCH_WITHIN": "0.001"}),
-    Contender("A-fastdrain", "A, faust consumer without per-message wait_first",
-              launcher="benchmarks.contenders.faust_fast_drain"),
-    Contender("A-task", "A's worker, hot path in an app.task on aiokafka getmany",
-              launcher="benchmarks.contenders.faust_task"),
-    Contender("A-aiokafka", "A's EventProcessor on a bare aiokafka loop", "aiokafka_loop",
-              ("--mode", "streamlearn")),
+    Contender("E3", "confluent-kafka forward, no model", "confluent_loop", ("--mode", "forward")),
 )
 
 
-def select(keys: list[str] | None, explore: bool) -> list[Contender]:
-    """Contenders by key (all main ones by default), plus the explore set if asked."""
-    pool = {c.key: c for c in (*CONTENDERS, *EXPLORE)}
-    chosen = [pool[k] for k in keys] if keys else list(CONTENDERS)
-    if explore:
-        chosen += [c for c in EXPLORE if c not in chosen]
-    return chosen
+def select(keys: list[str] | None) -> list[Contender]:
+    """Contenders by key, in the order given; every one when ``keys`` is empty."""
+    pool = {c.key: c for c in CONTENDERS}
+    unknown = [k for k in keys or [] if k not in pool]
+    if unknown:
+        raise ValueError(f"unknown contenders {unknown}; known: {', '.join(pool)}")
+    return [pool[k] for k in keys] if keys else list(CONTENDERS)

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import logging
+import os
+import shlex
+import shutil
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from streamlearn.config import load_settings
 from streamlearn.errors import StreamlearnError
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from streamlearn.pipeline import Pipeline
+
+__all__ = ["main", "shown_command"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +36,62 @@ def one_line_errors(fn: F) -> F:
             raise click.ClickException(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _shown_path(path: Path, cwd: Path) -> str:
+    try:
+        return str(path.relative_to(cwd))
+    except ValueError:
+        return str(path)
+
+
+def shown_command(
+    *args: str,
+    executable: str = sys.executable,
+    cwd: Path | None = None,
+    which: Callable[[str], str | None] = shutil.which,
+) -> str:
+    """A ``streamlearn`` command line that works as shown from ``cwd``, for hints to print.
+
+    The script installed next to the running interpreter (``.venv/bin/streamlearn`` after
+    ``make setup``), bare when it is the one on PATH, relative when under ``cwd``; else
+    ``python -m streamlearn`` with this interpreter.
+
+    >>> shown_command("broker", "stop", executable="/w/.venv/bin/python", cwd=Path("/w"),
+    ...               which=lambda name: None)
+    '.venv/bin/python -m streamlearn broker stop'
+    """
+    cwd = cwd or Path.cwd()
+    # abspath, not resolve: a venv's python is a symlink to the base interpreter.
+    interpreter = Path(os.path.abspath(executable))
+    script = interpreter.parent / "streamlearn"
+    if script.is_file():
+        on_path = which("streamlearn")
+        same = on_path is not None and Path(on_path).resolve() == script.resolve()
+        head = ["streamlearn" if same else _shown_path(script, cwd)]
+    else:
+        head = [_shown_path(interpreter, cwd), "-m", "streamlearn"]
+    return shlex.join([*head, *args])
+
+
+def _confirm(question: str, yes: bool) -> None:
+    """Ask on the terminal; without one, only --yes goes ahead."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise StreamlearnError(f"{question} Not on a terminal: add --yes to go ahead")
+    if not click.confirm(question, default=False):
+        raise click.Abort()
+
+
+def _spec(pipeline_file: str, name: str | None) -> Pipeline:
+    from streamlearn.pipeline import load_pipeline
+
+    spec = load_pipeline(pipeline_file)
+    return spec.renamed(name) if name else spec
+
+
+_NAME_HELP = "The pipeline under another name, as with `streamlearn run --name`."
 
 
 @click.group()
@@ -50,14 +113,10 @@ def main(verbose: bool) -> None:
 @one_line_errors
 def run(pipeline_file: str, name: str | None) -> None:
     """Run a faust worker for the pipeline defined in PIPELINE_FILE."""
-    from streamlearn.pipeline import load_pipeline
     from streamlearn.streams.worker import run_worker
 
     settings = load_settings()
-    spec = load_pipeline(pipeline_file)
-    if name:
-        spec = spec.renamed(name)
-    run_worker(spec, settings)
+    run_worker(_spec(pipeline_file, name), settings)
 
 
 @main.command()
@@ -103,13 +162,113 @@ def produce(source: str, topic: str, rate: float, limit: int | None, label_field
 @click.option("--idle", type=float, help="Stop after this many seconds without a record.")
 @one_line_errors
 def tail(topic: str, from_beginning: bool, limit: int | None, idle: float | None) -> None:
-    """Print records arriving on TOPIC (dead letters with their error headers)."""
+    """Print records arriving on TOPIC; headers (a dead letter's reason) on indented lines.
+
+    Without --from-beginning only new records are shown; how many are already there goes
+    to stderr once.
+    """
     from streamlearn.broker import ensure_broker
     from streamlearn.tail import tail as tail_topic
 
+    def started(already: int) -> None:
+        if already and not from_beginning:
+            click.echo(f"waiting for new records on {topic} ({already} already there: "
+                       "add --from-beginning to see them)", err=True)
+        elif not already:
+            click.echo(f"waiting for new records on {topic} (none there yet)", err=True)
+
     bootstrap = ensure_broker(load_settings())
-    for record in tail_topic(bootstrap, topic, from_beginning, limit, idle):
+    for record in tail_topic(bootstrap, topic, from_beginning, limit, idle, on_start=started):
         click.echo(record.render())
+
+
+@main.command()
+@click.argument("source")
+@click.option("--label-field", help="Field holding the label (a river: data set's target "
+              "goes there; default label). Without it the pipeline has no label.")
+@click.option("--key-field", help="Field that keys events (default: the event id).")
+@click.option("--event-id-field", help="Field with a unique event id (default event_id, "
+              "which `streamlearn produce` adds to events that lack one).")
+@click.option("--name", help="Pipeline name, also its events topic (default: from SOURCE).")
+@click.option("--rows", type=int, default=1000, show_default=True,
+              help="Rows of SOURCE to read.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the pipeline file here (default: print it).")
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@one_line_errors
+def infer(source: str, label_field: str | None, key_field: str | None,
+          event_id_field: str | None, name: str | None, rows: int, output: str | None,
+          force: bool) -> None:
+    """Write a pipeline file for SOURCE, each field typed from a sample.
+
+    SOURCE is a .csv, .parquet or .jsonl file or river:DATASET. Booleans become boolean
+    features, numbers numeric, strings categorical; fields with mixed types, nested values
+    or only nulls are left out, with a comment saying why.
+    """
+    from streamlearn.infer import infer_pipeline, render_pipeline_file, write_pipeline_file
+
+    inferred = infer_pipeline(source, label_field=label_field, key_field=key_field,
+                              event_id_field=event_id_field, name=name, rows=rows)
+    text = render_pipeline_file(inferred, output)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    write_pipeline_file(text, output, force)
+    left_out = sum(c.type is None for c in inferred.columns)
+    label = (f"label {inferred.label.name!r} ({inferred.label.type})" if inferred.label
+             else "no label")
+    click.echo(f"wrote {output}: pipeline {inferred.name!r}, "
+               f"{len(inferred.features)} features, {label}"
+               + (f"; {left_out} fields left out (see the comments)" if left_out else ""))
+    click.echo(f"run it with: {shown_command('run', output)}")
+
+
+@main.command()
+@click.argument("pipeline_file", type=click.Path(dir_okay=False))
+@click.option("--name", help=_NAME_HELP)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@one_line_errors
+def reset(pipeline_file: str, name: str | None, yes: bool) -> None:
+    """Forget what the pipeline in PIPELINE_FILE learned, to start it over.
+
+    Deletes its model snapshots (<name>.models), its state (<name>.state) and its consumer
+    group (streamlearn-<name>, with its committed offsets). Events, predictions and dead
+    letters are kept: the next `streamlearn run` relearns from the earliest event the
+    events topic still retains (its retention decides how far back that is). Stop the
+    pipeline's workers first.
+    """
+    from streamlearn.broker import ensure_broker
+
+    spec = _spec(pipeline_file, name)
+    bootstrap = ensure_broker(load_settings())
+    topics = [spec.models_topic, f"{spec.name}.state"]
+    _confirm(f"Reset pipeline {spec.name!r} at {bootstrap}: delete topics "
+             f"{', '.join(topics)} and consumer group {spec.group_id}?", yes)
+    deleted = _reset(spec, bootstrap, topics)
+    kept = ", ".join(t for t in spec.topics if t not in topics)
+    click.echo(f"deleted {', '.join(deleted) or 'nothing (nothing was there)'}; kept {kept}. "
+               f"The next run relearns from the earliest event retained on {spec.events_topic}.")
+
+
+def _reset(spec: Pipeline, bootstrap: str, topics: list[str]) -> list[str]:
+    from streamlearn.broker.admin import (
+        GroupNotEmpty,
+        delete_group,
+        delete_topics,
+        topic_partitions,
+    )
+
+    # The group first: while workers are in it, nothing is deleted.
+    try:
+        group_deleted = delete_group(bootstrap, spec.group_id)
+    except GroupNotEmpty:
+        raise StreamlearnError(
+            f"consumer group {spec.group_id} still has members: stop the pipeline's "
+            f"workers (`streamlearn run` of {spec.name!r}) first, then reset"
+        ) from None
+    present = [t for t in topics if topic_partitions(bootstrap, t) is not None]
+    delete_topics(bootstrap, present)
+    return present + ([f"consumer group {spec.group_id}"] if group_deleted else [])
 
 
 @main.command()
@@ -122,6 +281,119 @@ def demo(pipeline_file: str, source: str) -> None:
     from streamlearn.demo import run_demo
 
     sys.exit(run_demo(pipeline_file, source, load_settings()))
+
+
+@main.group()
+def dlq() -> None:
+    """Dead letters of a pipeline: show them, export their values to fix, replay them.
+
+    Reads <name>.dlq with no consumer group, from its start to its current end.
+    """
+
+
+def _dead_letters(pipeline_file: str, name: str | None, reason: str | None) -> Any:
+    from streamlearn.broker import ensure_broker
+    from streamlearn.dlq import read_dead_letters
+
+    spec = _spec(pipeline_file, name)
+    bootstrap = ensure_broker(load_settings())
+    return spec, bootstrap, *read_dead_letters(bootstrap, spec, reason)
+
+
+_REASON_HELP = "Only dead letters with this reason (invalid_json, bad_type, missing_field, ...)."
+
+
+@dlq.command("show")
+@click.argument("pipeline_file", type=click.Path(dir_okay=False))
+@click.option("--reason", help=_REASON_HELP)
+@click.option("--limit", type=int, default=20, show_default=True, help="Rows to show.")
+@click.option("--name", help=_NAME_HELP)
+@one_line_errors
+def dlq_show(pipeline_file: str, reason: str | None, limit: int, name: str | None) -> None:
+    """Show the dead letters of PIPELINE_FILE's pipeline as a table, oldest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from streamlearn.dlq import summary
+
+    spec, _, letters, reasons = _dead_letters(pipeline_file, name, reason)
+    shown = letters[: max(limit, 0)]
+    if shown:
+        table = Table("offset", "reason", "error", "value", title=spec.dlq_topic)
+        for letter in shown:
+            table.add_row(str(letter.offset), letter.reason, letter.error, letter.excerpt())
+        Console().print(table)
+    click.echo(summary(spec.dlq_topic, reasons, len(shown), reason))
+
+
+@dlq.command("export")
+@click.argument("pipeline_file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="JSON lines file to write.")
+@click.option("--reason", help=_REASON_HELP)
+@click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
+@click.option("--name", help=_NAME_HELP)
+@one_line_errors
+def dlq_export(pipeline_file: str, output: str, reason: str | None, force: bool,
+               name: str | None) -> None:
+    """Write the dead letters' original values to a file, one per line, to fix them.
+
+    Values that are not JSON are written as their text. Fix the file, then send it back
+    with `streamlearn dlq replay PIPELINE_FILE --fixed FILE`.
+    """
+    from streamlearn.dlq import export_values
+
+    spec, _, letters, _ = _dead_letters(pipeline_file, name, reason)
+    written, failing = export_values(letters, output, spec, force)
+    click.echo(f"wrote {written} values from {spec.dlq_topic} to {output}")
+    if failing:
+        replay = shown_command("dlq", "replay", pipeline_file, "--fixed", output,
+                               *(("--name", name) if name else ()))
+        click.echo(f"{failing} of them fail the pipeline's checks as they are: fix them, "
+                   f"then {replay}")
+
+
+@dlq.command("replay")
+@click.argument("pipeline_file", type=click.Path(dir_okay=False))
+@click.option("--all", "every", is_flag=True,
+              help="Re-send every dead letter's original key, bytes and headers.")
+@click.option("--fixed", type=click.Path(dir_okay=False),
+              help="Send each line of this JSON lines file as an event instead.")
+@click.option("--reason", help=_REASON_HELP + " With --all.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--name", help=_NAME_HELP)
+@one_line_errors
+def dlq_replay(pipeline_file: str, every: bool, fixed: str | None, reason: str | None,
+               yes: bool, name: str | None) -> None:
+    """Send dead letters back to the pipeline's events topic.
+
+    --all re-sends each dead letter as it was (key, bytes and original headers, plus
+    streamlearn.replayed_from=<dlq topic>:<offset>): for letters the pipeline now accepts.
+    --fixed FILE sends each line of FILE (from `dlq export`, fixed) keyed by the key field;
+    every line is checked against the pipeline first, and nothing is sent if one fails.
+    Replaying twice sends twice: predictions carry the event id to deduplicate.
+    """
+    from streamlearn.broker import ensure_broker
+    from streamlearn.dlq import read_fixed_events, replay_dead_letters, send_events
+
+    if every == bool(fixed) or (reason and fixed):
+        raise StreamlearnError("dlq replay: give either --all [--reason R] or --fixed FILE")
+    spec = _spec(pipeline_file, name)
+    if fixed:
+        events = read_fixed_events(fixed, spec)
+        bootstrap = ensure_broker(load_settings())
+        _confirm(f"Send {len(events)} events from {fixed} to {spec.events_topic} at "
+                 f"{bootstrap}?", yes)
+        sent, origin = send_events(events, bootstrap, spec), fixed
+    else:
+        _, bootstrap, letters, _ = _dead_letters(pipeline_file, name, reason)
+        if not letters:
+            click.echo(f"no dead letters to replay on {spec.dlq_topic}")
+            return
+        _confirm(f"Re-send {len(letters)} dead letters from {spec.dlq_topic} to "
+                 f"{spec.events_topic} at {bootstrap}?", yes)
+        sent, origin = replay_dead_letters(letters, bootstrap, spec), spec.dlq_topic
+    click.echo(f"sent {sent} events from {origin} to {spec.events_topic}")
 
 
 def _add_broker_group() -> None:

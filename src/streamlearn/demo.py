@@ -21,13 +21,14 @@ from rich.table import Table
 
 from streamlearn.broker import ensure_broker
 from streamlearn.broker.admin import create_topics
+from streamlearn.cli import shown_command
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
 from streamlearn.pipeline import Pipeline, load_pipeline
 from streamlearn.predictions import collect_predictions, prequential_accuracy
 from streamlearn.replay import ReplayOptions, replay
 from streamlearn.sources import RIVER_PREFIX, iter_events
-from streamlearn.streams.worker import pipeline_topics
+from streamlearn.streams.worker import topic_configs
 
 __all__ = ["run_demo"]
 
@@ -39,7 +40,8 @@ def run_demo(pipeline_file: str, source: str, settings: Settings) -> int:
     spec = load_pipeline(pipeline_file)
     with console.status("starting Kafka (the first run downloads it with Maven)"):
         bootstrap = ensure_broker(settings)
-    create_topics(bootstrap, pipeline_topics(spec))
+    # Created as the worker creates them, so the replay never waits for the worker.
+    create_topics(bootstrap, spec.topics, topic_configs(spec, settings))
     console.print(f"Kafka at [bold]{bootstrap}[/]; starting the worker for [bold]{spec.name}[/]")
     worker = _start_worker(pipeline_file, settings)
     try:
@@ -109,9 +111,15 @@ def _report(console: Console, spec: Pipeline, source: str, bootstrap: str,
     if source.startswith(RIVER_PREFIX):
         table.add_row("River progressive_val_score", f"{_river_reference(spec, source):.4f}")
     table.add_row("predictions topic", f"{spec.predictions_topic} @ {bootstrap}")
-    table.add_row("see them", f"streamlearn tail {spec.predictions_topic} --from-beginning")
-    table.add_row("stop Kafka", "streamlearn broker stop")
     console.print(table)
+    # Commands as they work from here (`make demo` does not put .venv/bin on PATH), outside
+    # the table so that a narrow terminal does not break them across cells.
+    for what, command in (
+        ("see the predictions", shown_command("tail", spec.predictions_topic,
+                                              "--from-beginning")),
+        ("stop Kafka", shown_command("broker", "stop")),
+    ):
+        console.print(f"{what}: {command}", soft_wrap=True, markup=False, highlight=False)
 
 
 def _river_reference(spec: Pipeline, source: str) -> float:

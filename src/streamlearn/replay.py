@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from kafka import KafkaProducer
 
-__all__ = ["ReplayOptions", "replay", "with_ids"]
+__all__ = ["ReplayOptions", "encode_event", "replay", "with_ids"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,25 @@ def with_ids(events: Iterable[dict[str, Any]], field: str, prefix: str) -> Itera
         if field not in event:
             event = {**event, field: f"{prefix}-{n}"}
         yield event
+
+
+def _json_default(value: Any) -> Any:
+    # pandas reads date columns as Timestamps, which orjson does not know: ISO 8601 text.
+    if type(value).__name__ == "NaTType":  # pandas' missing timestamp
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def encode_event(event: dict[str, Any]) -> bytes:
+    """An event as JSON bytes, as sent; numpy values and timestamps included.
+
+    >>> import pandas as pd
+    >>> encode_event({"at": pd.Timestamp("2026-01-02 03:04"), "n": float("nan"), "t": pd.NaT})
+    b'{"at":"2026-01-02T03:04:00","n":null,"t":null}'
+    """
+    return orjson.dumps(event, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def _pace(rate: float) -> Callable[[int], None]:
@@ -74,7 +93,7 @@ def replay(
             producer.send(
                 options.topic,
                 key=None if key is None else str(key).encode(),
-                value=orjson.dumps(event, option=orjson.OPT_SERIALIZE_NUMPY),
+                value=encode_event(event),
             )
             on_sent(1)
         producer.flush()

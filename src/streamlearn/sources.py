@@ -1,4 +1,4 @@
-"""Event sources for replay: CSV or Parquet files (pandas) and River's bundled data sets.
+"""Event sources for replay: CSV or Parquet files (pandas), JSON lines, River's data sets.
 
 >>> events = iter_events("river:Phishing", label_field="is_phishing")
 >>> first = next(events)
@@ -10,15 +10,17 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from streamlearn.errors import StreamlearnError
 
-__all__ = ["RIVER_PREFIX", "iter_events", "source_length"]
+__all__ = ["JSON_LINES_SUFFIXES", "RIVER_PREFIX", "SourceError", "iter_events", "source_length"]
 
 RIVER_PREFIX = "river:"
+JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
 
 
 class SourceError(StreamlearnError):
@@ -37,32 +39,58 @@ def _river_dataset(name: str) -> Any:
     return dataset
 
 
-def _read_frame(path: Path) -> Any:
+def _read_frame(path: Path, rows: int | None = None) -> Any:
     import pandas as pd
 
     if not path.is_file():
         raise SourceError(f"source file {str(path)!r} not found")
     if path.suffix.lower() in (".parquet", ".pq"):
         try:
-            return pd.read_parquet(path)
+            frame = pd.read_parquet(path)
+            return frame if rows is None else frame.head(rows)
         except ImportError as exc:
             raise SourceError(
                 f"reading Parquet needs pyarrow: pip install 'streamlearn[parquet]' ({exc})"
             ) from None
     if path.suffix.lower() in (".csv", ".txt", ".gz"):
-        return pd.read_csv(path)
-    raise SourceError(f"source {str(path)!r}: expected a .csv or .parquet file")
+        return pd.read_csv(path, nrows=rows)
+    raise SourceError(f"source {str(path)!r}: expected a .csv, .parquet or .jsonl file")
 
 
-def iter_events(source: str, label_field: str = "label") -> Iterator[dict[str, Any]]:
+def _read_json_lines(path: Path) -> Iterator[dict[str, Any]]:
+    """One JSON object per line; blank lines are skipped. Raises on the first bad line."""
+    import orjson
+
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                event = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise SourceError(f"{str(path)!r} line {number}: invalid JSON ({exc})") from None
+            if not isinstance(event, dict):
+                raise SourceError(f"{str(path)!r} line {number}: not a JSON object")
+            yield event
+
+
+def iter_events(
+    source: str, label_field: str = "label", rows: int | None = None
+) -> Iterator[dict[str, Any]]:
     """Events as dicts in source order; River data sets put ``y`` under ``label_field``.
 
-    A missing or unreadable source raises here, before anything is sent.
+    ``rows`` reads only the first rows (a sample). A missing or unreadable source raises
+    here, before anything is sent; a bad line of a JSON lines file raises when reached.
     """
     if source.startswith(RIVER_PREFIX):
         dataset = _river_dataset(source[len(RIVER_PREFIX) :])
-        return ({**x, label_field: y} for x, y in dataset)
-    frame = _read_frame(Path(source))
+        return itertools.islice(({**x, label_field: y} for x, y in dataset), rows)
+    path = Path(source)
+    if path.suffix.lower() in JSON_LINES_SUFFIXES:
+        if not path.is_file():
+            raise SourceError(f"source file {source!r} not found")
+        return itertools.islice(_read_json_lines(path), rows)
+    frame = _read_frame(path, rows)
     # to_dict gives Python scalars, which orjson encodes without numpy help.
     return iter(frame.to_dict("records"))
 

@@ -1,14 +1,36 @@
-"""``streamlearn tail``: print what arrives on a topic (values, and headers of dead letters)."""
+"""Reading a topic without a consumer group: follow it (``streamlearn tail``) or read it once.
+
+No group means nothing here ever moves a worker's committed offsets. Both readers assign
+every partition themselves and seek to offsets they fetched first, so what they report
+("N records already there") and where they start agree exactly.
+
+>>> record = TailRecord(0, 7, b"k", b'{"a": 1}', [("streamlearn.error.reason", b"bad_type")])
+>>> print(record.render())
+[0@7] {"a": 1}
+    streamlearn.error.reason: bad_type
+"""
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
-__all__ = ["TailRecord", "tail"]
+from streamlearn.errors import StreamlearnError
+
+__all__ = ["TailRecord", "TopicNotFound", "read_to_end", "tail"]
+
+HEADER_INDENT = "    "
+_POLL_MS = 500
+_STALLED_S = 30.0
+
+
+class TopicNotFound(StreamlearnError):
+    """The topic to read does not exist on the cluster."""
 
 
 @dataclass(frozen=True)
@@ -19,10 +41,47 @@ class TailRecord:
     value: bytes | None
     headers: list[tuple[str, bytes]]
 
+    @property
+    def text(self) -> str:
+        """The value as text (undecodable bytes replaced), ``null`` for a tombstone."""
+        return self.value.decode("utf-8", "replace") if self.value is not None else "null"
+
     def render(self) -> str:
-        text = self.value.decode("utf-8", "replace") if self.value is not None else "null"
-        head = "".join(f" {k}={v.decode('utf-8', 'replace')}" for k, v in self.headers)
-        return f"[{self.partition}@{self.offset}]{head} {text}"
+        """``[partition@offset] value``, then each header on its own indented line."""
+        lines = [f"[{self.partition}@{self.offset}] {self.text}"]
+        lines += [
+            f"{HEADER_INDENT}{k}: {v.decode('utf-8', 'replace')}" for k, v in self.headers
+        ]
+        return "\n".join(lines)
+
+
+def _record(message: Any) -> TailRecord:
+    return TailRecord(
+        message.partition, message.offset, message.key, message.value,
+        list(message.headers or []),
+    )
+
+
+def _assign(
+    consumer: KafkaConsumer, bootstrap: str, topic: str
+) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """Assign every partition of ``topic``; return its first and end offsets."""
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        raise TopicNotFound(f"no topic {topic!r} at {bootstrap}")
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    return consumer.beginning_offsets(tps), consumer.end_offsets(tps)
+
+
+def _consumer(bootstrap: str, idle_timeout: float | None = None) -> KafkaConsumer:
+    return KafkaConsumer(
+        bootstrap_servers=bootstrap.split(","),
+        group_id=None,  # no group: never moves anyone's committed offsets
+        client_id=f"streamlearn-tail-{uuid.uuid4().hex[:6]}",
+        enable_auto_commit=False,
+        consumer_timeout_ms=int(idle_timeout * 1000) if idle_timeout else float("inf"),
+    )
 
 
 def tail(
@@ -31,24 +90,58 @@ def tail(
     from_beginning: bool = False,
     limit: int | None = None,
     idle_timeout: float | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> Iterator[TailRecord]:
-    """Records of ``topic`` as they arrive; stops after ``limit`` or ``idle_timeout`` s idle."""
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,  # no group: tail never moves anyone's committed offsets
-        client_id=f"streamlearn-tail-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="earliest" if from_beginning else "latest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=int(idle_timeout * 1000) if idle_timeout else float("inf"),
-    )
+    """Records of ``topic`` as they arrive; stops after ``limit`` or ``idle_timeout`` s idle.
+
+    ``on_start(n)`` is called once, when reading starts, with the number of records the
+    topic already holds (shown only ``from_beginning``).
+    Raises :class:`TopicNotFound` if the topic does not exist.
+    """
+    consumer = _consumer(bootstrap, idle_timeout)
     try:
-        for count, record in enumerate(consumer, start=1):
-            yield TailRecord(
-                record.partition, record.offset, record.key, record.value,
-                list(record.headers or []),
-            )
+        first, end = _assign(consumer, bootstrap, topic)
+        for tp in first:
+            consumer.seek(tp, first[tp] if from_beginning else end[tp])
+        if on_start is not None:
+            on_start(sum(end[tp] - first[tp] for tp in first))
+        for count, message in enumerate(consumer, start=1):
+            yield _record(message)
             if limit is not None and count >= limit:
                 return
+    finally:
+        consumer.close()
+
+
+def read_to_end(bootstrap: str, topic: str) -> Iterator[TailRecord]:
+    """Every record ``topic`` holds now, oldest first per partition, then stop.
+
+    Stops at the end offsets fetched when reading starts (records that arrive later are
+    not read), not after an idle timeout. Raises :class:`TopicNotFound`, or
+    :class:`StreamlearnError` if the cluster serves nothing for 30 s.
+    """
+    consumer = _consumer(bootstrap)
+    try:
+        first, end = _assign(consumer, bootstrap, topic)
+        pending = {tp for tp in first if end[tp] > first[tp]}
+        for tp in first:
+            consumer.seek(tp, first[tp])
+        progress_at = time.monotonic()
+        while pending:
+            batches = consumer.poll(timeout_ms=_POLL_MS)
+            for tp, messages in batches.items():
+                for message in messages:
+                    if message.offset < end[tp]:
+                        yield _record(message)
+            # Positions, not record counts: compaction and transaction markers leave gaps.
+            done = {tp for tp in pending if consumer.position(tp) >= end[tp]}
+            pending -= done
+            if batches or done:
+                progress_at = time.monotonic()
+            elif time.monotonic() - progress_at > _STALLED_S:
+                raise StreamlearnError(
+                    f"reading {topic!r} at {bootstrap} stalled for {_STALLED_S:g} s "
+                    f"before its end offsets {sorted(end.values())}"
+                )
     finally:
         consumer.close()

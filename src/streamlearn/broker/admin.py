@@ -1,4 +1,4 @@
-"""Short-lived kafka-python admin calls: readiness, topic creation and deletion.
+"""Short-lived kafka-python admin calls: readiness, topics, consumer group deletion.
 
 Each helper opens one ``KafkaAdminClient`` and closes it before returning, so callers
 never hold a connection (or its background IO thread) they did not ask for.
@@ -9,23 +9,39 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
+import kafka.errors
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, for_code
 
 from streamlearn.errors import BrokerError
 
-__all__ = ["create_topics", "delete_topics", "topic_partitions", "wait_ready"]
+__all__ = [
+    "GroupNotEmpty",
+    "create_topics",
+    "delete_group",
+    "delete_topics",
+    "topic_partitions",
+    "wait_ready",
+]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CLIENT_ID = "streamlearn-admin"
 # Kafka error codes this module treats as "fine": the topic is (or is not) there already.
 _UNKNOWN_TOPIC = 3
 _TOPIC_EXISTS = 36
 _POLL_S = 0.2
+_GROUP_DELETED = "OK"
+_GROUP_NOT_FOUND = "GroupIdNotFoundError"
+_GROUP_NOT_EMPTY = "NonEmptyGroupError"
+
+
+class GroupNotEmpty(BrokerError):
+    """A consumer group cannot be deleted while it has members."""
 
 
 @contextlib.contextmanager
@@ -134,6 +150,42 @@ def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -
                     f"topics {names} still present on {bootstrap} after {timeout:g} s"
                 )
             time.sleep(_POLL_S)
+
+
+def delete_group(bootstrap: str, group_id: str, timeout: float = 30.0) -> bool:
+    """Delete consumer group ``group_id`` and its committed offsets.
+
+    Returns False if there was no such group. Raises :class:`GroupNotEmpty` while the
+    group has members: Kafka only deletes a group nobody consumes in.
+    """
+
+    def attempt() -> str:
+        result = client.delete_groups([group_id]).get(group_id, _GROUP_NOT_FOUND)
+        error = getattr(kafka.errors, result, None)
+        if error is not None and getattr(error, "retriable", False):
+            raise error()
+        return str(result)
+
+    with _admin(bootstrap, timeout) as client:
+        # A fresh cluster has no coordinator until __consumer_offsets exists: retry that.
+        result = _retry(attempt, timeout, f"delete consumer group {group_id!r}")
+    if result == _GROUP_NOT_EMPTY:
+        raise GroupNotEmpty(f"consumer group {group_id!r} on {bootstrap} still has members")
+    if result not in (_GROUP_DELETED, _GROUP_NOT_FOUND):
+        raise BrokerError(f"cannot delete consumer group {group_id!r}: {result}")
+    return result == _GROUP_DELETED
+
+
+def _retry(call: Callable[[], T], timeout: float, what: str) -> T:
+    """``call()`` again while it raises a retriable Kafka error, for up to ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except KafkaError as e:
+            if not e.retriable or time.monotonic() + _POLL_S >= deadline:
+                raise BrokerError(f"cannot {what}: {e}") from None
+        time.sleep(_POLL_S)
 
 
 def _partition_counts(client: KafkaAdminClient, names: list[str]) -> dict[str, int | None]:

@@ -67,6 +67,14 @@ class SnapshotRefused(StreamlearnError):
 class SnapshotIncompatible(SnapshotRefused):
     """An authentic snapshot made by another river version or another pipeline spec."""
 
+    REMEDY = (
+        "; rebuild the model by replaying the events topic (`streamlearn run PIPELINE_FILE "
+        "--rebuild`) or start over (`streamlearn reset PIPELINE_FILE`)"
+    )
+
+    def __init__(self, manifest: dict[str, Any], reason: str, detail: str) -> None:
+        super().__init__(manifest, reason, detail + self.REMEDY)
+
 
 @dataclass(frozen=True)
 class Snapshot:

@@ -19,6 +19,7 @@ import faust
 from mode import Service
 
 from streamlearn.config import Settings
+from streamlearn.errors import StreamlearnError
 from streamlearn.pipeline import Pipeline
 from streamlearn.streams.hot_path import HotPath
 
@@ -63,7 +64,10 @@ class HotPathService(Service):
             await asyncio.sleep(WATCH_INTERVAL_S)
             if not self._thread.is_alive():
                 if self.error is not None:
-                    log.error("hot path failed: %s", self.error, exc_info=self.error)
+                    # Our own errors say what to do in one line; others need their traceback.
+                    ours = isinstance(self.error, StreamlearnError)
+                    log.error("hot path failed: %s", self.error,
+                              exc_info=None if ours else self.error)
                     await self.crash(self.error)
                 return
 
