@@ -21,14 +21,43 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from river import base, compose, metrics, utils
+from collections import deque
 
-__all__ = ["OnlineModel", "Prediction"]
+from river import base, compose, metrics
+
+__all__ = ["OnlineModel", "Prediction", "RollingMean"]
 
 Prediction = tuple[Any, dict[Any, float] | None]
 """(label or value, class probabilities or None)."""
 
 ROLLING_WINDOW = 1000
+
+
+class RollingMean:
+    """Mean of the last ``size`` values: the rolling accuracy (of hits) or MAE (of errors).
+
+    The same figure as ``utils.Rolling(metrics.Accuracy, size)`` at a tenth of its cost per
+    update (it reverts a confusion matrix; this subtracts one number).
+
+    >>> window = RollingMean(2)
+    >>> for hit in (1.0, 0.0, 0.0):
+    ...     window.update(hit)
+    >>> window.get()
+    0.0
+    """
+
+    def __init__(self, size: int) -> None:
+        self.values: deque[float] = deque(maxlen=size)
+        self.total = 0.0
+
+    def update(self, value: float) -> None:
+        if len(self.values) == self.values.maxlen:
+            self.total -= self.values[0]
+        self.values.append(value)
+        self.total += value
+
+    def get(self) -> float:
+        return self.total / len(self.values) if self.values else 0.0
 
 
 def _final_step(estimator: base.Estimator) -> base.Estimator:
@@ -47,7 +76,7 @@ class OnlineModel:
         metric: type[metrics.base.Metric] = metrics.Accuracy if self.is_classifier else metrics.MAE
         self.metric_name = "accuracy" if self.is_classifier else "mae"
         self.score: Any = metric()
-        self.rolling_score: Any = utils.Rolling(metric, window_size=ROLLING_WINDOW)
+        self.rolling_score = RollingMean(ROLLING_WINDOW)
         self.version = 0
         """Examples learned so far; a prediction carries the version that served it."""
         self._bind()
@@ -81,6 +110,9 @@ class OnlineModel:
         """Score the prediction that was served for ``x``, then learn ``(x, y)``."""
         if served is not None:
             self.score.update(y, served)
-            self.rolling_score.update(y, served)
+            if self.is_classifier:
+                self.rolling_score.update(1.0 if served == y else 0.0)
+            else:
+                self.rolling_score.update(abs(y - served))
         self._learn(x, y)
         self.version += 1

@@ -18,11 +18,19 @@ rather than a 0.0 that an alert would take for a bad model.
 from __future__ import annotations
 
 import contextlib
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["DEAD_LETTER_REASONS", "SNAPSHOT_REFUSALS", "BoundMetrics", "Metrics", "create"]
+__all__ = [
+    "DEAD_LETTER_REASONS",
+    "SNAPSHOT_REFUSALS",
+    "BoundMetrics",
+    "Metrics",
+    "create",
+    "observe_many",
+]
 
 # 0.5 ms .. 10 s: a healthy pipeline sits in the low milliseconds, a backlog in seconds.
 LATENCY_BUCKETS = (
@@ -111,6 +119,32 @@ class BoundMetrics:
 
     def set_snapshot_bytes(self, size: int) -> None:
         self.family.snapshot_bytes.labels(self.pipeline).set(size)
+
+
+def observe_many(histogram: Histogram, values: list[float]) -> None:
+    """``histogram.observe(v)`` for each value, with one locked increment per bucket used.
+
+    A per-event ``observe`` takes a lock twice; a batch of 500 events then spends more in
+    the histogram than in the model's prediction. This bins the batch first (``bisect``:
+    the first bucket whose upper bound is >= the value, as ``observe`` does).
+
+    >>> from prometheus_client import CollectorRegistry
+    >>> registry = CollectorRegistry()
+    >>> h = Histogram("h_seconds", "", buckets=(0.1, 1.0), registry=registry)
+    >>> observe_many(h, [0.05, 0.1, 0.5, 3.0])
+    >>> [registry.get_sample_value("h_seconds_bucket", {"le": le}) for le in ("0.1", "1.0")]
+    [2.0, 3.0]
+    """
+    if not values:
+        return
+    bounds = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    for value in values:
+        counts[bisect_left(bounds, value)] += 1
+    histogram._sum.inc(sum(values))
+    for bucket, count in zip(histogram._buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
 
 
 def create(registry: CollectorRegistry, prefix: str = "streamlearn") -> Metrics:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 from streamlearn.models.online import OnlineModel
-from streamlearn.monitoring.metrics import BoundMetrics
+from streamlearn.monitoring.metrics import BoundMetrics, observe_many
 from streamlearn.pipeline import Pipeline
 from streamlearn.schema import BadEvent, Schema
 from streamlearn.streams.records import (
@@ -77,20 +77,23 @@ class PartitionProcessor:
         """The offset after the last event processed: where the model's knowledge ends."""
 
     def process_batch(self, messages: list[SourceMessage]) -> list[Outgoing]:
-        """Outputs for a batch, in input order; counters move once per batch (each inc locks)."""
+        """Outputs for a batch, in input order; metrics move once per batch (each inc locks)."""
         learned_before = self.model.version
         out: list[Outgoing] = []
         self._undeclared = 0
         self._dead = 0
+        self._latencies: list[float] = []
         process = self._process
         for message in messages:
             process(message, out)
-        self.next_offset = (messages[-1].offset() or 0) + 1 if messages else self.next_offset
+        if messages:
+            self.next_offset = (messages[-1].offset() or 0) + 1
         m = self.metrics
         m.events.inc(len(messages))
         m.predictions.inc(len(out) - self._dead)
         m.examples_learned.inc(self.model.version - learned_before)
         m.batch_size.observe(len(messages))
+        observe_many(m.event_to_prediction, self._latencies)
         if self._undeclared:
             m.undeclared_fields.inc(self._undeclared)
         return out
@@ -112,22 +115,12 @@ class PartitionProcessor:
             out.append(self._dead_letter(message, _model_error("predicting", exc)))
             return
         now = self.clock()
-        out.append(Outgoing(
-            self.spec.predictions_topic,
-            _key_bytes(key),
-            encode_prediction(
-                event_id=self._event_id(event, message),
-                key=key,
-                model=model.name,
-                model_version=model.version,
-                prediction=prediction,
-                proba=proba,
-                event_time=event_time,
-                predicted_at=int(now * 1000),
-            ),
-            None,
-        ))
-        self.metrics.event_to_prediction.observe(max(0.0, now - message.timestamp()[1] / 1000))
+        value = encode_prediction(
+            self._event_id(event, message), key, model.name, model.version, prediction, proba,
+            event_time, int(now * 1000),
+        )
+        out.append(Outgoing(self.spec.predictions_topic, _key_bytes(key), value, None))
+        self._latencies.append(max(0.0, now - message.timestamp()[1] / 1000))
         if self.schema.label is not None:
             try:
                 model.learn(x, y, served=prediction)

@@ -49,7 +49,6 @@ def decode_event(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
 
 
 def encode_prediction(
-    *,
     event_id: str,
     key: Any,
     model: str,
@@ -61,8 +60,9 @@ def encode_prediction(
 ) -> bytes:
     """One prediction as JSON (see README: wire formats); class labels become string keys.
 
-    >>> encode_prediction(event_id="e1", key="u1", model="m", model_version=3,
-    ...     prediction=True, proba={False: 0.25, True: 0.75}, event_time=1, predicted_at=2)
+    Positional arguments: it runs once per event.
+
+    >>> encode_prediction("e1", "u1", "m", 3, True, {False: 0.25, True: 0.75}, 1, 2)
     b'{"event_id":"e1","key":"u1","model":"m","model_version":3,"prediction":true,"proba":{"false":0.25,"true":0.75},"event_time":1,"predicted_at":2}'
     """
     return orjson.dumps(
