@@ -18,10 +18,9 @@ the label and the probabilities and the served label equals what
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any
-
-from collections import deque
 
 from river import base, compose, metrics
 
