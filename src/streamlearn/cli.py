@@ -313,6 +313,7 @@ def dlq_show(pipeline_file: str, reason: str | None, limit: int, name: str | Non
     """Show the dead letters of PIPELINE_FILE's pipeline as a table, oldest first."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from streamlearn.dlq import summary
 
@@ -321,7 +322,9 @@ def dlq_show(pipeline_file: str, reason: str | None, limit: int, name: str | Non
     if shown:
         table = Table("offset", "reason", "error", "value", title=spec.dlq_topic)
         for letter in shown:
-            table.add_row(str(letter.offset), letter.reason, letter.error, letter.excerpt())
+            # Text, not str: brackets in an event must not be read as rich markup.
+            table.add_row(str(letter.offset), Text(letter.reason), Text(letter.error),
+                          Text(letter.excerpt()))
         Console().print(table)
     click.echo(summary(spec.dlq_topic, reasons, len(shown), reason))
 

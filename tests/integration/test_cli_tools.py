@@ -150,7 +150,7 @@ def dead_letters(kafka, name, topics):
     topics(name)
     bad_type = orjson.dumps({**GOOD, "event_id": "e2", "https": "yes"})
     produce_records(kafka, f"{name}.dlq", [
-        dead_letter(10, b'{"event_id": "e0", oops', "invalid_json", key=b"e0"),
+        dead_letter(10, b'{"event_id": "e0", [/oops]', "invalid_json", key=b"e0"),
         dead_letter(11, bad_type, "bad_type", key=b"e2"),
         dead_letter(12, orjson.dumps({**GOOD, "event_id": "e3"}), "model_error", key=b"e3"),
     ])
@@ -163,7 +163,8 @@ def test_dlq_show_is_a_table_with_a_summary(name, worker_env, dead_letters):
     assert shown.returncode == 0, shown.stderr
     rows = [line.split("│")[1:5] for line in shown.stdout.splitlines() if "│" in line]
     assert [[cell.strip() for cell in row] for row in rows] == [
-        ["0", "invalid_json", "invalid_json at 10", '{"event_id": "e0", oops'],
+        # Brackets are shown as they are, not read as rich markup.
+        ["0", "invalid_json", "invalid_json at 10", '{"event_id": "e0", [/oops]'],
         ["1", "bad_type", "bad_type at 11", dead_letters.decode()[:59] + "…"],
         ["2", "model_error", "model_error at 12", rows[2][3].strip()],
     ], shown.stdout
@@ -176,10 +177,17 @@ def test_dlq_show_is_a_table_with_a_summary(name, worker_env, dead_letters):
     assert "bad_type at 11" not in limited.stdout and "; 1 shown" in limited.stdout
 
 
-def test_dlq_of_a_pipeline_without_topics_is_a_one_line_error(kafka, name, worker_env):
+def test_dlq_of_a_pipeline_without_topics_is_a_one_line_error(kafka, name, worker_env,
+                                                              tmp_path):
     shown = cli(worker_env, "dlq", "show", EXAMPLE, "--name", name)
     assert shown.returncode == 1 and shown.stderr.strip().count("\n") == 0
     assert f"no dead-letter topic '{name}.dlq' at {kafka}" in shown.stderr
+    fixed = tmp_path / "fixed.jsonl"
+    fixed.write_bytes(orjson.dumps(GOOD) + b"\n")
+    sent = cli(worker_env, "dlq", "replay", EXAMPLE, "--name", name, "--fixed", str(fixed),
+               "--yes", timeout=30)
+    assert sent.returncode == 1 and sent.stderr.strip().count("\n") == 0
+    assert f"no events topic '{name}' at {kafka}" in sent.stderr
 
 
 def test_dlq_replay_all_resends_original_bytes_and_headers(kafka, name, worker_env,
@@ -207,7 +215,7 @@ def test_dlq_export_then_replay_the_fixed_file(kafka, name, worker_env, dead_let
     assert f"wrote 3 values from {name}.dlq to {out}" in exported.stdout
     assert "2 of them fail the pipeline's checks as they are" in exported.stdout
     lines = out.read_text().splitlines()
-    assert lines[0] == '{"event_id": "e0", oops'
+    assert lines[0] == '{"event_id": "e0", [/oops]'
     assert orjson.loads(lines[1])["https"] == "yes"
 
     not_yet = cli(worker_env, "dlq", "replay", EXAMPLE, "--name", name, "--fixed", str(out),
