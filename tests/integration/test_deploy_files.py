@@ -211,6 +211,7 @@ QUIET = [
     ('streamlearn_event_to_prediction_seconds_bucket{pipeline="p", le="+Inf"}', "0+100x30"),
     ('streamlearn_model_score{pipeline="p", model="m", metric="accuracy"}', "0.5x30"),
     ('streamlearn_model_score{pipeline="p", model="m", metric="rolling_accuracy"}', "0.9x30"),
+    ('streamlearn_snapshots_refused_total{pipeline="p", reason="bad_digest"}', "0x30"),
 ]
 ALERT_CASES = {
     "quiet when healthy": (
@@ -222,7 +223,16 @@ ALERT_CASES = {
             "StreamlearnPredictionsStalled": [],
             "StreamlearnSlowPredictions": [],
             "StreamlearnLowRollingAccuracy": [],
+            "StreamlearnSnapshotRefused": [],
         },
+    ),
+    "snapshot refused": (
+        [('streamlearn_snapshots_refused_total{pipeline="p", reason="bad_signature"}',
+          "0 0 1x10")],
+        "5m",
+        {"StreamlearnSnapshotRefused": [
+            {"severity": "critical", "pipeline": "p", "reason": "bad_signature"}
+        ]},
     ),
     "worker down": (
         [('up{job="streamlearn", instance="worker:9108"}', "0x10")],
