@@ -110,13 +110,20 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.argument("pipeline_file", type=click.Path(dir_okay=False))
 @click.option("--name", help="Run the pipeline under another name (its topics follow).")
+@click.option("--rebuild", is_flag=True,
+              help="Ignore snapshots made by another river version or pipeline spec: relearn "
+                   "from the events topic's earliest retained event.")
 @one_line_errors
-def run(pipeline_file: str, name: str | None) -> None:
-    """Run a faust worker for the pipeline defined in PIPELINE_FILE."""
+def run(pipeline_file: str, name: str | None, rebuild: bool) -> None:
+    """Run a worker for the pipeline defined in PIPELINE_FILE (until SIGTERM / Ctrl-C).
+
+    Each input partition's model is restored from its newest valid snapshot in
+    <name>.models and the partition is read from the offset that snapshot reflects.
+    """
     from streamlearn.streams.worker import run_worker
 
     settings = load_settings()
-    run_worker(_spec(pipeline_file, name), settings)
+    run_worker(_spec(pipeline_file, name), settings, rebuild=rebuild)
 
 
 @main.command()

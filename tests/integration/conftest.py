@@ -94,13 +94,15 @@ def start_worker(
     started: list[subprocess.Popen[bytes]] = []
 
     def start(pipeline_file: str | Path, name: str, env: dict[str, str] | None = None,
-              metrics_port: int | None = None) -> subprocess.Popen[bytes]:
+              metrics_port: int | None = None, args: tuple[str, ...] = ()
+              ) -> subprocess.Popen[bytes]:
         settings = {**worker_env, **(env or {})}
         if metrics_port is not None:
             settings["STREAMLEARN_METRICS_PORT"] = str(metrics_port)
         with open(tmp_path / f"worker-{len(started)}.log", "wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "streamlearn", "run", str(pipeline_file), "--name", name],
+                [sys.executable, "-m", "streamlearn", "run", str(pipeline_file), "--name", name,
+                 *args],
                 env=settings, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
             )
         started.append(proc)

@@ -45,9 +45,29 @@ def test_sigterm_then_restart_continues_the_model_and_repeats_nothing(
 
     more = replay(iter_events("river:Phishing", label_field="is_phishing"), kafka,
                   ReplayOptions(topic=name, limit=10, id_prefix="b"))
-    start_worker(EXAMPLE, name)
+    worker = start_worker(EXAMPLE, name)
     again = wait_for_predictions(kafka, topic, {f"b-{i}" for i in range(more)}, 90)
     assert f"partition 0: restored snapshot 1 ({n} examples)" in worker_log(tmp_path, 1)
     assert [again[f"b-{i}"]["model_version"] for i in range(more)] == list(range(n, n + more))
     per_event = Counter(p["event_id"] for p in predictions(kafka, topic))
     assert len(per_event) == n + more and max(per_event.values()) == 1, "nothing predicted twice"
+
+    # A changed spec (another hyperparameter) refuses the old snapshots, naming both remedies;
+    # --rebuild relearns every retained event.
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0, worker_log(tmp_path, 1)
+    changed = tmp_path / "changed.py"
+    changed.write_text(EXAMPLE.read_text().replace("LogisticRegression()",
+                                                    "LogisticRegression(l2=0.001)"))
+    refused = start_worker(changed, name)
+    assert refused.wait(timeout=60) != 0
+    log = worker_log(tmp_path, 2)
+    assert "refused (spec_changed)" in log and "--rebuild" in log and "streamlearn reset" in log
+    start_worker(changed, name, args=("--rebuild",))
+    last = replay(iter_events("river:Phishing", label_field="is_phishing"), kafka,
+                  ReplayOptions(topic=name, limit=5, id_prefix="c"))
+    rebuilt = wait_for_predictions(kafka, topic, {f"c-{i}" for i in range(last)}, 90)
+    total = n + more
+    assert [rebuilt[f"c-{i}"]["model_version"] for i in range(last)] == list(
+        range(total, total + last)
+    ), "the rebuilt model learned every retained event"
