@@ -63,6 +63,13 @@ def _paced_producer(bootstrap: str, topic: str) -> Iterator[Producer]:
             raise RuntimeError(f"paced producer could not deliver everything to {topic}")
 
 
+PACE_TICK_S = 0.001
+"""The paced producer sleeps only when this far ahead: it sends what falls due within 1 ms
+together. A sleep per event (100 µs apart at 10k events/s) cost the feeder half a core and
+the broker three quarters of one in single-message requests, on a 2-CPU machine: the
+latency phase then measured the feeder. Each event is still stamped when it is sent."""
+
+
 def produce_paced(
     bootstrap: str, topic: str, events: Sequence[Event], rate: float
 ) -> dict[bytes, int]:
@@ -72,7 +79,7 @@ def produce_paced(
         start = time.perf_counter()
         for n, (key, value) in enumerate(events):
             delay = start + n / rate - time.perf_counter()
-            if delay > 0:
+            if delay > PACE_TICK_S:
                 time.sleep(delay)
             now = int(time.time() * 1000)
             producer.produce(topic, value=value, key=key, timestamp=now)

@@ -5,6 +5,9 @@ A/C2 and A/D >= 1 (the aiokafka loop and Quix Streams), A/C3 >= 0.8 (the conflue
 loop, A's own client), A/B >= 0.6 for logreg and >= 0.8 for the tree (the model alone), and
 A's p50 and p99 at most twice those of E3, the confluent-kafka forward loop: the floor of
 the client A uses. A/C (kafka-python) and A/E (aiokafka forward) are shown without target.
+
+Latencies are whole milliseconds (record timestamps): a floor below 1 ms counts as 1 ms in
+a ratio, so an E3 p50 that rounds to 0 asks A for <= 2 ms instead of making the ratio void.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ __all__ = ["TITLES", "summarize"]
 
 TITLES = {c.key: c.title for c in CONTENDERS}
 MODEL_CEILING_TARGET = {"logreg": 0.6, "tree": 0.8}
+RESOLUTION_MS = 1.0
 
 
 def _per_contender(runs: Sequence[RunResult]) -> dict[str, dict[str, Any]]:
@@ -61,7 +65,8 @@ def _targets(workload: str, tp: dict[str, Any], lat: dict[str, Any]) -> list[dic
         return lat.get(key, {}).get(field)
 
     def lat_ratio(field: str, floor: str) -> float | None:
-        return ratio(lat_of("A", field), lat_of(floor, field))
+        base = lat_of(floor, field)
+        return ratio(lat_of("A", field), None if base is None else max(base, RESOLUTION_MS))
 
     ceiling = MODEL_CEILING_TARGET.get(workload, 0.6)
     rows = [

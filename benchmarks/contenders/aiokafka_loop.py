@@ -4,9 +4,8 @@
 is, the latency floor of broker and client.
 
 At-least-once, like every Kafka contender: each fetched batch is sent, every send's ack
-awaited (``acks=all``), and only then are the batch's next offsets committed. Auto-commit
-is off: it would commit on a timer, whatever had been acked. aiokafka's commit is a
-coroutine with no fire-and-forget form, so the loop awaits it, as a user's loop would.
+awaited (``acks=all``), and only then are the batch's next offsets handed to the committer.
+Auto-commit is off: it would commit on a timer, whatever had been acked.
 """
 
 from __future__ import annotations
@@ -43,6 +42,49 @@ def next_offsets(fetched: Mapping[TopicPartition, Sequence[Any]]) -> dict[TopicP
     return {tp: records[-1].offset + 1 for tp, records in fetched.items()}
 
 
+class BackgroundCommits:
+    """Commits the newest acked offsets from a task of its own, one commit at a time.
+
+    aiokafka's commit is a coroutine with no fire-and-forget form, and Kafka 4's group
+    coordinator holds each commit ``group.coordinator.append.linger.ms`` (5 ms) before
+    writing it: awaiting it after every batch put E's p50 at 11-13 ms at 1.5k events/s
+    (measured here). The other clients' loops do not wait for their commits either
+    (kafka-python ``commit_async``, librdkafka ``asynchronous=True``).
+    """
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+        self._latest: dict[TopicPartition, int] = {}
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task = asyncio.create_task(self._run())
+
+    def offer(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Offsets whose outputs are all acked; committed soon, never before."""
+        if self._task.done():
+            self._task.result()  # a failed commit stops the loop
+        self._latest.update(offsets)
+        self._wake.set()
+
+    async def _run(self) -> None:
+        committed: dict[TopicPartition, int] = {}
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            offsets = dict(self._latest)
+            if offsets != committed:
+                await self._consumer.commit(offsets)
+                committed = offsets
+            if self._closing and not self._wake.is_set():
+                return
+
+    async def close(self) -> None:
+        """Commit what was offered last, and wait for it."""
+        self._closing = True
+        self._wake.set()
+        await self._task
+
+
 async def run(args: Any, transform: Transform) -> None:
     consumer = AIOKafkaConsumer(
         args.input,
@@ -59,6 +101,7 @@ async def run(args: Any, transform: Transform) -> None:
     await consumer.start()
     await producer.start()
     send, output = producer.send, args.output
+    commits = BackgroundCommits(consumer)
     try:
         while not stop.is_set():
             fetched = await consumer.getmany(timeout_ms=100, max_records=args.max_records)
@@ -70,7 +113,8 @@ async def run(args: Any, transform: Transform) -> None:
                 for key, value in transform(records)
             ]
             await asyncio.gather(*pending)  # raises if an output was not acked: no commit
-            await consumer.commit(next_offsets(fetched))
+            commits.offer(next_offsets(fetched))
+        await commits.close()
     finally:
         await producer.stop()
         await consumer.stop()

@@ -1,7 +1,7 @@
 """The benchmark harness runs end to end in smoke mode (``make bench-smoke``), so it cannot rot.
 
-Only counts are checked: every contender ran and answered every event exactly once. Timing
-figures of a smoke run mean nothing and are never asserted.
+Only counts are checked: every contender ran and answered every event exactly once, and the
+snapshot cost was measured. Timing figures of a smoke run mean nothing and are never asserted.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from pathlib import Path
 
 from .conftest import ROOT
 
-THROUGHPUT_CONTENDERS = ("A", "B", "C", "C2", "D", "E")
-LATENCY_CONTENDERS = ("A", "E")
+# A last: the other contenders are checked first, so a failing worker cannot hide them.
+THROUGHPUT_CONTENDERS = ("B", "C", "C2", "C3", "D", "E", "E3", "A")
+LATENCY_CONTENDERS = ("E3", "E", "A")
 WORKLOADS = ("logreg", "tree")
 
 
@@ -42,19 +43,29 @@ def assert_every_event_answered(runs: list[dict], what: str) -> None:
 
 def test_smoke_benchmark_runs_every_contender(kafka: str, tmp_path: Path) -> None:
     done = run_smoke(kafka, tmp_path)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    output = done.stdout[-4000:] + done.stderr[-4000:]
+    assert (tmp_path / "smoke.json").exists(), output
 
     report = json.loads((tmp_path / "smoke.json").read_text())
-    for workload in WORKLOADS:
-        for key in THROUGHPUT_CONTENDERS:
+    for key in THROUGHPUT_CONTENDERS:
+        for workload in WORKLOADS:
             runs = runs_of(report, workload, "throughput", key)
             assert_every_event_answered(runs, f"{workload} throughput {key}")
     for key in LATENCY_CONTENDERS:
         runs = runs_of(report, "logreg", "latency", key)
         assert_every_event_answered(runs, f"logreg latency {key}")
         assert all(r["p99_ms"] is not None for r in runs)
+    assert done.returncode == 0, output
+
+    snapshots = {s["workload"]: s for s in report["snapshots"]}
+    assert set(snapshots) == set(WORKLOADS)
+    for s in snapshots.values():
+        assert s["bytes"] > 0 and s["chunks"] >= 1 and s["build_ms"] > 0, s
 
     table = (tmp_path / "smoke.md").read_text()
     for key in THROUGHPUT_CONTENDERS:
         assert f"| {key} |" in table
     assert "events/s A/C2 (aiokafka)" in table
+    assert "events/s A/C3 (confluent-kafka)" in table
+    assert "p99 latency A/E3 (confluent-kafka forward)" in table
+    assert "## Snapshot cost" in table
