@@ -24,7 +24,7 @@ USER streamlearn
 ENV STREAMLEARN_METRICS_HOST=0.0.0.0 \
     STREAMLEARN_METRICS_PORT=9108 \
     STREAMLEARN_STATE_DIR=/var/lib/streamlearn
-# Per-container state (snapshots, faust data); survives restarts of the container.
+# Per-container scratch (faust data); model snapshots live in Kafka (<name>.models).
 VOLUME ["/var/lib/streamlearn"]
 EXPOSE 9108
 

@@ -9,6 +9,7 @@ worker exports, so dashboards and alerts cannot silently drift from the code.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -74,8 +75,8 @@ def _tool(name: str) -> str:
     return path
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
 
 
 def _yaml(text: str) -> Any:
@@ -129,9 +130,17 @@ def dashboard_exprs() -> list[str]:
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    result = _run(_tool("docker-compose"), "-f", "docker-compose.yml", "config")
+    env = {**os.environ, "STREAMLEARN_MODEL_KEY": "compose-test-key"}
+    result = _run(_tool("docker-compose"), "-f", "docker-compose.yml", "config", env=env)
     assert result.returncode == 0, f"docker-compose config failed:\n{result.stderr}"
     return _yaml(result.stdout)
+
+
+def test_compose_refuses_to_start_workers_without_a_model_key() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "STREAMLEARN_MODEL_KEY"}
+    result = _run(_tool("docker-compose"), "-f", "docker-compose.yml", "config", env=env)
+    assert result.returncode != 0
+    assert "set STREAMLEARN_MODEL_KEY" in result.stderr
 
 
 def test_compose_has_the_stack_and_wires_the_worker_to_kafka(compose: dict[str, Any]) -> None:
@@ -139,6 +148,7 @@ def test_compose_has_the_stack_and_wires_the_worker_to_kafka(compose: dict[str, 
     assert {"kafka", "worker", "prometheus", "grafana"} <= services.keys()
     worker = services["worker"]
     assert worker["environment"]["STREAMLEARN_BOOTSTRAP"] == "kafka:9092"
+    assert worker["environment"]["STREAMLEARN_MODEL_KEY"] == "compose-test-key"
     assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
     kafka = services["kafka"]
     assert "PLAINTEXT://kafka:9092" in kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"]
