@@ -48,8 +48,12 @@ def partition_model(partition: int) -> str:
 
 
 def kafka_config(settings: Settings, client_id: str) -> dict[str, Any]:
-    """What every librdkafka client of the worker shares."""
-    return {"bootstrap.servers": settings.bootstrap_servers, "client.id": client_id}
+    """What every librdkafka client of the worker shares (its log goes to Python logging)."""
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "client.id": client_id,
+        "logger": logging.getLogger("streamlearn.librdkafka"),
+    }
 
 
 @dataclass
