@@ -40,6 +40,9 @@ _JSON_NAMES = {
     dict: "a nested object", list: "an array",
 }
 _MAX_SHOWN = 40
+# Types taken as they are; anything else goes through coerce() (a categorical int, or an error).
+_AS_IS = {NUMERIC: frozenset((int, float)), CATEGORICAL: frozenset((str,)),
+          BOOLEAN: frozenset((bool,))}
 
 
 class BadEvent(ValueError):
@@ -102,7 +105,7 @@ class Schema:
         check_types(features, "feature")
         if label is not None:
             check_types({label[0]: label[1]}, "label")
-        self._fields = tuple(features.items())
+        self._fields = tuple((name, kind, _AS_IS[kind]) for name, kind in features.items())
         self.label = label
         self._known = frozenset((*features, *other, *((label[0],) if label else ())))
 
@@ -112,23 +115,16 @@ class Schema:
         Raises :class:`BadEvent` for a wrong type or a missing label.
         """
         x: dict[str, Any] = {}
-        for name, kind in self._fields:
-            value = event.get(name)
-            if value is None:
-                continue
-            t = type(value)
-            # The common cases inline; anything else goes through coerce (and may raise).
-            if (kind == NUMERIC and (t is float or t is int)) or (
-                kind == CATEGORICAL and t is str
-            ):
-                x[name] = value
-            else:
-                x[name] = coerce(name, kind, value)
+        get = event.get
+        for name, kind, as_is in self._fields:
+            value = get(name)
+            if value is not None:
+                x[name] = value if type(value) in as_is else coerce(name, kind, value)
         y = None
         if self.label is not None:
             name, kind = self.label
             value = event.get(name)
             if value is None:
                 raise BadEvent("missing_field", f"event lacks the label field {name!r}")
-            y = coerce(name, kind, value)
+            y = value if type(value) in _AS_IS[kind] else coerce(name, kind, value)
         return x, y, len(event.keys() - self._known)

@@ -14,7 +14,7 @@ from river import base, datasets, evaluate, linear_model, metrics, preprocessing
 from streamlearn.models.online import OnlineModel
 from streamlearn.monitoring import metrics as sl_metrics
 from streamlearn.pipeline import Pipeline
-from streamlearn.streams.processor import PartitionProcessor
+from streamlearn.streams.processor import OutputList, PartitionProcessor
 
 FEATURES = {name: "numeric" for name in next(iter(datasets.Phishing()))[0]}
 
@@ -73,6 +73,12 @@ def phishing_events(n: int) -> list[dict]:
     return [{**x, "event_id": f"e{i}", "is_phishing": y} for i, (x, y) in enumerate(rows)]
 
 
+def run(processor: PartitionProcessor, batch: list[FakeMessage]) -> OutputList:
+    outputs = OutputList()
+    processor.process_batch(batch, outputs)
+    return outputs
+
+
 def messages(events: list[Any]) -> list[FakeMessage]:
     return [FakeMessage(e if isinstance(e, bytes) else orjson.dumps(e), i)
             for i, e in enumerate(events)]
@@ -80,7 +86,7 @@ def messages(events: list[Any]) -> list[FakeMessage]:
 
 def test_served_predictions_equal_progressive_val_score():
     processor = make_processor(CollectorRegistry())
-    outputs = processor.process_batch(messages(phishing_events(1250)))
+    outputs = run(processor, messages(phishing_events(1250)))
     served = [orjson.loads(o.value)["prediction"] for o in outputs]
     labels = [y for _, y in datasets.Phishing()]
     accuracy = sum(p == y for p, y in zip(served, labels, strict=True)) / len(labels)
@@ -97,7 +103,7 @@ def test_a_bad_event_is_dead_lettered_alone_and_the_batch_goes_on():
     events.insert(20, {**events[20], "event_id": "bad", "long_url": "abc"})
     events.insert(30, b'{"nested": ')
     events.insert(35, {**events[35], "event_id": "big", "pad": "x" * 1000})
-    outputs = processor.process_batch(messages(events))
+    outputs = run(processor, messages(events))
     topics = [o.topic for o in outputs]
     assert topics.count("phishing.predictions") == 41
     dead = [o for o in outputs if o.topic == "phishing.dlq"]
@@ -117,7 +123,7 @@ def test_nulls_are_absent_and_undeclared_fields_are_counted_not_learned():
     registry = CollectorRegistry()
     processor = make_processor(registry)
     event = {**phishing_events(1)[0], "long_url": None, "new_field": 7}
-    (out,) = processor.process_batch(messages([event]))
+    (out,) = run(processor, messages([event]))
     assert out.topic == "phishing.predictions"
     assert registry.get_sample_value("streamlearn_undeclared_fields_total",
                                      {"pipeline": "phishing"}) == 1
@@ -150,7 +156,7 @@ def test_a_model_exception_dead_letters_that_event_only(when, predicted):
     processor = make_processor(CollectorRegistry(), model=Fragile(when))
     events = phishing_events(3)
     events[1] = {**events[1], "https": 99}
-    outputs = processor.process_batch(messages(events))
+    outputs = run(processor, messages(events))
     predictions = [o for o in outputs if o.topic == "phishing.predictions"]
     dead = [o for o in outputs if o.topic == "phishing.dlq"]
     assert len(predictions) == predicted, "a prediction made before learning failed stands"
@@ -161,7 +167,7 @@ def test_a_model_exception_dead_letters_that_event_only(when, predicted):
 
 def test_prediction_carries_the_wire_format_fields():
     processor = make_processor(CollectorRegistry())
-    (out,) = processor.process_batch(messages(phishing_events(1)))
+    (out,) = run(processor, messages(phishing_events(1)))
     assert out.key == b"e0"
     body = orjson.loads(out.value)
     assert set(body) == {"event_id", "key", "model", "model_version", "prediction", "proba",
