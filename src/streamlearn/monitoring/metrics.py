@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from bisect import bisect_left
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -102,16 +102,23 @@ class BoundMetrics:
     snapshot_seconds: Histogram
     snapshots_refused: dict[str, Counter]
     restores: Counter
+    _score_children: dict[int, tuple[Gauge, ...]] = field(default_factory=dict)
 
     def set_scores(self, partition: int, score: float, rolling: float) -> None:
         """The prequential and rolling score of one partition's model (after it has one)."""
-        labels = (self.pipeline, self.model, self.metric, str(partition))
-        rolling_labels = (self.pipeline, self.model, "rolling_" + self.metric, str(partition))
-        self.family.model_score.labels(*labels).set(score)
-        self.family.model_score.labels(*rolling_labels).set(rolling)
+        children = self._score_children.get(partition)
+        if children is None:  # bound once per partition: labels() costs a lock and a lookup
+            children = tuple(
+                self.family.model_score.labels(self.pipeline, self.model, metric, str(partition))
+                for metric in (self.metric, "rolling_" + self.metric)
+            )
+            self._score_children[partition] = children
+        children[0].set(score)
+        children[1].set(rolling)
 
     def forget_partition(self, partition: int) -> None:
         """Stop exporting the scores of a partition this worker no longer owns."""
+        self._score_children.pop(partition, None)
         for metric in (self.metric, "rolling_" + self.metric):
             labels = (self.pipeline, self.model, metric, str(partition))
             with contextlib.suppress(KeyError):  # never exported for this partition
@@ -135,7 +142,9 @@ def observe_many(histogram: Histogram, values: list[float]) -> None:
     >>> [registry.get_sample_value("h_seconds_bucket", {"le": le}) for le in ("0.1", "1.0")]
     [2.0, 3.0]
     """
-    if not values:
+    if len(values) < 8:  # binning pays off from a few values on
+        for value in values:
+            histogram.observe(value)
         return
     bounds = histogram._upper_bounds
     counts = [0] * len(bounds)

@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 
 FIRST_EVENT_WAIT_S = 0.1
 FLUSH_WAIT_S = 1.0
+# Outputs are not waited for batch by batch: a restart replays from the last snapshot, and a
+# snapshot or a commit is only made once every output before it is acknowledged. The group's
+# committed offsets only show progress (lag), so once a second is enough.
+COMMIT_INTERVAL_S = 1.0
+MAX_UNACKED = 50_000
 
 
 def partition_model(partition: int) -> str:
@@ -114,6 +119,7 @@ class HotPath:
         )
         self.partitions: dict[int, _Partition] = {}
         self._stop = threading.Event()
+        self._committed_at = clock()
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -129,7 +135,7 @@ class HotPath:
         try:
             while not self._stop.is_set():
                 self.step()
-            self._checkpoint(list(self.partitions), force=True)
+            self._checkpoint(list(self.partitions))
             self._commit(list(self.partitions), asynchronous=False)
             self.partitions.clear()
         finally:
@@ -158,13 +164,15 @@ class HotPath:
             model = state.processor.model
             if model.version:  # no score is exported before there is one
                 self.metrics.set_scores(partition, model.score.get(), model.rolling_score.get())
-        if by_partition:
+        self.producer.poll(0)  # serves delivery reports (failures only)
+        if self._delivery_errors or len(self.producer) > MAX_UNACKED:
             self._flush()
         due = [p for p, s in self.partitions.items() if self._snapshot_due(s)]
         if due:
             self._checkpoint(due)
-        if by_partition:
-            self._commit(list(by_partition), asynchronous=True)
+        if self.clock() - self._committed_at >= COMMIT_INTERVAL_S:
+            self._flush()
+            self._commit(list(self.partitions), asynchronous=True)
         return len(messages)
 
     def _consume_error(self, error: KafkaError) -> None:
@@ -185,6 +193,8 @@ class HotPath:
             raise KafkaException(errors[0])
 
     def _commit(self, partitions: list[int], asynchronous: bool) -> None:
+        """Commit the offsets the acknowledged outputs reach (callers flush first)."""
+        self._committed_at = self.clock()
         offsets = [
             TP(self.spec.events_topic, p, state.processor.next_offset)
             for p in partitions
@@ -203,8 +213,12 @@ class HotPath:
         return (learned >= self.settings.snapshot_every
                 or self.clock() - state.snapshot_time >= self.settings.snapshot_interval)
 
-    def _checkpoint(self, partitions: list[int], force: bool = False) -> None:
-        """Snapshot the models of ``partitions`` that moved, and wait for the broker's ack."""
+    def _checkpoint(self, partitions: list[int]) -> None:
+        """Snapshot the models of ``partitions`` that moved, and wait for the broker's ack.
+
+        Outputs first: a snapshot must never claim an event whose prediction could be lost.
+        """
+        self._flush()
         wrote = False
         for partition in partitions:
             state = self.partitions[partition]
@@ -229,7 +243,7 @@ class HotPath:
             state.snapshot_time = self.clock()
             wrote = True
             log.debug("snapshot %s/%d at offset %d (%d bytes)", model, snapshot_id, offset, size)
-        if wrote or force:
+        if wrote:
             self._flush()
 
     # -- rebalance callbacks (called inside consume(), on this thread) ---------------------
@@ -266,7 +280,7 @@ class HotPath:
     def _on_revoke(self, consumer: Consumer, partitions: list[TP]) -> None:
         mine = [tp.partition for tp in partitions if tp.partition in self.partitions]
         if mine:
-            self._checkpoint(mine, force=True)
+            self._checkpoint(mine)
             self._commit(mine, asynchronous=False)
         self._forget(mine)
 
