@@ -30,7 +30,7 @@ from streamlearn.streams.records import (
     encode_prediction,
 )
 
-__all__ = ["Emit", "OutputList", "Outgoing", "PartitionProcessor", "SourceMessage"]
+__all__ = ["Emit", "Outgoing", "OutputList", "PartitionProcessor", "SourceMessage"]
 
 log = logging.getLogger(__name__)
 
