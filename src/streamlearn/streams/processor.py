@@ -128,16 +128,17 @@ class PartitionProcessor:
             return
         self._undeclared += undeclared
         model = self.model
+        now = self.clock()
         try:
             prediction, proba = model.predict(x)
+            # Inside the try: a model may answer with a label JSON cannot carry.
+            value = encode_prediction(
+                self._event_id(event, message), key, model.name, model.version, prediction,
+                proba, event_time, int(now * 1000),
+            )
         except Exception as exc:
             self._dead_letter(message, _model_error("predicting", exc))
             return
-        now = self.clock()
-        value = encode_prediction(
-            self._event_id(event, message), key, model.name, model.version, prediction, proba,
-            event_time, int(now * 1000),
-        )
         self._emit(self.predictions_topic, value, _key_bytes(key))
         self._predicted += 1
         self._latencies.append(max(0.0, now - message.timestamp()[1] / 1000))
