@@ -53,7 +53,7 @@ WORKLOADS = {
 def model_factory(workload_key: str) -> Callable[[], Any]:
     """The same model factory the streamlearn pipeline file of the workload uses."""
     module = importlib.import_module(f"benchmarks.pipelines.{workload_key}")
-    factory: Callable[[], Any] = module.model
+    factory: Callable[[], Any] = module.pipeline.model
     return factory
 
 

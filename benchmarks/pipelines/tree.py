@@ -1,41 +1,25 @@
-"""Benchmark workload: HoeffdingAdaptiveTreeClassifier on Phishing-shaped events.
-
-The harness passes the pre-produced input topic in ``BENCH_EVENTS_TOPIC``.
-"""
+"""Benchmark workload: HoeffdingAdaptiveTreeClassifier on Phishing-shaped events, with the
+example pipeline's typed fields, on the input topic the harness passes in
+``BENCH_EVENTS_TOPIC``."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from pathlib import Path
 
 from river import tree
 
-from streamlearn import Pipeline
+from streamlearn.pipeline import load_pipeline
 
-FEATURES = {
-    "empty_server_form_handler": "numeric",
-    "popup_window": "numeric",
-    "https": "numeric",
-    "request_from_other_domain": "numeric",
-    "anchor_from_other_domain": "numeric",
-    "is_popular": "numeric",
-    "long_url": "numeric",
-    "age_of_domain": "numeric",
-    "ip_in_url": "numeric",
-}
-
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "phishing.py"
 
 
 def model() -> object:
     return tree.HoeffdingAdaptiveTreeClassifier(seed=42)
 
 
-pipeline = Pipeline(
-    name="bench-tree",
-    key_field="event_id",
-    event_id_field="event_id",
-    features=FEATURES,
-    label_field="is_phishing",
-    label_type="boolean",
-    model=model,
-    events_topic=os.environ.get("BENCH_EVENTS_TOPIC", ""),
+pipeline = replace(
+    load_pipeline(EXAMPLE), name="bench-tree", model=model,
+    events_topic=os.environ.get("BENCH_EVENTS_TOPIC", "bench-tree"),
 )

@@ -18,9 +18,10 @@ from river import datasets, evaluate, metrics
 
 from streamlearn.pipeline import load_pipeline
 from streamlearn.predictions import prequential_accuracy
+from streamlearn.tail import read_to_end
 
 from .conftest import EXAMPLE, worker_log
-from .topics import read_to_end, wait_for_predictions
+from .topics import wait_for_predictions
 
 MAX_BYTES = 2000
 
@@ -77,7 +78,7 @@ def test_poison_pills_are_dead_lettered_alone(kafka, name, topics, start_worker,
     served = [r["event_id"] for r in records]
     assert sorted(served) == sorted(ids), "exactly one prediction per valid event, none for bad"
 
-    letters = read_to_end(kafka, spec.dlq_topic)
+    letters = list(read_to_end(kafka, spec.dlq_topic))
     got = {int(dict(r.headers)["streamlearn.source.offset"]):
            dict(r.headers)["streamlearn.error.reason"].decode() for r in letters}
     assert got == bad_offsets, "each bad event is a dead letter with its reason"

@@ -21,9 +21,10 @@ from streamlearn.pipeline import load_pipeline
 from streamlearn.predictions import prequential_accuracy
 from streamlearn.replay import ReplayOptions, replay
 from streamlearn.sources import iter_events
+from streamlearn.tail import read_to_end
 
 from .conftest import EXAMPLE, free_port, worker_log
-from .topics import first_per_event, predictions, read_to_end, wait_for_predictions, wait_until
+from .topics import first_per_event, predictions, wait_for_predictions, wait_until
 
 SETTINGS = {"STREAMLEARN_SNAPSHOT_EVERY": "50", "STREAMLEARN_BATCH_SIZE": "25"}
 ASSIGNED = re.compile(r"assigned partitions \[([\d, ]*)\]")

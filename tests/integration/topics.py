@@ -1,20 +1,19 @@
 """Reading topics the way the tests need: whole, up to the end offsets, never an idle window.
 
-``read_to_end`` takes the end offsets first and reads until it has reached them, so a
-duplicate already written cannot hide behind a quiet period; ``wait_until`` is the one
-deadline loop the tests share.
+``streamlearn.tail.read_to_end`` takes the end offsets first and reads until it has reached
+them, so a duplicate already written cannot hide behind a quiet period; ``wait_until`` is
+the one deadline loop the tests share.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
-from kafka import KafkaConsumer, TopicPartition
-from kafka.consumer.fetcher import ConsumerRecord
+
+from streamlearn.tail import read_to_end
 
 T = TypeVar("T")
 
@@ -31,31 +30,10 @@ def wait_until(check: Callable[[], T], timeout: float, what: str, every: float =
         time.sleep(every)
 
 
-def read_to_end(kafka: str, topic: str) -> list[ConsumerRecord]:
-    """Every record of ``topic`` up to its end offsets at the time of the call."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=kafka, group_id=None, enable_auto_commit=False,
-        client_id=f"test-reader-{uuid.uuid4().hex[:6]}",
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = {tp: off for tp, off in consumer.end_offsets(partitions).items() if off > 0}
-        records: list[ConsumerRecord] = []
-        deadline = time.monotonic() + 60
-        while any(consumer.position(tp) < end for tp, end in ends.items()):
-            assert time.monotonic() < deadline, f"reading {topic} to its end took over 60 s"
-            for tp, batch in consumer.poll(timeout_ms=500).items():
-                records.extend(r for r in batch if r.offset < ends[tp])
-        return sorted(records, key=lambda r: (r.partition, r.offset))
-    finally:
-        consumer.close()
-
-
 def predictions(kafka: str, topic: str) -> list[dict[str, Any]]:
     """Every prediction on ``topic`` (duplicates included), with its partition."""
-    return [{**orjson.loads(r.value), "_partition": r.partition} for r in read_to_end(kafka, topic)]
+    return [{**orjson.loads(r.value or b"{}"), "_partition": r.partition}
+            for r in read_to_end(kafka, topic)]
 
 
 def first_per_event(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
