@@ -46,6 +46,7 @@ FLUSH_WAIT_S = 1.0
 # snapshot or a commit is only made once every output before it is acknowledged. The group's
 # committed offsets only show progress (lag), so once a second is enough.
 COMMIT_INTERVAL_S = 1.0
+SETTLE_WAIT_S = 2.0
 MAX_UNACKED = 50_000
 
 
@@ -122,6 +123,7 @@ class HotPath:
         self._stop = threading.Event()
         self._committed_at = clock()
         self._committed: dict[int, int] = {}
+        self._unsettled_since: float | None = None
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -170,12 +172,32 @@ class HotPath:
         if self._delivery_errors or len(self.producer) > MAX_UNACKED:
             self._flush()
         due = [p for p, s in self.partitions.items() if self._snapshot_due(s)]
-        if due:
-            self._checkpoint(due)
-        if self.clock() - self._committed_at >= COMMIT_INTERVAL_S:
-            self._flush()
-            self._commit(list(self.partitions), asynchronous=True)
+        commit_due = self.clock() - self._committed_at >= COMMIT_INTERVAL_S
+        if (due or commit_due) and self._outputs_settled():
+            if due:
+                self._checkpoint(due, wait=False)
+            if commit_due:
+                self._commit(list(self.partitions), asynchronous=True)
         return len(messages)
+
+    def _outputs_settled(self) -> bool:
+        """True once every output so far is acknowledged; waits only if that is overdue.
+
+        A snapshot or a commit needs every output before it acknowledged. Waiting for that
+        (a flush) holds up every event behind it, so the loop takes the first moment when
+        nothing is in flight, and flushes only after ``SETTLE_WAIT_S`` without one.
+        """
+        now = self.clock()
+        if len(self.producer) == 0:
+            self._unsettled_since = None
+            return True
+        if self._unsettled_since is None:
+            self._unsettled_since = now
+        if now - self._unsettled_since < SETTLE_WAIT_S:
+            return False
+        self._flush()
+        self._unsettled_since = None
+        return True
 
     def _consume_error(self, error: KafkaError) -> None:
         if error.fatal():
@@ -217,10 +239,12 @@ class HotPath:
         return (learned >= self.settings.snapshot_every
                 or self.clock() - state.snapshot_time >= self.settings.snapshot_interval)
 
-    def _checkpoint(self, partitions: list[int]) -> None:
-        """Snapshot the models of ``partitions`` that moved, and wait for the broker's ack.
+    def _checkpoint(self, partitions: list[int], wait: bool = True) -> None:
+        """Snapshot the models of ``partitions`` that moved (and wait for the acks if ``wait``).
 
         Outputs first: a snapshot must never claim an event whose prediction could be lost.
+        Not waiting for the snapshot's own acks is safe: until they come, a restart simply
+        finds the previous snapshot; a failed delivery stops the worker at the next flush.
         """
         self._flush()
         wrote = False
@@ -247,7 +271,7 @@ class HotPath:
             state.snapshot_time = self.clock()
             wrote = True
             log.debug("snapshot %s/%d at offset %d (%d bytes)", model, snapshot_id, offset, size)
-        if wrote:
+        if wrote and wait:
             self._flush()
 
     # -- rebalance callbacks (called inside consume(), on this thread) ---------------------
