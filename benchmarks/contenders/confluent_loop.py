@@ -18,15 +18,13 @@ Runs until SIGTERM; the last batch's offsets are committed synchronously before 
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Callable, Sequence
-from types import FrameType
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from benchmarks.contenders.work import PredictLearn, kafka_arguments
+from benchmarks.contenders.work import PredictLearn, Stop, kafka_arguments
 
 FIRST_WAIT_S = 0.1
 """Longest block for a batch's first message; also how often the stop flag is looked at."""
@@ -48,16 +46,6 @@ TRANSFORMS: dict[str, Callable[[str], Transform]] = {
     "model": model_transform,
     "forward": forward_transform,
 }
-
-
-class Stop:
-    def __init__(self) -> None:
-        self.requested = False
-        signal.signal(signal.SIGTERM, self.request)
-        signal.signal(signal.SIGINT, self.request)
-
-    def request(self, signum: int, frame: FrameType | None) -> None:
-        self.requested = True
 
 
 class DeliveryErrors:

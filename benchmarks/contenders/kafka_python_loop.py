@@ -8,25 +8,13 @@ Runs until SIGTERM; the last batch is finished and its offsets committed before 
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Mapping, Sequence
-from types import FrameType
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from benchmarks.contenders.work import PredictLearn, kafka_arguments
-
-
-class Stop:
-    def __init__(self) -> None:
-        self.requested = False
-        signal.signal(signal.SIGTERM, self.request)
-        signal.signal(signal.SIGINT, self.request)
-
-    def request(self, signum: int, frame: FrameType | None) -> None:
-        self.requested = True
+from benchmarks.contenders.work import PredictLearn, Stop, kafka_arguments
 
 
 def next_offsets(

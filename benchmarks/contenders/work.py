@@ -15,7 +15,9 @@ features, id and label, predict, keep an accuracy, build the prediction, learn.
 from __future__ import annotations
 
 import argparse
+import signal
 import time
+from types import FrameType
 from typing import Any
 
 import orjson
@@ -23,7 +25,7 @@ from river import metrics
 
 from benchmarks.workloads import EVENT_ID_FIELD, LABEL_FIELD, model_factory
 
-__all__ = ["PredictLearn", "kafka_arguments"]
+__all__ = ["PredictLearn", "Stop", "kafka_arguments"]
 
 
 class PredictLearn:
@@ -62,6 +64,18 @@ class PredictLearn:
         """(key, value) of the prediction for one JSON event."""
         out = self(orjson.loads(raw))
         return out["event_id"].encode(), orjson.dumps(out)
+
+
+class Stop:
+    """SIGTERM/SIGINT set ``requested``; a loop checks it between batches and exits cleanly."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGTERM, self.request)
+        signal.signal(signal.SIGINT, self.request)
+
+    def request(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
 
 
 def kafka_arguments(description: str) -> argparse.ArgumentParser:
