@@ -37,13 +37,16 @@ WAIT_FOR_PREDICTIONS_S = 120.0
 
 def run_demo(pipeline_file: str, source: str, settings: Settings) -> int:
     console = Console()
-    spec = load_pipeline(pipeline_file)
+    # A fresh name each run: a worker restores its pipeline's model from its snapshots, and
+    # the comparison with River's progressive_val_score needs a model that starts untrained.
+    base = load_pipeline(pipeline_file)
+    spec = base.renamed(f"{base.name}-demo-{uuid.uuid4().hex[:6]}")
     with console.status("starting Kafka (the first run downloads it with Maven)"):
         bootstrap = ensure_broker(settings)
     # Created as the worker creates them, so the replay never waits for the worker.
     create_topics(bootstrap, spec.topics, topic_configs(spec, settings))
     console.print(f"Kafka at [bold]{bootstrap}[/]; starting the worker for [bold]{spec.name}[/]")
-    worker = _start_worker(pipeline_file, settings)
+    worker = _start_worker(pipeline_file, spec.name, settings)
     try:
         labels = _replay(console, spec, source, bootstrap)
         predictions = _collect(console, spec, bootstrap, set(labels), worker)
@@ -53,12 +56,14 @@ def run_demo(pipeline_file: str, source: str, settings: Settings) -> int:
     return 0
 
 
-def _start_worker(pipeline_file: str, settings: Settings) -> subprocess.Popen[bytes]:
+def _start_worker(pipeline_file: str, name: str, settings: Settings
+                  ) -> subprocess.Popen[bytes]:
     log_path = settings.state_dir / "demo-worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "streamlearn", "run", str(Path(pipeline_file))],
+            [sys.executable, "-m", "streamlearn", "run", str(Path(pipeline_file)),
+             "--name", name],
             stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
         )
 

@@ -1,10 +1,12 @@
 """`streamlearn produce`, `tail`, `dlq` and `reset` against the real broker, as a user types them.
 
-None of these needs a worker: dead letters are produced here as the worker writes them.
+None of these needs a worker (dead letters are produced here as the worker writes them),
+except `demo`, which runs one.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -16,6 +18,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from streamlearn.broker.admin import create_topics, topic_partitions
 from streamlearn.tail import read_to_end
+
+from .conftest import ROOT
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -286,3 +290,17 @@ def test_reset_deletes_model_state_and_group_but_keeps_events(kafka, name, worke
 
     again = cli(worker_env, "reset", EXAMPLE, "--name", name, "--yes")
     assert again.returncode == 0 and "deleted nothing" in again.stdout
+
+
+def test_demo_twice_matches_river_each_time(kafka, worker_env):
+    """The first thing a user runs: each demo starts a fresh model, so both runs agree
+    with River's progressive_val_score (a restored model from the last run would not)."""
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-m", "streamlearn", "demo"], env=worker_env, cwd=ROOT,
+            capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        ours = re.search(r"prequential accuracy\D*([\d.]+)", result.stdout)
+        river = re.search(r"River progressive_val_score\D*([\d.]+)", result.stdout)
+        assert ours and river and ours.group(1) == river.group(1), result.stdout
