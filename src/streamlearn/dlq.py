@@ -29,6 +29,7 @@ from streamlearn.broker.admin import topic_partitions
 from streamlearn.errors import StreamlearnError
 from streamlearn.pipeline import Pipeline
 from streamlearn.schema import BadEvent
+from streamlearn.streams.records import ERROR_HEADER, HEADER_PREFIX, REASON_HEADER
 from streamlearn.tail import TailRecord, TopicNotFound, read_to_end
 
 __all__ = [
@@ -47,10 +48,7 @@ __all__ = [
     "summary",
 ]
 
-HEADER_PREFIX = "streamlearn."
-REASON_HEADER = "streamlearn.error.reason"
-ERROR_HEADER = "streamlearn.error"
-REPLAYED_FROM_HEADER = "streamlearn.replayed_from"
+REPLAYED_FROM_HEADER = HEADER_PREFIX + "replayed_from"
 _EXCERPT_CHARS = 60
 _SEND_TIMEOUT_S = 60.0
 

@@ -8,8 +8,11 @@ local process, unless ``STREAMLEARN_MODEL_KEY`` is set.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
+from pathlib import Path
 
 from streamlearn.config import Settings
 from streamlearn.errors import ConfigError
@@ -29,11 +32,20 @@ def model_key(settings: Settings) -> bytes:
             "verifies model snapshots with it",
         )
     path = settings.state_dir / KEY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))
+    if not path.exists():
+        _create_key_file(path)
     return path.read_bytes().strip()
+
+
+def _create_key_file(path: Path) -> None:
+    """Write a new key where no process can read it half-written: a private temporary file,
+    then a hard link to the final name, which fails if another process got there first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".model-key-")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)

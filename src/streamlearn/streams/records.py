@@ -20,6 +20,9 @@ import orjson
 from streamlearn.schema import BadEvent
 
 __all__ = [
+    "ERROR_HEADER",
+    "HEADER_PREFIX",
+    "REASON_HEADER",
     "BadEvent",
     "dead_letter_headers",
     "decode_event",
@@ -27,6 +30,8 @@ __all__ = [
 ]
 
 HEADER_PREFIX = "streamlearn."
+REASON_HEADER = HEADER_PREFIX + "error.reason"
+ERROR_HEADER = HEADER_PREFIX + "error"
 Headers = Sequence[tuple[str, bytes]]
 
 
@@ -92,7 +97,7 @@ def dead_letter_headers(
         (HEADER_PREFIX + "source.topic", topic.encode()),
         (HEADER_PREFIX + "source.partition", str(partition).encode()),
         (HEADER_PREFIX + "source.offset", str(offset).encode()),
-        (HEADER_PREFIX + "error.reason", error.reason.encode()),
-        (HEADER_PREFIX + "error", error.detail.encode()),
+        (REASON_HEADER, error.reason.encode()),
+        (ERROR_HEADER, error.detail.encode()),
         *(original or ()),
     ]
