@@ -248,7 +248,7 @@ def reset(pipeline_file: str, name: str | None, yes: bool) -> None:
 
     spec = _spec(pipeline_file, name)
     bootstrap = ensure_broker(load_settings())
-    topics = [spec.models_topic, f"{spec.name}.state"]
+    topics = [spec.models_topic, spec.state_topic]
     _confirm(f"Reset pipeline {spec.name!r} at {bootstrap}: delete topics "
              f"{', '.join(topics)} and consumer group {spec.group_id}?", yes)
     deleted = _reset(spec, bootstrap, topics)

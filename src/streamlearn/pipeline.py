@@ -26,7 +26,7 @@ on ``<name>.predictions``, dead letters on ``<name>.dlq``, model snapshots on
 >>> p.events_topic, p.predictions_topic, p.dlq_topic, p.models_topic, p.group_id
 ('fraud', 'fraud.predictions', 'fraud.dlq', 'fraud.models', 'streamlearn-fraud')
 >>> p.topics
-{'fraud': 1, 'fraud.predictions': 1, 'fraud.dlq': 1, 'fraud.models': 1}
+{'fraud': 1, 'fraud.predictions': 1, 'fraud.served': 1, 'fraud.dlq': 1, 'fraud.models': 1}
 >>> Pipeline(name="bad name", key_field="k", features={}, model=dict)
 Traceback (most recent call last):
 ...
@@ -39,13 +39,20 @@ import hashlib
 import re
 import runpy
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from streamlearn.errors import PipelineError
+from streamlearn.features.declare import Duration, Feature
+from streamlearn.features.featureset import (
+    DEFAULT_LATENESS,
+    DEFAULT_MAX_ENTITY_EVENTS,
+    DEFAULT_TTL,
+    FeatureSet,
+)
 from streamlearn.schema import Schema, check_types
 
 __all__ = ["Pipeline", "load_pipeline"]
@@ -75,6 +82,16 @@ class Pipeline:
     events_topic: str = ""
     partitions: int = 1
     """Partitions of the pipeline's topics; 1 keeps strict event order for exact parity."""
+    derived: Mapping[str, Feature] | None = None
+    """Derived features by name: ``{"n_10m": features.count("10m"), ...}`` (per key_field)."""
+    lateness: Duration = DEFAULT_LATENESS
+    """How much older than its entity's newest event an event may be and still count."""
+    entity_ttl: Duration = DEFAULT_TTL
+    """Event time after which an idle entity's feature state is dropped."""
+    max_entity_events: int = DEFAULT_MAX_ENTITY_EVENTS
+    """Events one entity holds at most (the oldest beyond it are dropped, and counted)."""
+    feature_set: FeatureSet = field(init=False, repr=False, compare=False)
+    """The compiled ``derived`` declaration (built from the fields above)."""
 
     def __post_init__(self) -> None:
         if not _TOPIC_NAME.match(self.name):
@@ -92,6 +109,18 @@ class Pipeline:
         if not self.key_field:
             raise PipelineError(f"pipeline {self.name!r}: key_field is required")
         self._check_types()
+        try:
+            feature_set = FeatureSet(
+                self.derived or {}, self.features or {}, label_field=self.label_field,
+                lateness=self.lateness, ttl=self.entity_ttl, max_events=self.max_entity_events,
+            )
+        except ValueError as exc:
+            raise PipelineError(f"pipeline {self.name!r}: {exc}") from None
+        clash = self.reserved_fields & set(feature_set.derived)
+        if clash:
+            raise PipelineError(f"pipeline {self.name!r}: derived features {sorted(clash)} "
+                                "have the name of the key, id, time or label field")
+        object.__setattr__(self, "feature_set", feature_set)
 
     def _check_types(self) -> None:
         if self.features is None:
@@ -128,6 +157,16 @@ class Pipeline:
         return f"{self.name}.models"
 
     @property
+    def served_topic(self) -> str:
+        """What each prediction was made from, keyed by event id (ARCHITECTURE.md)."""
+        return f"{self.name}.served"
+
+    @property
+    def state_topic(self) -> str:
+        """Compacted topic of per-entity feature state checkpoints."""
+        return f"{self.name}.state"
+
+    @property
     def group_id(self) -> str:
         """Consumer group of the pipeline's workers."""
         return f"streamlearn-{self.name}"
@@ -138,8 +177,10 @@ class Pipeline:
         return {
             self.events_topic: self.partitions,
             self.predictions_topic: self.partitions,
+            self.served_topic: self.partitions,
             self.dlq_topic: 1,
             self.models_topic: 1,
+            **({self.state_topic: self.partitions} if self.derived else {}),
         }
 
     @property
@@ -158,6 +199,7 @@ class Pipeline:
         body = orjson.dumps([
             self.key_field, self.event_id_field, self.time_field, self.label_field,
             self.label_type, list((self.features or {}).items()), self.partitions, model,
+            *([self.feature_set.describe()] if self.derived else []),
         ])
         return hashlib.sha256(body).hexdigest()[:16]
 

@@ -25,10 +25,14 @@ streamlearn.schema.BadEvent: bad_type: field 'amount' is declared numeric, got a
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["BOOLEAN", "CATEGORICAL", "NUMERIC", "TYPES", "BadEvent", "Schema", "check_types"]
+__all__ = [
+    "BOOLEAN", "CATEGORICAL", "NUMERIC", "TYPES", "BadEvent", "Schema", "check_types", "parse_time",
+]
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -128,3 +132,35 @@ class Schema:
                 raise BadEvent("missing_field", f"event lacks the label field {name!r}")
             y = value if type(value) in _AS_IS[kind] else coerce(name, kind, value)
         return x, y, len(event.keys() - self._known)
+
+
+def parse_time(value: Any, field: str) -> float:
+    """Event time in epoch milliseconds from a number (ms) or an ISO-8601 string.
+
+    A string without a zone is read as UTC.
+
+    >>> parse_time(1767225600000, "t"), parse_time("2026-01-01T00:00:01", "t")
+    (1767225600000.0, 1767225601000.0)
+    >>> parse_time("yesterday", "t")
+    Traceback (most recent call last):
+    ...
+    streamlearn.schema.BadEvent: bad_time: time field 't' is not epoch milliseconds or ISO-8601: ...
+    """
+    t = type(value)
+    if t is int or t is float:
+        if math.isfinite(value):
+            return float(value)
+    elif t is str:
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=dt.UTC)
+            return parsed.timestamp() * 1000.0
+    elif value is None:
+        raise BadEvent("missing_field", f"event lacks the time field {field!r}")
+    shown = repr(value)[:_MAX_SHOWN]
+    raise BadEvent("bad_time",
+                   f"time field {field!r} is not epoch milliseconds or ISO-8601: {shown}")

@@ -1,4 +1,5 @@
-"""Event sources for replay: CSV or Parquet files (pandas), JSON lines, River's data sets.
+"""Event sources for replay: CSV or Parquet files (pandas), JSON lines, River's data sets,
+and the synthetic card transactions of :mod:`streamlearn.datasets.fraud`.
 
 >>> events = iter_events("river:Phishing", label_field="is_phishing")
 >>> first = next(events)
@@ -6,6 +7,14 @@
 (['age_of_domain', 'anchor_from_other_domain', 'empty_server_form_handler'], True)
 >>> source_length("river:Phishing")
 1250
+
+``fraud:N`` generates N card payments, ``fraud:N:seed=7:drift_at=5000`` passes options to
+:func:`~streamlearn.datasets.fraud.generate`; the label is ``is_fraud``, the key ``card``:
+
+>>> next(iter_events("fraud:20000:seed=7"))
+{'tx_id': 'tx-0', 'card': ..., 'merchant': ..., 'amount': ..., 'time': ..., 'is_fraud': False}
+>>> source_length("fraud:20000:seed=7")
+20000
 """
 
 from __future__ import annotations
@@ -17,9 +26,17 @@ from typing import Any
 
 from streamlearn.errors import StreamlearnError
 
-__all__ = ["JSON_LINES_SUFFIXES", "RIVER_PREFIX", "SourceError", "iter_events", "source_length"]
+__all__ = [
+    "FRAUD_PREFIX",
+    "JSON_LINES_SUFFIXES",
+    "RIVER_PREFIX",
+    "SourceError",
+    "iter_events",
+    "source_length",
+]
 
 RIVER_PREFIX = "river:"
+FRAUD_PREFIX = "fraud:"
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
 
 
@@ -37,6 +54,35 @@ def _river_dataset(name: str) -> Any:
     if getattr(dataset, "url", None) and not dataset.is_downloaded:
         raise SourceError(f"River data set {name!r} must be downloaded; use a bundled one")
     return dataset
+
+
+_FRAUD_OPTIONS = {"seed": int, "cards": int, "merchants": int, "drift_at": int,
+                  "late_fraction": float}
+
+
+def _fraud_spec(source: str) -> tuple[int, dict[str, Any]]:
+    """``fraud:N[:option=value...]`` as N and the keyword arguments of ``generate``."""
+    usage = (f"source {source!r}: expected fraud:N or fraud:N:seed=S, options "
+             f"{', '.join(_FRAUD_OPTIONS)}")
+    count, *pairs = source[len(FRAUD_PREFIX) :].split(":")
+    options: dict[str, Any] = {}
+    try:
+        for pair in pairs:
+            name, value = pair.split("=", 1)
+            options[name] = _FRAUD_OPTIONS[name](value)
+        return int(count), options
+    except (KeyError, ValueError):
+        raise SourceError(usage) from None
+
+
+def _fraud_events(source: str) -> Iterator[dict[str, Any]]:
+    from streamlearn.datasets import fraud
+
+    n, options = _fraud_spec(source)
+    try:
+        return fraud.generate(n, **options)
+    except ValueError as exc:
+        raise SourceError(f"source {source!r}: {exc}") from None
 
 
 def _read_frame(path: Path, rows: int | None = None) -> Any:
@@ -79,12 +125,16 @@ def iter_events(
 ) -> Iterator[dict[str, Any]]:
     """Events as dicts in source order; River data sets put ``y`` under ``label_field``.
 
+    ``fraud:`` events keep their own label field, ``is_fraud``.
+
     ``rows`` reads only the first rows (a sample). A missing or unreadable source raises
     here, before anything is sent; a bad line of a JSON lines file raises when reached.
     """
     if source.startswith(RIVER_PREFIX):
         dataset = _river_dataset(source[len(RIVER_PREFIX) :])
         return itertools.islice(({**x, label_field: y} for x, y in dataset), rows)
+    if source.startswith(FRAUD_PREFIX):
+        return itertools.islice(_fraud_events(source), rows)
     path = Path(source)
     if path.suffix.lower() in JSON_LINES_SUFFIXES:
         if not path.is_file():
@@ -99,6 +149,8 @@ def source_length(source: str) -> int | None:
     """Number of events in a source, when known without reading it all."""
     if source.startswith(RIVER_PREFIX):
         return getattr(_river_dataset(source[len(RIVER_PREFIX) :]), "n_samples", None)
+    if source.startswith(FRAUD_PREFIX):
+        return _fraud_spec(source)[0]
     path = Path(source)
     if path.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq

@@ -87,7 +87,8 @@ def messages(events: list[Any]) -> list[FakeMessage]:
 def test_served_predictions_equal_progressive_val_score():
     processor = make_processor(CollectorRegistry())
     outputs = run(processor, messages(phishing_events(1250)))
-    served = [orjson.loads(o.value)["prediction"] for o in outputs]
+    served = [orjson.loads(o.value)["prediction"] for o in outputs
+              if o.topic == "phishing.predictions"]
     labels = [y for _, y in datasets.Phishing()]
     accuracy = sum(p == y for p, y in zip(served, labels, strict=True)) / len(labels)
     reference = evaluate.progressive_val_score(datasets.Phishing(), make_model(),
@@ -123,7 +124,7 @@ def test_nulls_are_absent_and_undeclared_fields_are_counted_not_learned():
     registry = CollectorRegistry()
     processor = make_processor(registry)
     event = {**phishing_events(1)[0], "long_url": None, "new_field": 7}
-    (out,) = run(processor, messages([event]))
+    out, _ = run(processor, messages([event]))
     assert out.topic == "phishing.predictions"
     assert registry.get_sample_value("streamlearn_undeclared_fields_total",
                                      {"pipeline": "phishing"}) == 1
@@ -167,12 +168,21 @@ def test_a_model_exception_dead_letters_that_event_only(when, predicted):
 
 def test_prediction_carries_the_wire_format_fields():
     processor = make_processor(CollectorRegistry())
-    (out,) = run(processor, messages(phishing_events(1)))
+    event = phishing_events(1)[0]
+    out, served = run(processor, messages([event]))
     assert out.key == b"e0"
     body = orjson.loads(out.value)
     assert set(body) == {"event_id", "key", "model", "model_version", "prediction", "proba",
                          "event_time", "predicted_at"}
     assert body["model_version"] == 0 and body["event_time"] == 1_700_000_000_000
+    assert (served.topic, served.key) == ("phishing.served", b"e0")
+    record = orjson.loads(served.value)
+    assert set(record) == {"event_id", "key", "x", "predictions", "champion", "event_time",
+                           "label"}
+    assert record["x"] == {k: v for k, v in event.items() if k not in ("event_id", "is_phishing")}
+    assert record["predictions"][record["champion"]] == {
+        "prediction": body["prediction"], "proba": body["proba"], "model_version": 0}
+    assert record["label"] is event["is_phishing"]
 
 
 def test_no_score_is_exported_before_the_first_example():

@@ -20,8 +20,12 @@ from __future__ import annotations
 import contextlib
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from streamlearn.features.online import PartitionFeatures
 
 __all__ = [
     "DEAD_LETTER_REASONS",
@@ -38,7 +42,8 @@ LATENCY_BUCKETS = (
 )
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
 DEAD_LETTER_REASONS = (
-    "invalid_json", "not_object", "too_large", "missing_field", "bad_type", "model_error",
+    "invalid_json", "not_object", "too_large", "missing_field", "bad_type", "bad_time",
+    "feature_error", "model_error",
 )
 SNAPSHOT_REFUSALS = (
     "unsigned", "bad_signature", "bad_digest", "incomplete", "bad_payload", "river_version",
@@ -61,6 +66,11 @@ class Metrics:
     snapshot_bytes: Gauge
     snapshots_refused: Counter
     restores: Counter
+    feature_entities: Gauge
+    late_events: Counter
+    entities_expired: Counter
+    entity_events_dropped: Counter
+    entities_lost: Counter
 
     def bind(self, pipeline: str, model: str, metric: str = "accuracy") -> BoundMetrics:
         """Children for one pipeline and model, created once so hot paths only inc/observe."""
@@ -82,6 +92,10 @@ class Metrics:
                 r: self.snapshots_refused.labels(pipeline, r) for r in SNAPSHOT_REFUSALS
             },
             restores=self.restores.labels(pipeline),
+            late_events=self.late_events.labels(pipeline),
+            entities_expired=self.entities_expired.labels(pipeline),
+            entity_events_dropped=self.entity_events_dropped.labels(pipeline),
+            entities_lost=self.entities_lost.labels(pipeline),
         )
 
 
@@ -102,7 +116,12 @@ class BoundMetrics:
     snapshot_seconds: Histogram
     snapshots_refused: dict[str, Counter]
     restores: Counter
+    late_events: Counter
+    entities_expired: Counter
+    entity_events_dropped: Counter
+    entities_lost: Counter
     _score_children: dict[int, tuple[Gauge, ...]] = field(default_factory=dict)
+    _entity_children: dict[int, Gauge] = field(default_factory=dict)
 
     def set_scores(self, partition: int, score: float, rolling: float) -> None:
         """The prequential and rolling score of one partition's model (after it has one)."""
@@ -116,8 +135,25 @@ class BoundMetrics:
         children[0].set(score)
         children[1].set(rolling)
 
+    def count_features(self, features: PartitionFeatures) -> None:
+        """Move the feature counters of one partition by what happened since the last call."""
+        late, expired, dropped = features.take_counts()
+        if late:
+            self.late_events.inc(late)
+        if expired:
+            self.entities_expired.inc(expired)
+        if dropped:
+            self.entity_events_dropped.inc(dropped)
+        gauge = self._entity_children.get(features.partition)
+        if gauge is None:
+            gauge = self.family.feature_entities.labels(self.pipeline, str(features.partition))
+            self._entity_children[features.partition] = gauge
+        gauge.set(len(features.entities))
+
     def forget_partition(self, partition: int) -> None:
-        """Stop exporting the scores of a partition this worker no longer owns."""
+        """Stop exporting the gauges of a partition this worker no longer owns."""
+        if self._entity_children.pop(partition, None) is not None:
+            self.family.feature_entities.remove(self.pipeline, str(partition))
         self._score_children.pop(partition, None)
         for metric in (self.metric, "rolling_" + self.metric):
             labels = (self.pipeline, self.model, metric, str(partition))
@@ -204,5 +240,25 @@ def create(registry: CollectorRegistry, prefix: str = "streamlearn") -> Metrics:
         ),
         restores=counter(
             "restores", "Partition models restored from a snapshot.", "pipeline",
+        ),
+        feature_entities=Gauge(
+            f"{prefix}_feature_entities", "Entities whose feature state a partition holds.",
+            ["pipeline", "partition"], registry=registry,
+        ),
+        late_events=counter(
+            "late_events", "Events older than their entity's newest by more than the "
+            "lateness: served, not added to the entity's state.", "pipeline",
+        ),
+        entities_expired=counter(
+            "entities_expired", "Entities dropped after entity_ttl of event time idle.",
+            "pipeline",
+        ),
+        entity_events_dropped=counter(
+            "entity_events_dropped", "Events dropped from an entity's state beyond "
+            "max_entity_events.", "pipeline",
+        ),
+        entities_lost=counter(
+            "entities_lost", "Entities whose state could not be restored (only after a "
+            "refused snapshot forced an older one).", "pipeline",
         ),
     )

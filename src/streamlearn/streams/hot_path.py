@@ -29,12 +29,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka import TopicPartition as TP
 
 from streamlearn.config import Settings
+from streamlearn.features.online import PartitionFeatures
 from streamlearn.models.online import OnlineModel
 from streamlearn.models.snapshot import build_snapshot
 from streamlearn.monitoring.metrics import BoundMetrics
 from streamlearn.pipeline import Pipeline
 from streamlearn.streams.processor import PartitionProcessor
-from streamlearn.streams.snapshots import SnapshotStore
+from streamlearn.streams.snapshots import SnapshotStore, records
 
 __all__ = ["HotPath", "kafka_config", "partition_model"]
 
@@ -114,6 +115,7 @@ class HotPath:
             "delivery.report.only.error": True,
             "on_delivery": self._on_delivery,
         })
+        self.consumer_config = base
         self.store = SnapshotStore(
             base, self.producer, spec.models_topic, key, self.fingerprint,
             settings.snapshots_kept,
@@ -240,22 +242,36 @@ class HotPath:
                 or self.clock() - state.snapshot_time >= self.settings.snapshot_interval)
 
     def _checkpoint(self, partitions: list[int], wait: bool = True) -> None:
-        """Snapshot the models of ``partitions`` that moved (and wait for the acks if ``wait``).
+        """Checkpoint the partitions that moved (and wait for the acks if ``wait``).
 
-        Outputs first: a snapshot must never claim an event whose prediction could be lost.
-        Not waiting for the snapshot's own acks is safe: until they come, a restart simply
-        finds the previous snapshot; a failed delivery stops the worker at the next flush.
+        Outputs first: a checkpoint must never claim an event whose prediction could be lost.
+        Then the feature state records, acknowledged before the snapshot that makes them
+        count (a restore takes each entity as of the newest snapshot, so records of a
+        checkpoint whose snapshot never landed are rolled back). Not waiting for the
+        snapshot's own acks is safe: until they come, a restart finds the previous one; a
+        failed delivery stops the worker at the next flush.
         """
         self._flush()
-        wrote = False
+        moved = []
         for partition in partitions:
             state = self.partitions[partition]
             offset = state.processor.next_offset
             if offset is None or offset == state.snapshot_offset:
                 continue
+            snapshot_id = self.store.next_id(partition_model(partition))
+            moved.append((partition, state, offset, snapshot_id))
+            features = state.processor.features
+            if features is not None:
+                features.sweep()
+                self.metrics.count_features(features)
+                for key, value in features.checkpoint_records(snapshot_id):
+                    self.producer.produce(self.spec.state_topic, key=key.encode(), value=value,
+                                          partition=partition)
+        if any(state.processor.features is not None for _, state, _, _ in moved):
+            self._flush()
+        for partition, state, offset, snapshot_id in moved:
             started = time.perf_counter()
             model = partition_model(partition)
-            snapshot_id = self.store.next_id(model)
             snapshot = build_snapshot(
                 state.processor.model, model_name=model, snapshot_id=snapshot_id,
                 parent=state.snapshot_id, offsets={self.spec.events_topic: {partition: offset}},
@@ -269,9 +285,8 @@ class HotPath:
             state.snapshot_id, state.snapshot_offset = snapshot_id, offset
             state.snapshot_examples = state.processor.model.version
             state.snapshot_time = self.clock()
-            wrote = True
             log.debug("snapshot %s/%d at offset %d (%d bytes)", model, snapshot_id, offset, size)
-        if wrote and wait:
+        if moved and wait:
             self._flush()
 
     # -- rebalance callbacks (called inside consume(), on this thread) ---------------------
@@ -296,14 +311,40 @@ class HotPath:
                 self.metrics.restores.inc()
                 log.info("partition %d: restored snapshot %d (%d examples); resuming at offset "
                          "%d", tp.partition, snapshot_id, model.version, offset)
-            processor = PartitionProcessor(self.spec, model, self.metrics,
-                                           self.settings.max_event_bytes)
+            processor = PartitionProcessor(
+                self.spec, model, self.metrics, self.settings.max_event_bytes,
+                features=self._restore_features(tp.partition, snapshot_id),
+            )
             processor.next_offset = offset
             self.partitions[tp.partition] = _Partition(
                 processor, snapshot_id, offset, model.version, self.clock()
             )
             tp.offset = OFFSET_BEGINNING if offset is None else offset
         consumer.assign(partitions)
+
+    def _restore_features(self, partition: int, snapshot_id: int | None
+                          ) -> PartitionFeatures | None:
+        """The partition's feature state as of its snapshot, from ``<name>.state``."""
+        if not self.spec.feature_set:
+            return None
+        features = self.spec.feature_set.partition(partition)
+        stored = ((k.decode(), v) for k, v in
+                  records(self.consumer_config, self.spec.state_topic, [partition]) if k)
+        repairs, lost = features.restore(stored, snapshot_id)
+        for key, value in repairs:
+            self.producer.produce(self.spec.state_topic, key=key.encode(), value=value,
+                                  partition=partition)
+        if repairs:
+            self._flush()
+        if lost:
+            self.metrics.entities_lost.inc(lost)
+            log.error("partition %d: the feature state of %d entities was newer than the "
+                      "snapshot restored (a newer one was refused); they start afresh",
+                      partition, lost)
+        log.info("partition %d: restored the feature state of %d entities (%d records "
+                 "rolled back to the snapshot)", partition, len(features.entities),
+                 len(repairs))
+        return features
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TP]) -> None:
         mine = [tp.partition for tp in partitions if tp.partition in self.partitions]

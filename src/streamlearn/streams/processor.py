@@ -19,22 +19,23 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
+from streamlearn.features.offline import entity_id, read_key
+from streamlearn.features.online import PartitionFeatures
 from streamlearn.models.online import OnlineModel
 from streamlearn.monitoring.metrics import BoundMetrics, observe_many
 from streamlearn.pipeline import Pipeline
-from streamlearn.schema import BadEvent, Schema
+from streamlearn.schema import BadEvent, Schema, parse_time
 from streamlearn.streams.records import (
     Headers,
     dead_letter_headers,
     decode_event,
     encode_prediction,
+    encode_served,
 )
 
 __all__ = ["Emit", "Outgoing", "OutputList", "PartitionProcessor", "SourceMessage"]
 
 log = logging.getLogger(__name__)
-
-_SCALARS = (str, int, float)
 
 
 class SourceMessage(Protocol):
@@ -81,14 +82,18 @@ class PartitionProcessor:
         metrics: BoundMetrics,
         max_event_bytes: int,
         clock: Callable[[], float] = time.time,
+        features: PartitionFeatures | None = None,
     ) -> None:
         self.spec = spec
         self.model = model
         self.metrics = metrics
         self.max_event_bytes = max_event_bytes
         self.clock = clock
+        self.features = features if spec.feature_set else None
+        """The partition's derived-feature state (None when the spec declares none)."""
         self.schema: Schema = spec.schema()
         self.predictions_topic = spec.predictions_topic
+        self.served_topic = spec.served_topic
         self.next_offset: int | None = None
         """The offset after the last event processed: where the model's knowledge ends."""
 
@@ -116,30 +121,44 @@ class PartitionProcessor:
         observe_many(m.event_to_prediction, self._latencies)
         if self._undeclared:
             m.undeclared_fields.inc(self._undeclared)
+        if self.features is not None:
+            m.count_features(self.features)
 
     def _process(self, message: SourceMessage) -> None:
         try:
             event = decode_event(message.value(), self.max_event_bytes)
             x, y, undeclared = self.schema.check(event)
-            key = _scalar(event, self.spec.key_field)
+            key = read_key(event, self.spec.key_field)
             event_time = self._event_time(event, message)
+            if self.features is not None:
+                derived = self.features.values(event, x, entity_id(key), event_time,
+                                               message.offset())
+                if derived:
+                    x = {**x, **derived}
         except BadEvent as error:
             self._dead_letter(message, error)
             return
         self._undeclared += undeclared
         model = self.model
         now = self.clock()
+        event_id = self._event_id(event, message)
         try:
             prediction, proba = model.predict(x)
             # Inside the try: a model may answer with a label JSON cannot carry.
             value = encode_prediction(
-                self._event_id(event, message), key, model.name, model.version, prediction,
-                proba, event_time, int(now * 1000),
+                event_id, key, model.name, model.version, prediction, proba, event_time,
+                int(now * 1000),
+            )
+            served = encode_served(
+                event_id, key, x, model.name, model.version, prediction, proba, event_time,
+                *((y,) if self.schema.label is not None else ()),
             )
         except Exception as exc:
             self._dead_letter(message, _model_error("predicting", exc))
             return
-        self._emit(self.predictions_topic, value, _key_bytes(key))
+        key_bytes = _key_bytes(key)
+        self._emit(self.predictions_topic, value, key_bytes)
+        self._emit(self.served_topic, served, event_id.encode())
         self._predicted += 1
         self._latencies.append(max(0.0, now - message.timestamp()[1] / 1000))
         if self.schema.label is not None:
@@ -149,15 +168,12 @@ class PartitionProcessor:
                 self._dead_letter(message, _model_error("learning", exc))
 
     def _event_time(self, event: dict[str, Any], message: SourceMessage) -> Any:
+        """Epoch ms: the time field's (a number, or ISO-8601), else the record timestamp."""
         field = self.spec.time_field
         if not field:
             return message.timestamp()[1]
-        value = event.get(field)
-        if value is None:
-            raise BadEvent("missing_field", f"event lacks the time field {field!r}")
-        if type(value) not in (int, float):
-            raise BadEvent("bad_type", f"time field {field!r} must be a number (epoch ms)")
-        return value
+        t = parse_time(event.get(field), field)
+        return int(t) if t.is_integer() else t
 
     def _event_id(self, event: dict[str, Any], message: SourceMessage) -> str:
         field = self.spec.event_id_field
@@ -173,15 +189,6 @@ class PartitionProcessor:
             topic, partition or 0, offset or 0, error, _header_list(message.headers())
         )
         self._emit(self.spec.dlq_topic, message.value() or b"", message.key(), headers=headers)
-
-
-def _scalar(event: dict[str, Any], field: str) -> Any:
-    value = event.get(field)
-    if value is None:
-        raise BadEvent("missing_field", f"event lacks the key field {field!r}")
-    if type(value) not in _SCALARS:
-        raise BadEvent("bad_type", f"key field {field!r} must be a string or a number")
-    return value
 
 
 def _model_error(when: str, exc: Exception) -> BadEvent:

@@ -27,6 +27,7 @@ __all__ = [
     "dead_letter_headers",
     "decode_event",
     "encode_prediction",
+    "encode_served",
 ]
 
 HEADER_PREFIX = "streamlearn."
@@ -83,6 +84,43 @@ def encode_prediction(
         },
         option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY,
     )
+
+
+_NO_LABEL = object()
+
+
+def encode_served(
+    event_id: str,
+    key: Any,
+    x: dict[str, Any],
+    model: str,
+    model_version: int,
+    prediction: Any,
+    proba: dict[Any, float] | None,
+    event_time: Any,
+    label: Any = _NO_LABEL,
+) -> bytes:
+    """The served record: what a prediction was made from (ARCHITECTURE.md, wire formats).
+
+    ``x`` is the model's input as served (declared fields, then derived features);
+    ``label`` is present when it rode in the event.
+
+    >>> encode_served("e1", "u1", {"n": 2}, "m", 3, True, {True: 0.75}, 1, False)
+    b'{"event_id":"e1","key":"u1","x":{"n":2},"predictions":{"m":{"prediction":true,"proba":{"true":0.75},"model_version":3}},"champion":"m","event_time":1,"label":false}'
+    """
+    record = {
+        "event_id": event_id,
+        "key": key,
+        "x": x,
+        "predictions": {
+            model: {"prediction": prediction, "proba": proba, "model_version": model_version}
+        },
+        "champion": model,
+        "event_time": event_time,
+    }
+    if label is not _NO_LABEL:
+        record["label"] = label
+    return orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
 
 
 def dead_letter_headers(

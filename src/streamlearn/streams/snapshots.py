@@ -30,7 +30,9 @@ from streamlearn.models.snapshot import (
     snapshot_key,
 )
 
-__all__ = ["Restored", "SnapshotStore", "StoredVersion", "collect_versions", "read_versions"]
+__all__ = [
+    "Restored", "SnapshotStore", "StoredVersion", "collect_versions", "read_versions", "records",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +55,20 @@ def read_versions(
     consumer_config: dict[str, Any], topic: str, models: Iterable[str]
 ) -> dict[str, dict[int, StoredVersion]]:
     """Every stored version (manifest and chunks) of ``models``, by model and snapshot id."""
-    return collect_versions(_records(consumer_config, topic), models)
+    return collect_versions(records(consumer_config, topic), models)
 
 
-def _records(consumer_config: dict[str, Any], topic: str
-             ) -> Iterator[tuple[bytes | None, bytes | None]]:
-    """(key, value) of every record of ``topic``, up to the end offsets seen at the start."""
+def records(consumer_config: dict[str, Any], topic: str, partitions: Iterable[int] | None = None
+            ) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """(key, value) of every record of ``topic`` (or of its ``partitions``), in order, up to
+    the end offsets seen at the start. Gives up after ``READ_TIMEOUT_S`` without progress."""
     consumer = Consumer({**consumer_config, "enable.auto.commit": False,
                          "group.id": "streamlearn-snapshot-reader"})
     try:
         meta = consumer.list_topics(topic, timeout=READ_TIMEOUT_S).topics[topic]
+        wanted = meta.partitions if partitions is None else partitions
         ends = {}
-        for p in meta.partitions:
+        for p in wanted:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p),
                                                        timeout=READ_TIMEOUT_S)
             if high > low:
@@ -73,10 +77,11 @@ def _records(consumer_config: dict[str, Any], topic: str
         deadline = time.monotonic() + READ_TIMEOUT_S
         while ends:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic} took over {READ_TIMEOUT_S:g} s")
+                raise TimeoutError(f"reading {topic} made no progress for {READ_TIMEOUT_S:g} s")
             for msg in consumer.consume(500, timeout=1.0):
                 if msg.error():
                     continue
+                deadline = time.monotonic() + READ_TIMEOUT_S
                 yield msg.key(), msg.value()
                 if msg.offset() + 1 >= ends.get(msg.partition(), 0):
                     ends.pop(msg.partition(), None)

@@ -26,7 +26,8 @@ HOUR_MS = 3_600_000
 
 
 def topic_configs(spec: Pipeline, settings: Settings) -> dict[str, dict[str, str]]:
-    """Configs of the topics the worker creates: a replayable events topic, compacted models.
+    """Configs of the topics the worker creates: a replayable events topic, compacted models
+    and feature state.
 
     >>> from streamlearn.pipeline import Pipeline
     >>> spec = Pipeline(name="p", key_field="k", features={}, model=dict)
@@ -37,6 +38,7 @@ def topic_configs(spec: Pipeline, settings: Settings) -> dict[str, dict[str, str
     return {
         spec.events_topic: {"retention.ms": str(-1 if hours < 0 else int(hours * HOUR_MS))},
         spec.models_topic: {"cleanup.policy": "compact"},
+        spec.state_topic: {"cleanup.policy": "compact"},
     }
 
 

@@ -1,0 +1,326 @@
+"""Per-entity feature state of one input partition, and its checkpoint records.
+
+Each entity keeps its recent events (time and the buffered fields) sorted by event time,
+ties in arrival order. An event at time ``t`` is placed after every held event with a time
+at or before ``t``; its windows are slices of that order, found by bisection, so an
+out-of-order event sees exactly the earlier-arrived events in ``(t - w, t]``.
+
+Rules, the same online and offline (``streamlearn.features.offline``):
+
+- **Lateness.** An event more than ``lateness`` older than its entity's newest event is
+  *too late*: it is served features over what the entity holds, but it is not added to the
+  entity (later events never see it). It is counted.
+- **Memory.** An entity holds the events within ``horizon + lateness`` of its newest one
+  (plus one older event, the previous one of a late-but-allowed event), at most
+  ``max_events``; beyond that the oldest are dropped and counted.
+- **TTL.** The partition's watermark is the highest event time it has seen. An entity
+  whose newest event is older than ``watermark - ttl`` is expired: counted, removed, and an
+  event for it starts afresh. Expiry is decided by event time only, so it does not depend
+  on when the sweep runs.
+
+Checkpoint records go to ``<name>.state`` keyed ``features/<partition>/<entity>``. Each
+carries the checkpoint id it belongs to (``ck``, the partition snapshot's id) and the
+entity's value at its previous checkpoint (``pk``, ``p``), so a restore at checkpoint ``c``
+takes each entity as of ``c`` even if a later checkpoint was cut short by a crash.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from river import stats
+
+from streamlearn.schema import BadEvent
+
+if TYPE_CHECKING:
+    from streamlearn.features.featureset import FeatureSet
+
+__all__ = ["Entity", "PartitionFeatures", "entity_key", "meta_key"]
+
+NEVER = -math.inf
+ABSENT_SINCE_ALWAYS = 0
+"""``pk`` of an entity that did not exist at its previous checkpoint (any ``c`` >= it)."""
+
+
+def entity_key(partition: int, entity: str) -> str:
+    return f"features/{partition}/{entity}"
+
+
+def meta_key(partition: int) -> str:
+    return f"features/{partition}"
+
+
+class Entity:
+    """One entity's held events (sorted by time) and where it stands in the log."""
+
+    __slots__ = ("ck", "latest", "offset", "rows", "times")
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.rows: list[tuple[Any, ...]] = []
+        self.latest = NEVER
+        self.offset = -1
+        self.ck: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        # Copies: a value remembered before a change must not follow the change.
+        return {"t": self.times[:], "r": self.rows[:], "l": self.latest, "o": self.offset}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], ck: int | None) -> Entity:
+        entity = cls()
+        entity.times = [float(t) for t in data["t"]]
+        entity.rows = [tuple(r) for r in data["r"]]
+        entity.latest, entity.offset, entity.ck = float(data["l"]), int(data["o"]), ck
+        return entity
+
+
+class PartitionFeatures:
+    """The derived features of one partition's events, as of each event."""
+
+    def __init__(self, features: FeatureSet, partition: int = 0) -> None:
+        self.fs = features
+        self.partition = partition
+        self.entities: dict[str, Entity] = {}
+        self.watermark = NEVER
+        self.checkpoint_id: int | None = None
+        self._meta_prev: tuple[int, float] = (ABSENT_SINCE_ALWAYS, NEVER)
+        self._dirty: dict[str, tuple[int | None, dict[str, Any] | None]] = {}
+        self._deleted: list[str] = []
+        # Counters since the caller last took them (metrics move once per batch).
+        self.late = self.expired = self.dropped = 0
+
+    def values(self, event: dict[str, Any], x: dict[str, Any], entity_id: str, t: float,
+               offset: int | None = None) -> dict[str, Any]:
+        """The derived features of ``event`` (None values left out), then apply it.
+
+        ``x`` is the event's checked input (declared fields, typed); ``offset`` its position
+        in the partition, so an event the entity already holds is never applied twice.
+
+        Raises :class:`BadEvent` (``feature_error``) before changing anything when a
+        transform fails.
+        """
+        fs = self.fs
+        out: dict[str, Any] = {}
+        if fs.transforms:
+            plain = {k: v for k, v in event.items() if k != fs.label_field}
+            for name, fn in fs.transforms:
+                try:
+                    value = fn(plain)
+                except Exception as exc:
+                    raise BadEvent("feature_error", f"transform {name!r} raised {exc!r}") from None
+                if value is not None:
+                    out[name] = value
+        if t > self.watermark:
+            self.watermark = t
+        entity = self.entities.get(entity_id)
+        if entity is not None and entity.latest < self.watermark - fs.ttl_ms:
+            self._touch(entity_id, entity)
+            del self.entities[entity_id]
+            self.expired += 1
+            entity = None
+        row = tuple([x.get(f) for f in fs.buffered])
+        if entity is None:
+            times: list[float] = []
+            rows: list[tuple[Any, ...]] = []
+        else:
+            times, rows = entity.times, entity.rows
+        hi = bisect_right(times, t)
+        if fs.windowed:
+            self._windows(out, times, rows, hi, row, t)
+        if hi:
+            for name, index in fs.lasts:
+                value = rows[hi - 1][index]
+                if value is not None:
+                    out[name] = value
+            if fs.since_previous:
+                elapsed = (t - times[hi - 1]) / 1000.0
+                for name in fs.since_previous:
+                    out[name] = elapsed
+        if entity is not None:
+            if offset is not None and offset <= entity.offset:
+                return out  # a replayed event the entity already holds: never twice
+            if t < entity.latest - fs.lateness_ms:
+                self.late += 1
+                return out
+        if entity is None:
+            self._touch(entity_id, None)
+            entity = self.entities[entity_id] = Entity()
+        else:
+            self._touch(entity_id, entity)
+        entity.times.insert(hi, t)
+        entity.rows.insert(hi, row)
+        if t > entity.latest:
+            entity.latest = t
+        if offset is not None:
+            entity.offset = offset
+        self._trim(entity)
+        return out
+
+    def _windows(self, out: dict[str, Any], times: list[float], rows: list[tuple[Any, ...]],
+                 hi: int, row: tuple[Any, ...], t: float) -> None:
+        starts: dict[float, int] = {}
+        held: dict[tuple[int, float], list[Any]] = {}
+        for name, kind, index, window in self.fs.windowed:
+            lo = starts.get(window)
+            if lo is None:
+                lo = starts[window] = bisect_right(times, t - window, 0, hi)
+            if kind == "count":
+                out[name] = hi - lo + 1
+                continue
+            values = held.get((index, window))
+            if values is None:
+                values = [r[index] for r in rows[lo:hi] if r[index] is not None]
+                if row[index] is not None:
+                    values.append(row[index])
+                held[(index, window)] = values
+            value = _aggregate(kind, values)
+            if value is not None:
+                out[name] = value
+
+    def _trim(self, entity: Entity) -> None:
+        times, rows = entity.times, entity.rows
+        cutoff = entity.latest - self.fs.horizon_ms - self.fs.lateness_ms
+        # Keep one event at or before the cutoff: the previous event of a late event.
+        cut = max(bisect_right(times, cutoff) - 1, 0)
+        excess = len(times) - self.fs.max_events
+        if excess > cut:
+            self.dropped += excess - cut
+            cut = excess
+        if cut > 0:
+            del times[:cut]
+            del rows[:cut]
+
+    def _touch(self, entity_id: str, entity: Entity | None) -> None:
+        """Remember an entity's value at the last checkpoint, before its first change."""
+        if entity_id not in self._dirty:
+            if entity is None:
+                self._dirty[entity_id] = (ABSENT_SINCE_ALWAYS, None)
+            else:
+                self._dirty[entity_id] = (entity.ck, entity.to_json())
+
+    def sweep(self) -> int:
+        """Remove the entities expired by the watermark; returns how many."""
+        limit = self.watermark - self.fs.ttl_ms
+        gone = [k for k, e in self.entities.items() if e.latest < limit]
+        for entity_id in gone:
+            self._touch(entity_id, self.entities.pop(entity_id))
+        self.expired += len(gone)
+        return len(gone)
+
+    def take_counts(self) -> tuple[int, int, int]:
+        """(late, expired, dropped) since the last call."""
+        counts = (self.late, self.expired, self.dropped)
+        self.late = self.expired = self.dropped = 0
+        return counts
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def checkpoint_records(self, ck: int) -> list[tuple[str, bytes | None]]:
+        """The records of checkpoint ``ck``: entities changed since the last one, and meta.
+
+        Callers write them, wait for their acks, then write the partition's snapshot with
+        the same id: the snapshot's manifest is what makes checkpoint ``ck`` count.
+        """
+        p = self.partition
+        records: list[tuple[str, bytes | None]] = [
+            (entity_key(p, k), None) for k in self._deleted
+            if k not in self._dirty and k not in self.entities
+        ]
+        self._deleted = []
+        for entity_id, (pk, prev) in self._dirty.items():
+            entity = self.entities.get(entity_id)
+            value = {"ck": ck, "e": entity.to_json() if entity else None, "pk": pk, "p": prev}
+            records.append((entity_key(p, entity_id), orjson.dumps(value)))
+            if entity is None:
+                self._deleted.append(entity_id)
+            else:
+                entity.ck = ck
+        self._dirty.clear()
+        pk, pwm = self._meta_prev
+        meta = {"ck": ck, "wm": _finite(self.watermark), "pk": pk, "pwm": _finite(pwm)}
+        records.append((meta_key(p), orjson.dumps(meta)))
+        self._meta_prev = (ck, self.watermark)
+        self.checkpoint_id = ck
+        return records
+
+    def restore(self, records: Iterable[tuple[str, bytes | None]], committed: int | None
+                ) -> tuple[list[tuple[str, bytes | None]], int]:
+        """Load the partition's records as of checkpoint ``committed`` (None: none).
+
+        Returns the records that repair the topic (values from a checkpoint after
+        ``committed``, which a crash cut short, go back to their previous value) and the
+        number of entities lost (only when an older snapshot had to be used because a newer
+        one was refused: their value at that snapshot is no longer stored).
+        """
+        c = -1 if committed is None else committed
+        p = self.partition
+        prefix = entity_key(p, "")
+        repairs: list[tuple[str, bytes | None]] = []
+        lost = 0
+        latest: dict[str, bytes | None] = {}
+        for key, value in records:  # compaction may not have run: the last one counts
+            latest[key] = value
+        for key, value in latest.items():
+            if value is None:
+                continue
+            data = orjson.loads(value)
+            if key == meta_key(p):
+                self._restore_meta(data, c)
+                continue
+            if not key.startswith(prefix):
+                continue
+            entity_id = key[len(prefix):]
+            if data["ck"] <= c:
+                ck, state = data["ck"], data["e"]
+            elif data["pk"] is not None and data["pk"] <= c:
+                ck, state = data["pk"], data["p"]
+                fixed = {"ck": ck, "e": state, "pk": ck, "p": state}
+                repairs.append((key, orjson.dumps(fixed) if state is not None else None))
+            else:
+                lost += data["pk"] is not None and data["pk"] != ABSENT_SINCE_ALWAYS
+                repairs.append((key, None))
+                continue
+            if state is None:
+                repairs.append((key, None))
+            else:
+                self.entities[entity_id] = Entity.from_json(state, ck)
+        self.checkpoint_id = committed
+        return repairs, lost
+
+    def _restore_meta(self, data: dict[str, Any], c: int) -> None:
+        if data["ck"] <= c:
+            ck, wm = data["ck"], data["wm"]
+        elif data["pk"] <= c:
+            ck, wm = data["pk"], data["pwm"]
+        else:
+            return
+        self.watermark = NEVER if wm is None else float(wm)
+        self._meta_prev = (ck, self.watermark)
+
+
+def _finite(value: float) -> float | None:
+    return None if value == NEVER else value
+
+
+def _aggregate(kind: str, values: list[Any]) -> Any:
+    if not values:
+        return 0.0 if kind == "sum" else (0 if kind == "distinct" else None)
+    if kind == "sum":
+        return math.fsum(values)
+    if kind == "mean":
+        return math.fsum(values) / len(values)
+    if kind == "min":
+        return min(values)
+    if kind == "max":
+        return max(values)
+    if kind == "distinct":
+        return len(set(values))
+    var = stats.Var()  # kind == "std"
+    for value in values:
+        var.update(value)
+    return math.sqrt(var.get())
