@@ -127,6 +127,70 @@ def run(pipeline_file: str, name: str | None, rebuild: bool) -> None:
 
 
 @main.command()
+@click.argument("pipeline_file", type=click.Path(dir_okay=False))
+@click.option("--history", required=True, type=click.Path(dir_okay=False),
+              help="Labelled historical events: a .csv or .parquet file.")
+@click.option("--name", help=_NAME_HELP)
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Where to write the PNG (default: <history>.prequential.png beside it).")
+@one_line_errors
+def bootstrap(pipeline_file: str, history: str, name: str | None, plot_path: str | None
+              ) -> None:
+    """Warm start PIPELINE_FILE from HISTORY: learn it, then publish model and features.
+
+    The history is put in event-time order; features are computed as a worker would serve
+    them; the model learns test-then-train and the prequential metric is printed and
+    plotted. Then each partition gets the feature state of its entities and a signed
+    snapshot of the model, so `streamlearn run` serves its first event warm.
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from streamlearn import bootstrap as warm
+    from streamlearn.broker import ensure_broker
+    from streamlearn.broker.admin import create_topics
+    from streamlearn.keys import model_key
+    from streamlearn.sources import read_frame
+    from streamlearn.streams.worker import topic_configs
+
+    spec = _spec(pipeline_file, name)
+    frame = read_frame(Path(history))
+    settings = load_settings()
+    with Progress(transient=False) as progress:
+        task = progress.add_task("learning the history", total=len(frame))
+        learned = warm.learn_history(spec, frame, lambda n: progress.advance(task, n))
+    metric = learned.model.metric_name
+    view = Table(title=f"{spec.name}: {learned.model.name}, test-then-train on the history")
+    for column in ("examples", "event time (UTC)", f"prequential {metric}", f"rolling {metric}"):
+        view.add_column(column, justify="right")
+    for row in warm.table(learned, metric):
+        view.add_row(*row)
+    console = Console()
+    console.print(view)
+    if learned.dead_letters:
+        reasons = sorted(set(learned.dead_letters.values()))
+        console.print(f"{len(learned.dead_letters)} rows skipped, as a worker would "
+                      f"dead-letter them: {', '.join(reasons)}")
+    png = Path(plot_path) if plot_path else Path(history).with_suffix(".prequential.png")
+    warm.plot(learned, metric, f"{spec.name}: prequential {metric} on the history", png)
+    console.print(f"plot: {png}")
+
+    servers = ensure_broker(settings)
+    create_topics(servers, spec.topics, topic_configs(spec, settings))
+    with Progress(transient=False) as progress:
+        task = progress.add_task("publishing", total=spec.partitions)
+        ids = warm.publish(spec, settings, learned, model_key(settings),
+                           lambda n: progress.advance(task, n))
+    entities = sum(len(s.entities) for s in learned.states.values())
+    name_args = ("--name", name) if name else ()
+    click.echo(f"published snapshot {sorted(set(ids.values()))} of {learned.model.version} "
+               f"examples to {spec.models_topic} and the state of {entities} entities to "
+               f"{spec.state_topic}; now `{shown_command('run', pipeline_file, *name_args)}` "
+               "serves warm")
+
+
+@main.command()
 @click.argument("source")
 @click.option("--topic", required=True, help="Topic to send the events to.")
 @click.option("--rate", type=float, default=0.0, show_default=True, help="Events/s; 0 = max.")

@@ -32,6 +32,7 @@ __all__ = [
     "RIVER_PREFIX",
     "SourceError",
     "iter_events",
+    "read_frame",
     "source_length",
 ]
 
@@ -85,7 +86,8 @@ def _fraud_events(source: str) -> Iterator[dict[str, Any]]:
         raise SourceError(f"source {source!r}: {exc}") from None
 
 
-def _read_frame(path: Path, rows: int | None = None) -> Any:
+def read_frame(path: Path, rows: int | None = None) -> Any:
+    """A CSV or Parquet file as a pandas DataFrame (the first ``rows`` only, if given)."""
     import pandas as pd
 
     if not path.is_file():
@@ -140,7 +142,7 @@ def iter_events(
         if not path.is_file():
             raise SourceError(f"source file {source!r} not found")
         return itertools.islice(_read_json_lines(path), rows)
-    frame = _read_frame(path, rows)
+    frame = read_frame(path, rows)
     # to_dict gives Python scalars, which orjson encodes without numpy help.
     return iter(frame.to_dict("records"))
 

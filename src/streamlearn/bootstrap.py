@@ -1,0 +1,195 @@
+"""``streamlearn bootstrap``: warm start a pipeline from a table of historical events.
+
+The history is read with pandas (CSV or Parquet), put in event-time order, and run through
+the offline twin of the pipeline's features, so the model learns from exactly the values a
+worker would have served. Learning is test-then-train (progressive validation): the curve
+of the prequential metric over the history is what the command prints and plots.
+
+Then the result is published the way a worker checkpoints: per input partition, the
+feature state of the entities whose key hashes there (``<name>.state``) and a signed
+snapshot of the model (``<name>.models``) with the events topic's current end offsets. A
+worker started afterwards restores both and serves its first event warm. Every partition
+starts from the same model, trained on the whole history; each then learns its own events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from streamlearn.config import Settings
+from streamlearn.errors import StreamlearnError
+from streamlearn.features.offline import OfflineRun
+from streamlearn.features.online import PartitionFeatures
+from streamlearn.models.online import OnlineModel
+from streamlearn.models.snapshot import build_snapshot
+from streamlearn.pipeline import Pipeline
+
+__all__ = ["BootstrapError", "CurvePoint", "History", "learn_history", "plot", "publish", "table"]
+
+CURVE_POINTS = 200
+
+
+class BootstrapError(StreamlearnError):
+    """The history cannot be used, or the pipeline already has a model."""
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    examples: int
+    event_time: float
+    """Epoch ms of the example."""
+    score: float
+    """Prequential score so far (accuracy, or MAE for a regressor)."""
+    rolling: float
+    """Score over the last 1000 examples."""
+
+
+@dataclass
+class History:
+    """What learning the history left: the model, feature state, and the curve."""
+
+    model: OnlineModel
+    states: dict[int, PartitionFeatures]
+    curve: list[CurvePoint] = field(default_factory=list)
+    dead_letters: dict[Any, str] = field(default_factory=dict)
+    rows: int = 0
+
+
+def learn_history(spec: Pipeline, frame: Any, advance: Callable[[int], None] = lambda n: None
+                  ) -> History:
+    """Learn ``frame`` (a pandas DataFrame of events) in event-time order, test-then-train."""
+    if not spec.label_field:
+        raise BootstrapError(f"pipeline {spec.name!r} has no label_field: bootstrap learns "
+                             "from labelled history")
+    time_column = spec.time_field or "timestamp"
+    if time_column not in frame.columns:
+        raise BootstrapError(f"the history has no {time_column!r} column (the event time)")
+    if frame.empty:
+        raise BootstrapError("the history is empty")
+    import pandas as pd
+
+    times = frame[time_column]
+    if not pd.api.types.is_numeric_dtype(times):  # ISO-8601 text: order by the parsed time
+        times = pd.to_datetime(times, utc=True, errors="coerce")
+    ordered = frame.iloc[times.argsort(kind="stable")]
+    model = OnlineModel(spec.model())
+    run = OfflineRun(spec)
+    every = max(1, len(ordered) // CURVE_POINTS)
+    history = History(model, run.states, rows=len(ordered))
+    records = zip(ordered.index, ordered.to_dict("records"), strict=True)
+    for n, row in enumerate(run.rows(records), start=1):
+        prediction, _ = model.predict(row.x)
+        model.learn(row.x, row.label, served=prediction)
+        if n % every == 0:
+            history.curve.append(CurvePoint(n, row.event_time, model.score.get(),
+                                            model.rolling_score.get()))
+            advance(every)
+    advance(len(ordered) % every)
+    last = history.curve[-1] if history.curve else None
+    if model.version and (last is None or last.examples != model.version):
+        history.curve.append(CurvePoint(model.version, row.event_time, model.score.get(),
+                                        model.rolling_score.get()))
+    history.dead_letters = run.dead_letters
+    if not model.version:
+        raise BootstrapError(f"no valid labelled event in the history ({len(ordered)} rows; "
+                             f"dead-letter reasons: {sorted(set(run.dead_letters.values()))})")
+    return history
+
+
+def table(history: History, metric: str, rows: int = 10) -> list[tuple[str, str, str, str]]:
+    """(examples, event time, prequential, rolling) at ``rows`` evenly spaced points."""
+    curve = history.curve
+    picks = sorted({curve[round(i * (len(curve) - 1) / max(rows - 1, 1))] for i in range(rows)},
+                   key=lambda p: p.examples) if curve else []
+    return [(f"{p.examples:,}", _iso(p.event_time), f"{p.score:.4f}", f"{p.rolling:.4f}")
+            for p in picks]
+
+
+def plot(history: History, metric: str, title: str, path: Path) -> Path:
+    """A PNG of the prequential and rolling metric over event time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    times: Any = [dt.datetime.fromtimestamp(p.event_time / 1000, dt.UTC) for p in history.curve]
+    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
+    ax.plot(times, [p.score for p in history.curve], label=f"prequential {metric}")
+    ax.plot(times, [p.rolling for p in history.curve], label=f"rolling {metric} (last 1000)",
+            alpha=0.7)
+    ax.set_xlabel("event time (UTC)")
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def publish(spec: Pipeline, settings: Settings, history: History, key: bytes,
+            advance: Callable[[int], None] = lambda n: None) -> dict[int, int]:
+    """Write each partition's feature state, then its snapshot; returns snapshot ids.
+
+    Refuses a pipeline that already has a snapshot: a running pipeline's model is not
+    replaced behind its back (``streamlearn reset`` first).
+    """
+    from streamlearn.streams.hot_path import kafka_config, partition_model
+    from streamlearn.streams.snapshots import SnapshotStore
+
+    base = kafka_config(settings, f"streamlearn-bootstrap-{spec.name}")
+    producer = Producer({**base, "acks": "all", "enable.idempotence": True})
+    store = SnapshotStore(base, producer, spec.models_topic, key, spec.fingerprint(),
+                          settings.snapshots_kept)
+    names = [partition_model(p) for p in range(spec.partitions)]
+    existing = [m for m, found in store.load(names, ignore_incompatible=True).items() if found]
+    if existing or any(store.next_id(m) > 1 for m in names):
+        raise BootstrapError(
+            f"pipeline {spec.name!r} already has model snapshots on {spec.models_topic}; "
+            f"`streamlearn reset` it first to start from the history"
+        )
+    ends = _end_offsets(base, spec.events_topic, spec.partitions)
+    ids = {}
+    for p, name in enumerate(names):
+        snapshot_id = store.next_id(name)
+        state = history.states.get(p)
+        if state is not None:
+            for record_key, value in state.checkpoint_records(snapshot_id):
+                producer.produce(spec.state_topic, key=record_key.encode(), value=value,
+                                 partition=p)
+            _flush(producer)
+        store.write(build_snapshot(
+            history.model, model_name=name, snapshot_id=snapshot_id, parent=None,
+            offsets={spec.events_topic: {p: ends[p]}}, fingerprint=spec.fingerprint(),
+            key=key, chunk_bytes=settings.snapshot_chunk_bytes,
+        ))
+        _flush(producer)
+        ids[p] = snapshot_id
+        advance(1)
+    return ids
+
+
+def _flush(producer: Producer) -> None:
+    if producer.flush(30):
+        raise BootstrapError("the broker did not acknowledge the bootstrap records in 30 s")
+
+
+def _end_offsets(config: dict[str, Any], topic: str, partitions: int) -> dict[int, int]:
+    consumer = Consumer({**config, "group.id": "streamlearn-bootstrap"})
+    try:
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                for p in range(partitions)}
+    finally:
+        consumer.close()
+
+
+def _iso(ms: float) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,67 @@
+"""``streamlearn bootstrap`` then ``run``: the first live event is served warm.
+
+The history (a Parquet file) is learned and published by the real command; a worker then
+serves live events with the bootstrapped model (same probabilities as a model trained
+offline on the history) and with features that count the history's events (equal to the
+offline twin run over history and live events together).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from streamlearn.features.offline import OfflineRun
+from streamlearn.models.online import OnlineModel
+from streamlearn.pipeline import load_pipeline
+
+from .conftest import ROOT, worker_log
+from .test_features_online import CARDS, card_stream, produce, served_all
+
+
+def bootstrap(history: Path, name: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "streamlearn", "bootstrap", str(CARDS), "--name", name,
+         "--history", str(history)],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+
+
+def test_bootstrap_then_run_serves_the_first_event_warm(
+        kafka, name, start_worker, worker_env, tmp_path: Path):
+    spec = load_pipeline(CARDS).renamed(name)
+    events = card_stream(1500, seed=5)
+    history, live = events[:1200], events[1200:]
+    path = tmp_path / "history.parquet"
+    pd.DataFrame(history).to_parquet(path)
+
+    done = bootstrap(path, name, worker_env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "prequential accuracy" in done.stdout and "published snapshot" in done.stdout
+    assert (tmp_path / "history.prequential.png").stat().st_size > 10_000
+    again = bootstrap(path, name, worker_env)
+    assert again.returncode == 1 and "already has model snapshots" in again.stderr
+
+    produce(kafka, spec.events_topic, live)
+    worker = start_worker(CARDS, name)
+    records = served_all(kafka, spec.served_topic, {e["tx_id"] for e in live},
+                         alive=lambda: worker.poll() is None)
+    assert "restored snapshot 1 (1200 examples)" in worker_log(tmp_path), worker_log(tmp_path)
+
+    ordered = sorted(history, key=lambda e: e["time"])  # bootstrap learns in event-time order
+    rows = list(OfflineRun(spec).rows(enumerate(ordered + live)))
+    expected = {(ordered + live)[r.index]["tx_id"]: r.x for r in rows}
+    assert all(r["x"] == expected[r["event_id"]] for r in records), "features include history"
+
+    reference = OnlineModel(spec.model())
+    for row in rows[: len(history)]:
+        reference.learn(row.x, row.label, served=None)
+    firsts = [r for r in records if r["predictions"][r["champion"]]["model_version"] == 1200]
+    assert len(firsts) == spec.partitions, "each partition's first event, served warm"
+    for record in firsts:
+        _, proba = reference.predict(record["x"])
+        served = record["predictions"][record["champion"]]["proba"]
+        assert served == {str(k).lower(): v for k, v in (proba or {}).items()}
