@@ -55,7 +55,8 @@ class History:
     """What learning the history left: the model, feature state, and the curve."""
 
     model: OnlineModel
-    states: dict[int, PartitionFeatures]
+    states: dict[tuple[int, int], PartitionFeatures]
+    """Feature state by (stage, partition)."""
     curve: list[CurvePoint] = field(default_factory=list)
     dead_letters: dict[Any, str] = field(default_factory=dict)
     rows: int = 0
@@ -156,23 +157,31 @@ def publish(spec: Pipeline, settings: Settings, history: History, key: bytes,
             f"pipeline {spec.name!r} already has model snapshots on {spec.models_topic}; "
             f"`streamlearn reset` it first to start from the history"
         )
-    ends = _end_offsets(base, spec.events_topic, spec.partitions)
     ids = {}
-    for p, name in enumerate(names):
-        snapshot_id = store.next_id(name)
-        state = history.states.get(p)
-        if state is not None:
-            for record_key, value in state.checkpoint_records(snapshot_id):
-                producer.produce(spec.state_topic, key=record_key.encode(), value=value,
+    for stage in spec.stages:
+        ends = _end_offsets(base, stage.topic, spec.partitions)
+        for p in range(spec.partitions):
+            state = history.states.get((stage.index, p))
+            if state is None and not stage.final:  # its position is in its meta record
+                state = stage.features.partition(p, stage.operator)
+            ck = store.next_id(partition_model(p)) if stage.final else 1
+            if state is not None:
+                entities, meta = state.checkpoint_records(ck, None if stage.final else ends[p])
+                for record_key, value in entities:
+                    producer.produce(spec.state_topic, key=record_key.encode(), value=value,
+                                     partition=p)
+                _flush(producer)  # the entities before what makes them count
+                producer.produce(spec.state_topic, key=meta[0].encode(), value=meta[1],
                                  partition=p)
+            if stage.final:
+                store.write(build_snapshot(
+                    history.model, model_name=partition_model(p), snapshot_id=ck,
+                    parent=None, offsets={stage.topic: {p: ends[p]}},
+                    fingerprint=spec.fingerprint(), key=key,
+                    chunk_bytes=settings.snapshot_chunk_bytes,
+                ))
+                ids[p] = ck
             _flush(producer)
-        store.write(build_snapshot(
-            history.model, model_name=name, snapshot_id=snapshot_id, parent=None,
-            offsets={spec.events_topic: {p: ends[p]}}, fingerprint=spec.fingerprint(),
-            key=key, chunk_bytes=settings.snapshot_chunk_bytes,
-        ))
-        _flush(producer)
-        ids[p] = snapshot_id
         advance(1)
     return ids
 

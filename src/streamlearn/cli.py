@@ -179,7 +179,7 @@ def bootstrap(pipeline_file: str, history: str, name: str | None, plot_path: str
     servers = ensure_broker(settings)
     create_topics(servers, spec.topics, topic_configs(spec, settings))
     with Progress(transient=False) as progress:
-        task = progress.add_task("publishing", total=spec.partitions)
+        task = progress.add_task("publishing", total=len(spec.stages))
         ids = warm.publish(spec, settings, learned, model_key(settings),
                            lambda n: progress.advance(task, n))
     entities = sum(len(s.entities) for s in learned.states.values())

@@ -53,6 +53,7 @@ from streamlearn.features.featureset import (
     DEFAULT_TTL,
     FeatureSet,
 )
+from streamlearn.features.stages import Stage, plan_stages
 from streamlearn.schema import Schema, check_types
 
 __all__ = ["Pipeline", "load_pipeline"]
@@ -90,8 +91,10 @@ class Pipeline:
     """Event time after which an idle entity's feature state is dropped."""
     max_entity_events: int = DEFAULT_MAX_ENTITY_EVENTS
     """Events one entity holds at most (the oldest beyond it are dropped, and counted)."""
+    stages: tuple[Stage, ...] = field(init=False, repr=False, compare=False)
+    """The compiled ``derived`` declaration: one stage per entity field (see features.stages)."""
     feature_set: FeatureSet = field(init=False, repr=False, compare=False)
-    """The compiled ``derived`` declaration (built from the fields above)."""
+    """The first stage's features (those of ``key_field``)."""
 
     def __post_init__(self) -> None:
         if not _TOPIC_NAME.match(self.name):
@@ -110,17 +113,23 @@ class Pipeline:
             raise PipelineError(f"pipeline {self.name!r}: key_field is required")
         self._check_types()
         try:
-            feature_set = FeatureSet(
-                self.derived or {}, self.features or {}, label_field=self.label_field,
-                lateness=self.lateness, ttl=self.entity_ttl, max_events=self.max_entity_events,
+            stages = plan_stages(
+                self.name, self.events_topic, self.key_field, self.derived or {},
+                self.features or {}, {
+                    "label_field": self.label_field, "lateness": self.lateness,
+                    "ttl": self.entity_ttl, "max_events": self.max_entity_events,
+                },
             )
         except ValueError as exc:
             raise PipelineError(f"pipeline {self.name!r}: {exc}") from None
-        clash = self.reserved_fields & set(feature_set.derived)
+        clash = self.reserved_fields & set(self.derived or {})
         if clash:
             raise PipelineError(f"pipeline {self.name!r}: derived features {sorted(clash)} "
                                 "have the name of the key, id, time or label field")
-        object.__setattr__(self, "feature_set", feature_set)
+        if self.label_field and any(s.entity_field == self.label_field for s in stages):
+            raise PipelineError(f"pipeline {self.name!r}: features cannot be by the label")
+        object.__setattr__(self, "stages", stages)
+        object.__setattr__(self, "feature_set", stages[0].features)
 
     def _check_types(self) -> None:
         if self.features is None:
@@ -178,6 +187,7 @@ class Pipeline:
             self.events_topic: self.partitions,
             self.predictions_topic: self.partitions,
             self.served_topic: self.partitions,
+            **{s.topic: self.partitions for s in self.stages[1:]},
             self.dlq_topic: 1,
             self.models_topic: 1,
             **({self.state_topic: self.partitions} if self.derived else {}),
@@ -199,7 +209,7 @@ class Pipeline:
         body = orjson.dumps([
             self.key_field, self.event_id_field, self.time_field, self.label_field,
             self.label_type, list((self.features or {}).items()), self.partitions, model,
-            *([self.feature_set.describe()] if self.derived else []),
+            *([[s.features.describe() for s in self.stages]] if self.derived else []),
         ])
         return hashlib.sha256(body).hexdigest()[:16]
 
@@ -208,6 +218,11 @@ class Pipeline:
         label = (self.label_field, str(self.label_type)) if self.label_field else None
         other = tuple(f for f in (self.key_field, self.event_id_field, self.time_field) if f)
         return Schema(self.features or {}, label, other)
+
+    @property
+    def final_stage(self) -> Stage:
+        """The stage that predicts and learns (the only one without ``by`` features)."""
+        return self.stages[-1]
 
     def renamed(self, name: str) -> Pipeline:
         """The same pipeline under another name (its default topics follow the name)."""

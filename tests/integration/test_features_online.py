@@ -148,3 +148,36 @@ def test_after_kill9_served_features_still_equal_the_offline_twin(
     replayed = len(records) - len(expected)
     print(f"killed after ~{point} events; {replayed} replayed duplicates")
     assert replayed > 0, "the kill landed between snapshots, so events were replayed"
+
+
+BY_MERCHANT = ROOT / "tests" / "integration" / "pipelines" / "cards_by_merchant.py"
+
+
+def test_features_by_merchant_are_re_keyed_and_survive_kill9(
+        kafka, name, topics, start_worker, tmp_path: Path):
+    spec = load_pipeline(BY_MERCHANT).renamed(name)
+    assert f"{name}.by-merchant" in spec.topics
+    topics(name, BY_MERCHANT)
+    events = card_stream(2500, seed=13)
+    expected, _ = offline_twin(spec, events)
+    producer = threading.Thread(target=produce, args=(kafka, spec.events_topic, events, 200))
+    producer.start()
+    settings = {**SETTINGS, "STREAMLEARN_SNAPSHOT_EVERY": "400",
+                "STREAMLEARN_SNAPSHOT_INTERVAL": "60"}
+    worker = start_worker(BY_MERCHANT, name, settings)
+    point = random.Random().randrange(600, 1500)
+    wait_until(lambda: len({r["event_id"] for r in served(kafka, spec.served_topic)}) >= point,
+               90, f"{point} served records")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=30)
+    worker = start_worker(BY_MERCHANT, name, settings)
+    producer.join()
+
+    records = served_all(kafka, spec.served_topic, set(expected),
+                         alive=lambda: worker.poll() is None)
+    log = worker_log(tmp_path, 1)
+    assert "restored the feature state" in log and "merchant entities" in log, log
+    wrong = [r["event_id"] for r in records if r["x"] != expected[r["event_id"]]]
+    assert not wrong, (wrong[:3], [expected[i] for i in wrong[:3]], log[-3000:])
+    assert all("merchant_n_2m" in r["x"] for r in records)
+    print(f"by merchant: killed after ~{point}; {len(records) - len(expected)} replayed")

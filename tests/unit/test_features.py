@@ -152,6 +152,12 @@ def test_the_fingerprint_follows_the_feature_declaration():
 
 # -- checkpoints ----------------------------------------------------------------------------
 
+def written(state, ck):
+    """Every record of checkpoint ``ck``, the meta record last (as the worker writes them)."""
+    entities, meta = state.checkpoint_records(ck)
+    return [*entities, meta]
+
+
 def feed(state, events, start_offset=0):
     out = []
     for i, e in enumerate(events):
@@ -166,7 +172,7 @@ def test_a_restore_at_a_checkpoint_continues_exactly_like_no_restart():
     straight = feed(p.feature_set.partition(0), events)
     first = p.feature_set.partition(0)
     feed(first, events[:12])
-    records = first.checkpoint_records(ck=1)
+    records = written(first, 1)
     restored = p.feature_set.partition(0)
     repairs, lost = restored.restore(records, committed=1)
     assert repairs == [] and lost == 0
@@ -179,9 +185,9 @@ def test_a_checkpoint_cut_short_is_rolled_back_to_the_one_before():
     straight = feed(p.feature_set.partition(0), events)
     state = p.feature_set.partition(0)
     feed(state, events[:6])
-    log = list(state.checkpoint_records(ck=1))
+    log = written(state, 1)
     feed(state, events[6:9], start_offset=6)
-    log += state.checkpoint_records(ck=2)  # its snapshot never made it: 1 is the newest
+    log += written(state, 2)  # its snapshot never made it: 1 is the newest
     restored = p.feature_set.partition(0)
     repairs, lost = restored.restore(log, committed=1)
     assert {k for k, _ in repairs} == {"features/0/a", "features/0/b", "features/0/c"}
@@ -207,10 +213,31 @@ def test_expired_entities_are_deleted_from_the_state_topic_after_the_next_checkp
     p = spec({"n": f.count("1m")}, entity_ttl="2m")
     state = p.feature_set.partition(0)
     feed(state, [ev(0), ev(10 * S, card="b")])
-    state.checkpoint_records(ck=1)
+    written(state, 1)
     feed(state, [ev(300 * S, card="b")], start_offset=2)
     assert state.sweep() == 1
-    second = dict(state.checkpoint_records(ck=2))
+    second = dict(written(state, 2))
     assert orjson.loads(second["features/0/a"])["e"] is None
-    third = dict(state.checkpoint_records(ck=3))
+    third = dict(written(state, 3))
     assert third["features/0/a"] is None, "a tombstone once the deletion is committed"
+
+
+def test_a_by_feature_adds_a_re_keyed_stage_and_the_twin_runs_both():
+    p = spec({"n": f.count("1h"), "shop_n": f.count("1h", by="shop")})
+    assert [s.topic for s in p.stages] == ["cards", "cards.by-shop"]
+    assert "cards.by-shop" in p.topics
+    xs = served(p, [ev(0, card="a", shop="x"), ev(S, card="b", shop="x"),
+                    ev(2 * S, card="a", shop="y")])
+    assert [(x["n"], x["shop_n"]) for x in xs] == [(1, 1), (1, 2), (2, 1)]
+    with pytest.raises(PipelineError, match="label"):
+        spec({"n": f.count("1h", by="fraud")})
+
+
+def test_a_re_keyed_copy_replayed_by_its_router_is_recognised():
+    state = spec({"n": f.count("1h", by="shop")}).stages[1].features.partition(0)
+    assert state.first_time(0, 5) and state.first_time(1, 2) and state.first_time(0, 6)
+    assert not state.first_time(0, 5), "offset 5 of source partition 0 was seen"
+    _, (key, meta) = state.checkpoint_records(1, offset=9)
+    restored = spec({"n": f.count("1h", by="shop")}).stages[1].features.partition(0)
+    restored.restore([(key, meta)], committed=1)
+    assert restored.offset == 9 and not restored.first_time(0, 6) and restored.first_time(1, 3)

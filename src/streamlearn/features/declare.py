@@ -7,7 +7,9 @@ entity's previous event: the latest earlier-arrived one with a time at or before
 
 >>> from streamlearn import features as f
 >>> f.mean("amount", "1h")
-Feature(kind='mean', field='amount', window_ms=3600000.0)
+Feature(kind='mean', field='amount', window_ms=3600000.0, by=None)
+>>> f.count("1h", by="merchant").by
+'merchant'
 >>> f.count("10m").window_ms, f.since_previous().kind
 (600000.0, 'since_previous')
 >>> parse_duration("90s"), parse_duration("1.5h"), parse_duration(250)
@@ -73,64 +75,70 @@ class Feature:
     kind: str
     field: str | None = None
     window_ms: float | None = None
+    by: str | None = None
+    """The entity: None for the pipeline's key field, else another field of the event."""
     fn: Callable[[dict[str, Any]], Any] | None = _field(default=None, repr=False, compare=False)
 
     def describe(self) -> list[Any]:
         """What the feature computes, for the spec fingerprint (a callable by its name)."""
         fn = self.fn and f"{self.fn.__module__}.{self.fn.__qualname__}"
-        return [self.kind, self.field, self.window_ms, fn]
+        return [self.kind, self.field, self.window_ms, self.by, fn]
 
 
-def _windowed(kind: str, field_name: str | None, window: Duration) -> Feature:
+def _windowed(kind: str, field_name: str | None, window: Duration, by: str | None) -> Feature:
     window_ms = parse_duration(window)
     if window_ms <= 0:
         raise ValueError(f"{kind}: the window must be longer than 0")
-    return Feature(kind, field_name, window_ms)
+    return Feature(kind, field_name, window_ms, by)
 
 
-def count(window: Duration) -> Feature:
+# by="merchant": per merchant instead of per key_field; the events are re-keyed through
+# the topic <name>.by-merchant.
+
+
+def count(window: Duration, *, by: str | None = None) -> Feature:
     """Number of the entity's events in the window (the current one included)."""
-    return _windowed("count", None, window)
+    return _windowed("count", None, window, by)
 
 
-def sum(field: str, window: Duration) -> Feature:
+def sum(field: str, window: Duration, *, by: str | None = None) -> Feature:
     """Sum of a numeric field over the window (``math.fsum``: exact, order-independent)."""
-    return _windowed("sum", field, window)
+    return _windowed("sum", field, window, by)
 
 
-def mean(field: str, window: Duration) -> Feature:
+def mean(field: str, window: Duration, *, by: str | None = None) -> Feature:
     """Mean of a numeric field over the window (absent values are skipped)."""
-    return _windowed("mean", field, window)
+    return _windowed("mean", field, window, by)
 
 
-def min(field: str, window: Duration) -> Feature:
+def min(field: str, window: Duration, *, by: str | None = None) -> Feature:
     """Smallest value of a numeric field over the window."""
-    return _windowed("min", field, window)
+    return _windowed("min", field, window, by)
 
 
-def max(field: str, window: Duration) -> Feature:
+def max(field: str, window: Duration, *, by: str | None = None) -> Feature:
     """Largest value of a numeric field over the window."""
-    return _windowed("max", field, window)
+    return _windowed("max", field, window, by)
 
 
-def std(field: str, window: Duration) -> Feature:
+def std(field: str, window: Duration, *, by: str | None = None) -> Feature:
     """Sample standard deviation (``river.stats.Var``) of a numeric field over the window."""
-    return _windowed("std", field, window)
+    return _windowed("std", field, window, by)
 
 
-def distinct(field: str, window: Duration) -> Feature:
+def distinct(field: str, window: Duration, *, by: str | None = None) -> Feature:
     """Number of distinct values of a field over the window."""
-    return _windowed("distinct", field, window)
+    return _windowed("distinct", field, window, by)
 
 
-def last(field: str) -> Feature:
+def last(field: str, *, by: str | None = None) -> Feature:
     """The field's value in the entity's previous event (absent for its first event)."""
-    return Feature("last", field)
+    return Feature("last", field, by=by)
 
 
-def since_previous() -> Feature:
+def since_previous(*, by: str | None = None) -> Feature:
     """Seconds of event time since the entity's previous event (absent for its first)."""
-    return Feature("since_previous")
+    return Feature("since_previous", by=by)
 
 
 def transform(fn: Callable[[dict[str, Any]], Any]) -> Feature:

@@ -24,7 +24,7 @@ from streamlearn.features.declare import (
     Feature,
     parse_duration,
 )
-from streamlearn.features.online import PartitionFeatures
+from streamlearn.features.online import DEFAULT_OPERATOR, PartitionFeatures
 from streamlearn.schema import NUMERIC
 
 __all__ = ["DEFAULT_LATENESS", "DEFAULT_MAX_ENTITY_EVENTS", "DEFAULT_TTL", "FeatureSet"]
@@ -109,9 +109,10 @@ class FeatureSet:
     def __bool__(self) -> bool:
         return bool(self.derived)
 
-    def partition(self, partition: int = 0) -> PartitionFeatures:
-        """Fresh state for one input partition."""
-        return PartitionFeatures(self, partition)
+    def partition(self, partition: int = 0, operator: str = DEFAULT_OPERATOR
+                  ) -> PartitionFeatures:
+        """Fresh state for one input partition (of the stage named ``operator``)."""
+        return PartitionFeatures(self, partition, operator)
 
     def describe(self) -> list[Any]:
         """Everything the values depend on, for the pipeline's fingerprint."""

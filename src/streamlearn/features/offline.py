@@ -82,28 +82,35 @@ class OfflineRun:
     """Runs events through per-partition feature state; counts what the worker counts."""
 
     spec: Pipeline
-    states: dict[int, PartitionFeatures] = field(default_factory=dict)
+    states: dict[tuple[int, int], PartitionFeatures] = field(default_factory=dict)
+    """Feature state by (stage, partition)."""
     dead_letters: dict[Any, str] = field(default_factory=dict)
     """Rows the worker would dead-letter: index -> reason."""
 
     def rows(self, events: Iterable[tuple[Any, dict[str, Any]]]) -> Iterator[ServedRow]:
         spec = self.spec
         schema = spec.schema()
-        fs = spec.feature_set
+        stages = spec.stages
         for index, raw in events:
             event = {k: _plain(v) for k, v in raw.items()}
             try:
                 x, y, _ = schema.check(event)
                 key = read_key(event, spec.key_field)
                 t = _event_time(event, spec.time_field)
+                entities = [key, *(read_key(event, s.entity_field) for s in stages[1:])]
                 partition = event.get("partition")
                 if type(partition) is not int:
                     partition = key_partition(key, spec.partitions)
-                if fs:
-                    state = self.states.get(partition)
+                for stage, entity in zip(stages, entities, strict=True):
+                    if stage.index:  # re-keyed: the partition the entity hashes to
+                        partition = key_partition(entity, spec.partitions)
+                    if not stage.features:
+                        continue
+                    state = self.states.get((stage.index, partition))
                     if state is None:
-                        state = self.states[partition] = fs.partition(partition)
-                    derived = state.values(event, x, entity_id(key), t)
+                        state = stage.features.partition(partition, stage.operator)
+                        self.states[(stage.index, partition)] = state
+                    derived = state.values(event, x, entity_id(entity), t)
                     if derived:
                         x = {**x, **derived}
             except BadEvent as exc:

@@ -39,19 +39,22 @@ from streamlearn.schema import BadEvent
 if TYPE_CHECKING:
     from streamlearn.features.featureset import FeatureSet
 
-__all__ = ["Entity", "PartitionFeatures", "entity_key", "meta_key"]
+__all__ = ["DEFAULT_OPERATOR", "Entity", "PartitionFeatures", "entity_key", "meta_key"]
 
 NEVER = -math.inf
 ABSENT_SINCE_ALWAYS = 0
 """``pk`` of an entity that did not exist at its previous checkpoint (any ``c`` >= it)."""
 
 
-def entity_key(partition: int, entity: str) -> str:
-    return f"features/{partition}/{entity}"
+DEFAULT_OPERATOR = "features"
 
 
-def meta_key(partition: int) -> str:
-    return f"features/{partition}"
+def entity_key(partition: int, entity: str, operator: str = DEFAULT_OPERATOR) -> str:
+    return f"{operator}/{partition}/{entity}"
+
+
+def meta_key(partition: int, operator: str = DEFAULT_OPERATOR) -> str:
+    return f"{operator}/{partition}"
 
 
 class Entity:
@@ -82,13 +85,20 @@ class Entity:
 class PartitionFeatures:
     """The derived features of one partition's events, as of each event."""
 
-    def __init__(self, features: FeatureSet, partition: int = 0) -> None:
+    def __init__(self, features: FeatureSet, partition: int = 0,
+                 operator: str = DEFAULT_OPERATOR) -> None:
         self.fs = features
         self.partition = partition
+        self.operator = operator
+        """Prefix of the state records: one per stage of the pipeline (``features.by-x``)."""
         self.entities: dict[str, Entity] = {}
         self.watermark = NEVER
+        self.sources: dict[str, int] = {}
+        """Re-keyed input: the highest source offset seen per source partition."""
         self.checkpoint_id: int | None = None
-        self._meta_prev: tuple[int, float] = (ABSENT_SINCE_ALWAYS, NEVER)
+        self.offset: int | None = None
+        """Input offset of the restored checkpoint (stages without a model use it)."""
+        self._meta_prev: dict[str, Any] = {"ck": ABSENT_SINCE_ALWAYS, "wm": None, "src": {}}
         self._dirty: dict[str, tuple[int | None, dict[str, Any] | None]] = {}
         self._deleted: list[str] = []
         # Counters since the caller last took them (metrics move once per batch).
@@ -161,6 +171,18 @@ class PartitionFeatures:
         self._trim(entity)
         return out
 
+    def first_time(self, source_partition: int, source_offset: int) -> bool:
+        """False for a re-keyed event seen before (its router replayed it after a crash).
+
+        A router forwards its partition's events in offset order, so an offset at or below
+        the highest seen from that source partition is a copy of one already applied.
+        """
+        key = str(source_partition)
+        if source_offset <= self.sources.get(key, -1):
+            return False
+        self.sources[key] = source_offset
+        return True
+
     def _windows(self, out: dict[str, Any], times: list[float], rows: list[tuple[Any, ...]],
                  hi: int, row: tuple[Any, ...], t: float) -> None:
         starts: dict[float, int] = {}
@@ -220,33 +242,34 @@ class PartitionFeatures:
 
     # -- checkpoints -----------------------------------------------------------------------
 
-    def checkpoint_records(self, ck: int) -> list[tuple[str, bytes | None]]:
+    def checkpoint_records(self, ck: int, offset: int | None = None
+                           ) -> tuple[list[tuple[str, bytes | None]], tuple[str, bytes]]:
         """The records of checkpoint ``ck``: entities changed since the last one, and meta.
 
-        Callers write them, wait for their acks, then write the partition's snapshot with
-        the same id: the snapshot's manifest is what makes checkpoint ``ck`` count.
+        Callers write the entity records and wait for their acks, then write what makes
+        checkpoint ``ck`` count: the partition's model snapshot with the same id, or (a stage
+        without a model) the meta record itself, which then carries the input ``offset``.
         """
-        p = self.partition
+        p, op = self.partition, self.operator
         records: list[tuple[str, bytes | None]] = [
-            (entity_key(p, k), None) for k in self._deleted
+            (entity_key(p, k, op), None) for k in self._deleted
             if k not in self._dirty and k not in self.entities
         ]
         self._deleted = []
         for entity_id, (pk, prev) in self._dirty.items():
             entity = self.entities.get(entity_id)
             value = {"ck": ck, "e": entity.to_json() if entity else None, "pk": pk, "p": prev}
-            records.append((entity_key(p, entity_id), orjson.dumps(value)))
+            records.append((entity_key(p, entity_id, op), orjson.dumps(value)))
             if entity is None:
                 self._deleted.append(entity_id)
             else:
                 entity.ck = ck
         self._dirty.clear()
-        pk, pwm = self._meta_prev
-        meta = {"ck": ck, "wm": _finite(self.watermark), "pk": pk, "pwm": _finite(pwm)}
-        records.append((meta_key(p), orjson.dumps(meta)))
-        self._meta_prev = (ck, self.watermark)
+        now = {"ck": ck, "wm": _finite(self.watermark), "src": dict(self.sources)}
+        meta = {**now, "offset": offset, "prev": self._meta_prev}
+        self._meta_prev = now
         self.checkpoint_id = ck
-        return records
+        return records, (meta_key(p, op), orjson.dumps(meta))
 
     def restore(self, records: Iterable[tuple[str, bytes | None]], committed: int | None
                 ) -> tuple[list[tuple[str, bytes | None]], int]:
@@ -258,8 +281,8 @@ class PartitionFeatures:
         one was refused: their value at that snapshot is no longer stored).
         """
         c = -1 if committed is None else committed
-        p = self.partition
-        prefix = entity_key(p, "")
+        p, op = self.partition, self.operator
+        prefix = entity_key(p, "", op)
         repairs: list[tuple[str, bytes | None]] = []
         lost = 0
         latest: dict[str, bytes | None] = {}
@@ -268,12 +291,12 @@ class PartitionFeatures:
         for key, value in latest.items():
             if value is None:
                 continue
-            data = orjson.loads(value)
-            if key == meta_key(p):
-                self._restore_meta(data, c)
+            if key == meta_key(p, op):
+                self._restore_meta(orjson.loads(value), c)
                 continue
             if not key.startswith(prefix):
                 continue
+            data = orjson.loads(value)
             entity_id = key[len(prefix):]
             if data["ck"] <= c:
                 ck, state = data["ck"], data["e"]
@@ -294,13 +317,14 @@ class PartitionFeatures:
 
     def _restore_meta(self, data: dict[str, Any], c: int) -> None:
         if data["ck"] <= c:
-            ck, wm = data["ck"], data["wm"]
-        elif data["pk"] <= c:
-            ck, wm = data["pk"], data["pwm"]
+            self.offset = data.get("offset")
         else:
-            return
-        self.watermark = NEVER if wm is None else float(wm)
-        self._meta_prev = (ck, self.watermark)
+            data = data["prev"]
+            if data["ck"] > c:
+                return
+        self.watermark = NEVER if data["wm"] is None else float(data["wm"])
+        self.sources = dict(data["src"])
+        self._meta_prev = {"ck": data["ck"], "wm": data["wm"], "src": data["src"]}
 
 
 def _finite(value: float) -> float | None:

@@ -121,7 +121,7 @@ class BoundMetrics:
     entity_events_dropped: Counter
     entities_lost: Counter
     _score_children: dict[int, tuple[Gauge, ...]] = field(default_factory=dict)
-    _entity_children: dict[int, Gauge] = field(default_factory=dict)
+    _entity_children: dict[tuple[str, int], Gauge] = field(default_factory=dict)
 
     def set_scores(self, partition: int, score: float, rolling: float) -> None:
         """The prequential and rolling score of one partition's model (after it has one)."""
@@ -135,7 +135,7 @@ class BoundMetrics:
         children[0].set(score)
         children[1].set(rolling)
 
-    def count_features(self, features: PartitionFeatures) -> None:
+    def count_features(self, features: PartitionFeatures, entity: str) -> None:
         """Move the feature counters of one partition by what happened since the last call."""
         late, expired, dropped = features.take_counts()
         if late:
@@ -144,16 +144,19 @@ class BoundMetrics:
             self.entities_expired.inc(expired)
         if dropped:
             self.entity_events_dropped.inc(dropped)
-        gauge = self._entity_children.get(features.partition)
+        child = (entity, features.partition)
+        gauge = self._entity_children.get(child)
         if gauge is None:
-            gauge = self.family.feature_entities.labels(self.pipeline, str(features.partition))
-            self._entity_children[features.partition] = gauge
+            gauge = self.family.feature_entities.labels(self.pipeline, entity,
+                                                        str(features.partition))
+            self._entity_children[child] = gauge
         gauge.set(len(features.entities))
 
     def forget_partition(self, partition: int) -> None:
         """Stop exporting the gauges of a partition this worker no longer owns."""
-        if self._entity_children.pop(partition, None) is not None:
-            self.family.feature_entities.remove(self.pipeline, str(partition))
+        for entity, p in [c for c in self._entity_children if c[1] == partition]:
+            del self._entity_children[(entity, p)]
+            self.family.feature_entities.remove(self.pipeline, entity, str(p))
         self._score_children.pop(partition, None)
         for metric in (self.metric, "rolling_" + self.metric):
             labels = (self.pipeline, self.model, metric, str(partition))
@@ -242,8 +245,9 @@ def create(registry: CollectorRegistry, prefix: str = "streamlearn") -> Metrics:
             "restores", "Partition models restored from a snapshot.", "pipeline",
         ),
         feature_entities=Gauge(
-            f"{prefix}_feature_entities", "Entities whose feature state a partition holds.",
-            ["pipeline", "partition"], registry=registry,
+            f"{prefix}_feature_entities",
+            "Entities whose feature state a partition holds (entity: the field they are of).",
+            ["pipeline", "entity", "partition"], registry=registry,
         ),
         late_events=counter(
             "late_events", "Events older than their entity's newest by more than the "

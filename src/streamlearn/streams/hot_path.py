@@ -25,17 +25,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka import TopicPartition as TP
 
 from streamlearn.config import Settings
-from streamlearn.features.online import PartitionFeatures
+from streamlearn.features.online import PartitionFeatures, meta_key
+from streamlearn.features.stages import Stage
 from streamlearn.models.online import OnlineModel
 from streamlearn.models.snapshot import build_snapshot
 from streamlearn.monitoring.metrics import BoundMetrics
 from streamlearn.pipeline import Pipeline
 from streamlearn.streams.processor import PartitionProcessor
-from streamlearn.streams.snapshots import SnapshotStore, records
+from streamlearn.streams.snapshots import Restored, SnapshotStore, records
 
 __all__ = ["HotPath", "kafka_config", "partition_model"]
 
@@ -65,10 +67,16 @@ def kafka_config(settings: Settings, client_id: str) -> dict[str, Any]:
     }
 
 
+Position = tuple[str, int]
+"""(topic, partition): an input partition of one of the pipeline's stages."""
+
+
 @dataclass
 class _Partition:
+    stage: Stage
     processor: PartitionProcessor
     snapshot_id: int | None
+    """Checkpoint id: the model snapshot's, or (a forwarding stage) its own."""
     snapshot_offset: int | None
     snapshot_examples: int
     snapshot_time: float
@@ -121,10 +129,11 @@ class HotPath:
             settings.snapshots_kept,
             on_refused=lambda reason: metrics.snapshots_refused[reason].inc(),
         )
-        self.partitions: dict[int, _Partition] = {}
+        self.partitions: dict[Position, _Partition] = {}
+        self._stages = {stage.topic: stage for stage in spec.stages}
         self._stop = threading.Event()
         self._committed_at = clock()
-        self._committed: dict[int, int] = {}
+        self._committed: dict[Position, int] = {}
         self._unsettled_since: float | None = None
 
     # -- the loop ------------------------------------------------------------------------
@@ -135,7 +144,7 @@ class HotPath:
         # rescanning it on every full collection, which shows up as latency spikes.
         gc.freeze()
         self.consumer.subscribe(
-            [self.spec.events_topic],
+            list(self._stages),
             on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost,
         )
         try:
@@ -156,20 +165,21 @@ class HotPath:
         messages = self.consumer.consume(1, timeout=FIRST_EVENT_WAIT_S)
         if messages and self.settings.batch_size > 1:
             messages += self.consumer.consume(self.settings.batch_size - 1, timeout=0)
-        by_partition: dict[int, list[Any]] = {}
+        by_partition: dict[Position, list[Any]] = {}
         for message in messages:
             if message.error():
                 self._consume_error(message.error())
                 continue
-            by_partition.setdefault(message.partition(), []).append(message)
-        for partition, batch in by_partition.items():
-            state = self.partitions.get(partition)
+            by_partition.setdefault((message.topic(), message.partition()), []).append(message)
+        for position, batch in by_partition.items():
+            state = self.partitions.get(position)
             if state is None:  # fetched before a revoke; the new owner reads it again
                 continue
             state.processor.process_batch(batch, self.producer.produce)
             model = state.processor.model
-            if model.version:  # no score is exported before there is one
-                self.metrics.set_scores(partition, model.score.get(), model.rolling_score.get())
+            if model is not None and model.version:  # no score is exported before there is one
+                self.metrics.set_scores(position[1], model.score.get(),
+                                        model.rolling_score.get())
         self.producer.poll(0)  # serves delivery reports (failures only)
         if self._delivery_errors or len(self.producer) > MAX_UNACKED:
             self._flush()
@@ -218,16 +228,16 @@ class HotPath:
             errors, self._delivery_errors = self._delivery_errors, []
             raise KafkaException(errors[0])
 
-    def _commit(self, partitions: list[int], asynchronous: bool) -> None:
+    def _commit(self, partitions: list[Position], asynchronous: bool) -> None:
         """Commit the offsets that moved, up to acknowledged outputs (callers flush first)."""
         self._committed_at = self.clock()
         offsets = []
-        for p in partitions:
-            state = self.partitions.get(p)
+        for position in partitions:
+            state = self.partitions.get(position)
             offset = state.processor.next_offset if state else None
-            if offset is not None and offset != self._committed.get(p):
-                offsets.append(TP(self.spec.events_topic, p, offset))
-                self._committed[p] = offset
+            if offset is not None and offset != self._committed.get(position):
+                offsets.append(TP(position[0], position[1], offset))
+                self._committed[position] = offset
         if offsets:
             self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
 
@@ -237,103 +247,151 @@ class HotPath:
         processor = state.processor
         if processor.next_offset is None or processor.next_offset == state.snapshot_offset:
             return False
-        learned = processor.model.version - state.snapshot_examples
+        if processor.model is None:  # a forwarding stage: count events instead of examples
+            learned = processor.next_offset - (state.snapshot_offset or 0)
+        else:
+            learned = processor.model.version - state.snapshot_examples
         return (learned >= self.settings.snapshot_every
                 or self.clock() - state.snapshot_time >= self.settings.snapshot_interval)
 
-    def _checkpoint(self, partitions: list[int], wait: bool = True) -> None:
+    def _checkpoint(self, partitions: list[Position], wait: bool = True) -> None:
         """Checkpoint the partitions that moved (and wait for the acks if ``wait``).
 
         Outputs first: a checkpoint must never claim an event whose prediction could be lost.
-        Then the feature state records, acknowledged before the snapshot that makes them
-        count (a restore takes each entity as of the newest snapshot, so records of a
-        checkpoint whose snapshot never landed are rolled back). Not waiting for the
-        snapshot's own acks is safe: until they come, a restart finds the previous one; a
-        failed delivery stops the worker at the next flush.
+        Then the feature state records, acknowledged before the record that makes them count:
+        the partition's model snapshot, or (a forwarding stage) its meta record. A restore
+        takes each entity as of that record, so records of a checkpoint cut short are rolled
+        back. Not waiting for that last record's acks is safe: until they come, a restart
+        finds the previous checkpoint; a failed delivery stops the worker at the next flush.
         """
         self._flush()
         moved = []
-        for partition in partitions:
-            state = self.partitions[partition]
+        for position in partitions:
+            state = self.partitions[position]
             offset = state.processor.next_offset
             if offset is None or offset == state.snapshot_offset:
                 continue
-            snapshot_id = self.store.next_id(partition_model(partition))
-            moved.append((partition, state, offset, snapshot_id))
+            if state.stage.final:
+                ck = self.store.next_id(partition_model(position[1]))
+            else:
+                ck = (state.snapshot_id or 0) + 1
+            marker = None
             features = state.processor.features
             if features is not None:
                 features.sweep()
-                self.metrics.count_features(features)
-                for key, value in features.checkpoint_records(snapshot_id):
-                    self.producer.produce(self.spec.state_topic, key=key.encode(), value=value,
-                                          partition=partition)
-        if any(state.processor.features is not None for _, state, _, _ in moved):
+                self.metrics.count_features(features, state.stage.entity_field)
+                entities, marker = features.checkpoint_records(
+                    ck, None if state.stage.final else offset)
+                for key, value in entities:
+                    self._produce_state(position[1], key, value)
+                if state.stage.final:
+                    self._produce_state(position[1], *marker)
+                    marker = None
+            moved.append((position, state, offset, ck, marker))
+        if any(state.processor.features is not None for _, state, *_ in moved):
             self._flush()
-        for partition, state, offset, snapshot_id in moved:
-            started = time.perf_counter()
-            model = partition_model(partition)
-            snapshot = build_snapshot(
-                state.processor.model, model_name=model, snapshot_id=snapshot_id,
-                parent=state.snapshot_id, offsets={self.spec.events_topic: {partition: offset}},
-                fingerprint=self.fingerprint, key=self.key,
-                chunk_bytes=self.settings.snapshot_chunk_bytes,
-            )
-            size = self.store.write(snapshot)
-            self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
-            self.metrics.snapshots.inc()
-            self.metrics.set_snapshot_bytes(size)
-            state.snapshot_id, state.snapshot_offset = snapshot_id, offset
-            state.snapshot_examples = state.processor.model.version
+        for position, state, offset, ck, marker in moved:
+            if marker is not None:
+                self._produce_state(position[1], *marker)
+            elif state.processor.model is not None:
+                self._write_snapshot(position, state, offset, ck)
+            state.snapshot_id, state.snapshot_offset = ck, offset
             state.snapshot_time = self.clock()
-            log.debug("snapshot %s/%d at offset %d (%d bytes)", model, snapshot_id, offset, size)
         if moved and wait:
             self._flush()
+
+    def _write_snapshot(self, position: Position, state: _Partition, offset: int,
+                        snapshot_id: int) -> None:
+        model = state.processor.model
+        assert model is not None
+        started = time.perf_counter()
+        name = partition_model(position[1])
+        snapshot = build_snapshot(
+            model, model_name=name, snapshot_id=snapshot_id, parent=state.snapshot_id,
+            offsets={position[0]: {position[1]: offset}}, fingerprint=self.fingerprint,
+            key=self.key, chunk_bytes=self.settings.snapshot_chunk_bytes,
+        )
+        size = self.store.write(snapshot)
+        self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
+        self.metrics.snapshots.inc()
+        self.metrics.set_snapshot_bytes(size)
+        state.snapshot_examples = model.version
+        log.debug("snapshot %s/%d at offset %d (%d bytes)", name, snapshot_id, offset, size)
+
+    def _produce_state(self, partition: int, key: str, value: bytes | None) -> None:
+        self.producer.produce(self.spec.state_topic, key=key.encode(), value=value,
+                              partition=partition)
 
     # -- rebalance callbacks (called inside consume(), on this thread) ---------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TP]) -> None:
-        log.info("assigned partitions %s of %s", sorted(tp.partition for tp in partitions),
-                 self.spec.events_topic)
-        names = {tp.partition: partition_model(tp.partition) for tp in partitions}
+        for topic in sorted({tp.topic for tp in partitions}):
+            log.info("assigned partitions %s of %s",
+                     sorted(tp.partition for tp in partitions if tp.topic == topic), topic)
+        final = self.spec.final_stage
+        names = {tp.partition: partition_model(tp.partition) for tp in partitions
+                 if tp.topic == final.topic}
         restored = self.store.load(names.values(), ignore_incompatible=self.rebuild)
-        topic = self.spec.events_topic
         for tp in partitions:
-            found = restored.get(names[tp.partition])
-            offset = None
-            if found is not None:
-                offset = found.manifest.get("offsets", {}).get(topic, {}).get(str(tp.partition))
-            if found is None or offset is None:
-                model, snapshot_id, offset = OnlineModel(self.spec.model()), None, None
-                log.info("partition %d: no snapshot; learning from its earliest retained event",
-                         tp.partition)
+            stage = self._stages[tp.topic]
+            if stage.final:
+                state = self._restore_final(stage, tp.partition,
+                                            restored.get(names[tp.partition]))
             else:
-                model, snapshot_id = found.model, found.manifest["snapshot_id"]
-                self.metrics.restores.inc()
-                log.info("partition %d: restored snapshot %d (%d examples); resuming at offset "
-                         "%d", tp.partition, snapshot_id, model.version, offset)
-            processor = PartitionProcessor(
-                self.spec, model, self.metrics, self.settings.max_event_bytes,
-                features=self._restore_features(tp.partition, snapshot_id),
-            )
-            processor.next_offset = offset
-            self.partitions[tp.partition] = _Partition(
-                processor, snapshot_id, offset, model.version, self.clock()
-            )
-            tp.offset = OFFSET_BEGINNING if offset is None else offset
+                state = self._restore_forwarding(stage, tp.partition)
+            self.partitions[(tp.topic, tp.partition)] = state
+            tp.offset = OFFSET_BEGINNING if state.snapshot_offset is None else state.snapshot_offset
         consumer.assign(partitions)
 
-    def _restore_features(self, partition: int, snapshot_id: int | None
-                          ) -> PartitionFeatures | None:
-        """The partition's feature state as of its snapshot, from ``<name>.state``."""
-        if not self.spec.feature_set:
+    def _restore_final(self, stage: Stage, partition: int, found: Restored | None) -> _Partition:
+        """The predicting stage: the model from its snapshot, features as of that snapshot."""
+        offset = None
+        if found is not None:
+            offset = found.manifest.get("offsets", {}).get(stage.topic, {}).get(str(partition))
+        if found is None or offset is None:
+            model, snapshot_id, offset = OnlineModel(self.spec.model()), None, None
+            log.info("partition %d: no snapshot; learning from its earliest retained event",
+                     partition)
+        else:
+            model, snapshot_id = found.model, found.manifest["snapshot_id"]
+            self.metrics.restores.inc()
+            log.info("partition %d: restored snapshot %d (%d examples); resuming at offset "
+                     "%d", partition, snapshot_id, model.version, offset)
+        features = self._restore_features(stage, partition, snapshot_id)
+        processor = PartitionProcessor(self.spec, model, self.metrics,
+                                       self.settings.max_event_bytes, features=features,
+                                       stage=stage)
+        processor.next_offset = offset
+        return _Partition(stage, processor, snapshot_id, offset, model.version, self.clock())
+
+    def _restore_forwarding(self, stage: Stage, partition: int) -> _Partition:
+        """A stage that forwards: its features and position from its own meta record."""
+        features = self._restore_features(stage, partition, None, marker=True)
+        assert features is not None
+        processor = PartitionProcessor(self.spec, None, self.metrics,
+                                       self.settings.max_event_bytes, features=features,
+                                       stage=stage)
+        processor.next_offset = features.offset
+        return _Partition(stage, processor, features.checkpoint_id, features.offset, 0,
+                          self.clock())
+
+    def _restore_features(self, stage: Stage, partition: int, snapshot_id: int | None,
+                          marker: bool = False) -> PartitionFeatures | None:
+        """The stage's feature state from ``<name>.state`` as of its checkpoint.
+
+        ``marker``: the checkpoint is the stage's own meta record (no model snapshot).
+        """
+        if not stage.features and stage.final:
             return None
-        features = self.spec.feature_set.partition(partition)
-        stored = ((k.decode(), v) for k, v in
-                  records(self.consumer_config, self.spec.state_topic, [partition]) if k)
+        features = stage.features.partition(partition, stage.operator)
+        stored = [(k.decode(), v) for k, v in
+                  records(self.consumer_config, self.spec.state_topic, [partition]) if k]
+        if marker:
+            meta = [v for k, v in stored if k == meta_key(partition, stage.operator) and v]
+            snapshot_id = orjson.loads(meta[-1])["ck"] if meta else None
         repairs, lost = features.restore(stored, snapshot_id)
         for key, value in repairs:
-            self.producer.produce(self.spec.state_topic, key=key.encode(), value=value,
-                                  partition=partition)
+            self._produce_state(partition, key, value)
         if repairs:
             self._flush()
         if lost:
@@ -341,13 +399,14 @@ class HotPath:
             log.error("partition %d: the feature state of %d entities was newer than the "
                       "snapshot restored (a newer one was refused); they start afresh",
                       partition, lost)
-        log.info("partition %d: restored the feature state of %d entities (%d records "
-                 "rolled back to the snapshot)", partition, len(features.entities),
-                 len(repairs))
+        log.info("partition %d: restored the feature state of %d %s entities (%d records "
+                 "rolled back to the checkpoint)", partition, len(features.entities),
+                 stage.entity_field, len(repairs))
         return features
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TP]) -> None:
-        mine = [tp.partition for tp in partitions if tp.partition in self.partitions]
+        mine = [(tp.topic, tp.partition) for tp in partitions
+                if (tp.topic, tp.partition) in self.partitions]
         if mine:
             self._checkpoint(mine)
             self._commit(mine, asynchronous=False)
@@ -355,12 +414,11 @@ class HotPath:
 
     def _on_lost(self, consumer: Consumer, partitions: list[TP]) -> None:
         # Another member may own them already: no snapshot, no commit.
-        log.warning("partitions lost: %s", [tp.partition for tp in partitions])
-        self._forget([tp.partition for tp in partitions])
+        log.warning("partitions lost: %s", [(tp.topic, tp.partition) for tp in partitions])
+        self._forget([(tp.topic, tp.partition) for tp in partitions])
 
-    def _forget(self, partitions: list[int]) -> None:
-        for partition in partitions:
-            self.partitions.pop(partition, None)
-            self._committed.pop(partition, None)
-            self.metrics.forget_partition(partition)
-
+    def _forget(self, partitions: list[Position]) -> None:
+        for position in partitions:
+            self.partitions.pop(position, None)
+            self._committed.pop(position, None)
+            self.metrics.forget_partition(position[1])

@@ -19,8 +19,11 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
+import orjson
+
 from streamlearn.features.offline import entity_id, read_key
 from streamlearn.features.online import PartitionFeatures
+from streamlearn.features.stages import Stage
 from streamlearn.models.online import OnlineModel
 from streamlearn.monitoring.metrics import BoundMetrics, observe_many
 from streamlearn.pipeline import Pipeline
@@ -73,27 +76,41 @@ class OutputList(list[Outgoing]):
 
 
 class PartitionProcessor:
-    """Predicts and learns the events of one input partition with that partition's model."""
+    """Runs one input partition's events through one stage of the pipeline.
+
+    The last stage (usually the only one) predicts and learns with the partition's model.
+    An earlier stage, there when features are declared ``by`` another field, computes its
+    entity's features and forwards each event, re-keyed by the next stage's field, to that
+    stage's topic (``<name>.by-<field>``).
+    """
 
     def __init__(
         self,
         spec: Pipeline,
-        model: OnlineModel,
+        model: OnlineModel | None,
         metrics: BoundMetrics,
         max_event_bytes: int,
         clock: Callable[[], float] = time.time,
         features: PartitionFeatures | None = None,
+        stage: Stage | None = None,
     ) -> None:
         self.spec = spec
+        self.stage = stage or spec.stages[0]
         self.model = model
+        """The partition's model; None on a stage that forwards."""
         self.metrics = metrics
         self.max_event_bytes = max_event_bytes
         self.clock = clock
-        self.features = features if spec.feature_set else None
-        """The partition's derived-feature state (None when the spec declares none)."""
+        self.features = features
+        """The partition's derived-feature state (None when the stage needs none)."""
+        self._compute = features is not None and bool(features.fs)
         self.schema: Schema = spec.schema()
         self.predictions_topic = spec.predictions_topic
         self.served_topic = spec.served_topic
+        self._later = [s.entity_field for s in spec.stages[1:]] if self.stage.index == 0 else []
+        self._next = self.stage.next_field
+        self._next_topic = spec.stages[self.stage.index + 1].topic if self._next else ""
+        self._origin: tuple[int, int] = (0, 0)
         self.next_offset: int | None = None
         """The offset after the last event processed: where the model's knowledge ends."""
 
@@ -103,7 +120,7 @@ class PartitionProcessor:
         Outputs go straight to ``emit`` (the producer), not through a list: at ~30 µs per
         event, every object per event shows.
         """
-        learned_before = self.model.version
+        learned_before = self.model.version if self.model else 0
         self._emit = emit
         self._predicted = 0
         self._undeclared = 0
@@ -114,24 +131,44 @@ class PartitionProcessor:
         if messages:
             self.next_offset = (messages[-1].offset() or 0) + 1
         m = self.metrics
-        m.events.inc(len(messages))
-        m.predictions.inc(self._predicted)
-        m.examples_learned.inc(self.model.version - learned_before)
-        m.batch_size.observe(len(messages))
-        observe_many(m.event_to_prediction, self._latencies)
+        if self.stage.index == 0:
+            m.events.inc(len(messages))
+            m.batch_size.observe(len(messages))
+        if self.model is not None:
+            m.predictions.inc(self._predicted)
+            m.examples_learned.inc(self.model.version - learned_before)
+            observe_many(m.event_to_prediction, self._latencies)
         if self._undeclared:
             m.undeclared_fields.inc(self._undeclared)
         if self.features is not None:
-            m.count_features(self.features)
+            m.count_features(self.features, self.stage.entity_field)
 
     def _process(self, message: SourceMessage) -> None:
         try:
-            event = decode_event(message.value(), self.max_event_bytes)
-            x, y, undeclared = self.schema.check(event)
-            key = read_key(event, self.spec.key_field)
-            event_time = self._event_time(event, message)
-            if self.features is not None:
-                derived = self.features.values(event, x, entity_id(key), event_time,
+            if self.stage.index == 0:
+                event = decode_event(message.value(), self.max_event_bytes)
+                x, y, undeclared = self.schema.check(event)
+                key = entity = read_key(event, self.spec.key_field)
+                for field in self._later:  # a missing entity is a dead letter here, not later
+                    read_key(event, field)
+                event_time = self._event_time(event, message)
+                event_id = self._event_id(event, message)
+                sent_at = message.timestamp()[1]
+                self._origin = (message.partition() or 0, message.offset() or 0)
+            else:
+                forwarded = _forwarded(message.value())
+                assert self.features is not None  # a re-keyed stage always has its state
+                if not self.features.first_time(*forwarded["src"]):
+                    return  # a copy its router replayed after a crash: already served
+                event, x, y, key = (forwarded["event"], forwarded["x"], forwarded.get("y"),
+                                    forwarded["key"])
+                event_time, event_id, sent_at = forwarded["t"], forwarded["id"], forwarded["ts"]
+                self._origin = tuple(forwarded["origin"])
+                entity = event[self.stage.entity_field]
+                undeclared = 0
+            if self._compute:
+                assert self.features is not None
+                derived = self.features.values(event, x, entity_id(entity), event_time,
                                                message.offset())
                 if derived:
                     x = {**x, **derived}
@@ -139,9 +176,22 @@ class PartitionProcessor:
             self._dead_letter(message, error)
             return
         self._undeclared += undeclared
+        if self._next:
+            record = {"event": event, "x": x, "key": key, "t": event_time, "id": event_id,
+                      "ts": sent_at, "src": [message.partition(), message.offset()],
+                      "origin": self._origin}
+            if self.schema.label is not None:
+                record["y"] = y
+            self._emit(self._next_topic, orjson.dumps(record),
+                       entity_id(event[self._next]).encode())
+            return
+        self._predict(message, event, x, y, key, event_id, event_time, sent_at)
+
+    def _predict(self, message: SourceMessage, event: dict[str, Any], x: dict[str, Any],
+                 y: Any, key: Any, event_id: str, event_time: Any, sent_at: int) -> None:
         model = self.model
+        assert model is not None
         now = self.clock()
-        event_id = self._event_id(event, message)
         try:
             prediction, proba = model.predict(x)
             # Inside the try: a model may answer with a label JSON cannot carry.
@@ -154,18 +204,17 @@ class PartitionProcessor:
                 *((y,) if self.schema.label is not None else ()),
             )
         except Exception as exc:
-            self._dead_letter(message, _model_error("predicting", exc))
+            self._dead_letter(message, _model_error("predicting", exc), event)
             return
-        key_bytes = _key_bytes(key)
-        self._emit(self.predictions_topic, value, key_bytes)
+        self._emit(self.predictions_topic, value, _key_bytes(key))
         self._emit(self.served_topic, served, event_id.encode())
         self._predicted += 1
-        self._latencies.append(max(0.0, now - message.timestamp()[1] / 1000))
+        self._latencies.append(max(0.0, now - sent_at / 1000))
         if self.schema.label is not None:
             try:
                 model.learn(x, y, served=prediction)
             except Exception as exc:
-                self._dead_letter(message, _model_error("learning", exc))
+                self._dead_letter(message, _model_error("learning", exc), event)
 
     def _event_time(self, event: dict[str, Any], message: SourceMessage) -> Any:
         """Epoch ms: the time field's (a number, or ISO-8601), else the record timestamp."""
@@ -181,14 +230,30 @@ class PartitionProcessor:
             return str(event[field])
         return f"{message.topic()}-{message.partition()}-{message.offset()}"
 
-    def _dead_letter(self, message: SourceMessage, error: BadEvent) -> None:
+    def _dead_letter(self, message: SourceMessage, error: BadEvent,
+                     event: dict[str, Any] | None = None) -> None:
+        """The event to ``<name>.dlq``; from a re-keyed stage, as JSON with its origin."""
         self.metrics.dead_letters[error.reason].inc()
         topic, partition, offset = message.topic() or "", message.partition(), message.offset()
+        value, key, original = message.value() or b"", message.key(), message.headers()
+        if self.stage.index and event is not None:
+            topic, (partition, offset) = self.spec.events_topic, self._origin
+            value, original = orjson.dumps(event), None
         log.warning("dead letter %s[%s]@%s: %s", topic, partition, offset, error)
         headers = dead_letter_headers(
-            topic, partition or 0, offset or 0, error, _header_list(message.headers())
+            topic, partition or 0, offset or 0, error, _header_list(original)
         )
-        self._emit(self.spec.dlq_topic, message.value() or b"", message.key(), headers=headers)
+        self._emit(self.spec.dlq_topic, value, key, headers=headers)
+
+
+def _forwarded(raw: bytes | None) -> dict[str, Any]:
+    try:
+        record = orjson.loads(raw or b"")
+    except orjson.JSONDecodeError as exc:
+        raise BadEvent("invalid_json", f"not a forwarded event: {exc}") from None
+    if type(record) is not dict or "src" not in record:
+        raise BadEvent("not_object", "not a forwarded event")
+    return record
 
 
 def _model_error(when: str, exc: Exception) -> BadEvent:
