@@ -302,7 +302,8 @@ def infer(source: str, label_field: str | None, key_field: str | None,
 def reset(pipeline_file: str, name: str | None, yes: bool) -> None:
     """Forget what the pipeline in PIPELINE_FILE learned, to start it over.
 
-    Deletes its model snapshots (<name>.models), its state (<name>.state) and its consumer
+    Deletes its model snapshots (<name>.models), its state (<name>.state), the re-keyed
+    copies of its events (<name>.by-<field>, if features are by another field) and its consumer
     group (streamlearn-<name>, with its committed offsets). Events, predictions and dead
     letters are kept: the next `streamlearn run` relearns from the earliest event the
     events topic still retains (its retention decides how far back that is). Stop the
@@ -312,7 +313,8 @@ def reset(pipeline_file: str, name: str | None, yes: bool) -> None:
 
     spec = _spec(pipeline_file, name)
     bootstrap = ensure_broker(load_settings())
-    topics = [spec.models_topic, spec.state_topic]
+    # Re-keyed copies of the events go too: their stages' state is forgotten with the rest.
+    topics = [spec.models_topic, spec.state_topic, *(s.topic for s in spec.stages[1:])]
     _confirm(f"Reset pipeline {spec.name!r} at {bootstrap}: delete topics "
              f"{', '.join(topics)} and consumer group {spec.group_id}?", yes)
     deleted = _reset(spec, bootstrap, topics)

@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from streamlearn.broker import ensure_broker
 from streamlearn.broker.admin import create_topics
 from streamlearn.config import Settings
+from streamlearn.errors import PipelineError
 from streamlearn.keys import model_key
 from streamlearn.models.online import OnlineModel
 from streamlearn.monitoring import metrics
@@ -35,8 +36,10 @@ def topic_configs(spec: Pipeline, settings: Settings) -> dict[str, dict[str, str
     {'retention.ms': '2592000000'}
     """
     hours = settings.events_retention_hours
+    retention = {"retention.ms": str(-1 if hours < 0 else int(hours * HOUR_MS))}
     return {
-        spec.events_topic: {"retention.ms": str(-1 if hours < 0 else int(hours * HOUR_MS))},
+        # Re-keyed topics rebuild their stage's state as the events topic does the first's.
+        **{stage.topic: retention for stage in spec.stages},
         spec.models_topic: {"cleanup.policy": "compact"},
         spec.state_topic: {"cleanup.policy": "compact"},
     }
@@ -55,6 +58,13 @@ def build_worker(
 def run_worker(spec: Pipeline, settings: Settings, loglevel: str = "info",
                rebuild: bool = False) -> None:
     """Start (or reach) the broker, create topics, serve metrics, run until SIGTERM/SIGINT."""
+    if rebuild and len(spec.stages) > 1:
+        # The re-keyed topics hold events forwarded with the old spec's features.
+        rekeyed = ", ".join(stage.topic for stage in spec.stages[1:])
+        raise PipelineError(
+            f"pipeline {spec.name!r} re-keys its events ({rekeyed}): --rebuild cannot "
+            "relearn them in place; run `streamlearn reset` on it, then `streamlearn run`"
+        )
     bootstrap = ensure_broker(settings)
     create_topics(bootstrap, spec.topics, topic_configs(spec, settings))
     app, hot_path = build_worker(spec, settings, rebuild=rebuild)
