@@ -219,6 +219,13 @@ class Pipeline:
         other = tuple(f for f in (self.key_field, self.event_id_field, self.time_field) if f)
         return Schema(self.features or {}, label, other)
 
+    def compute_features(self, frame: Any) -> Any:
+        """The model's input for each row of a pandas DataFrame of events, exactly as the
+        worker serves it (see :func:`streamlearn.features.offline.compute`)."""
+        from streamlearn.features.offline import compute
+
+        return compute(self, frame)
+
     @property
     def final_stage(self) -> Stage:
         """The stage that predicts and learns (the only one without ``by`` features)."""

@@ -141,6 +141,7 @@ def test_the_dataframe_twin_matches_event_by_event_and_skips_bad_rows():
     p = spec({"n": f.count("1m"), "s": f.sum("amount", "1m")})
     frame = pd.DataFrame([ev(0, 1.0), ev(S, math.nan), {**ev(2 * S, 3.0), "time": None}])
     out = compute(p, frame)
+    assert out.equals(p.compute_features(frame))
     assert list(out.index) == [0, 1]
     assert out["n"].tolist() == [1, 2] and out["s"].tolist() == [1.0, 1.0]
     assert out.attrs["dead_letters"] == {2: "missing_field"}
