@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from benchmarks.options import EXPLORE, FULL, SMOKE, Options
+from benchmarks.workloads import WORKLOADS
 
 
 def parse(argv: list[str] | None = None) -> tuple[Options, str | None]:
@@ -21,12 +22,16 @@ def parse(argv: list[str] | None = None) -> tuple[Options, str | None]:
     parser.add_argument("--profile", help="Comma-separated contenders to profile with py-spy.")
     parser.add_argument("--events", type=int, help="Events per throughput run.")
     parser.add_argument("--reps", type=int, help="Measured repetitions.")
-    parser.add_argument("--workloads", help="Comma-separated: logreg,tree.")
+    parser.add_argument("--workloads", help=f"Comma-separated: {','.join(WORKLOADS)} (fraud "
+                                            "runs interleaved with fraud_raw if both given).")
     parser.add_argument("--contenders", help="Comma-separated keys, e.g. A,B,C3.")
     parser.add_argument("--out", type=Path, help="Directory for the JSON and markdown.")
     parser.add_argument("--stem", help="File name stem (default latest, smoke or explore).")
     parser.add_argument("--bootstrap", help="Use this broker instead of the local one.")
     args = parser.parse_args(argv)
+    unknown = set(args.workloads.split(",")) - set(WORKLOADS) if args.workloads else set()
+    if unknown:
+        parser.error(f"unknown workloads {sorted(unknown)}; known: {', '.join(WORKLOADS)}")
     opts = SMOKE if args.smoke else EXPLORE if args.explore else FULL
     changes = {
         "profile": tuple(args.profile.split(",")) if args.profile else None,

@@ -12,13 +12,15 @@ from rich.console import Console
 
 from benchmarks import machine, report
 from benchmarks.contenders import Contender, select
+from benchmarks.feature_memory import measure_apart
 from benchmarks.kafka_io import OffsetProbe, topics_with_prefix
 from benchmarks.options import Options
-from benchmarks.phases import Input, latency_run, prepare_input, throughput_run
+from benchmarks.phases import Input, latency_run, prepare_inputs, throughput_run
 from benchmarks.profiling import profile_run
 from benchmarks.runs import Bench, RunResult
 from benchmarks.snapshot_cost import measure_snapshot
 from benchmarks.stats import median
+from benchmarks.workloads import Workload, groups, pipeline_of
 
 __all__ = ["run_benchmark"]
 
@@ -44,17 +46,27 @@ def measure(result: RunResult, run: Callable[[RunResult], None], console: Consol
     return result
 
 
-def throughput_phase(
-    bench: Bench, contenders: Sequence[Contender], data: Input, opts: Options, console: Console
-) -> list[RunResult]:
+Plan = Sequence[tuple[Input, Sequence[Contender]]]
+
+
+def throughput_phase(bench: Bench, plan: Plan, opts: Options, console: Console) -> list[RunResult]:
+    """Interleaved rounds over every (input, contender) of ``plan``. A workload and its
+    baseline swap places every round, so neither always runs first."""
     results = []
     for rep in range(opts.warmup_reps + opts.reps):
-        for contender in contenders:
-            result = RunResult(contender.key, data.workload, "throughput", rep,
-                               rep < opts.warmup_reps, events=len(data.events))
-            run = functools.partial(throughput_run, bench, contender, data)
-            results.append(measure(result, run, console))
+        for data, contenders in (plan if rep % 2 == 0 else plan[::-1]):
+            for contender in contenders:
+                result = RunResult(contender.key, data.workload, "throughput", rep,
+                                   rep < opts.warmup_reps, events=len(data.events))
+                run = functools.partial(throughput_run, bench, contender, data)
+                results.append(measure(result, run, console))
     return results
+
+
+def contenders_for(workload: Workload, keys: Sequence[str]) -> list[Contender]:
+    """The contenders asked for (every one if none) that run ``workload``."""
+    return [c for c in select(list(keys))
+            if not workload.contenders or c.key in workload.contenders]
 
 
 def latency_rate(results: Sequence[RunResult], opts: Options) -> float:
@@ -79,23 +91,29 @@ def latency_phase(
     return results
 
 
-def run_workload(
-    bench: Bench, workload: str, opts: Options, console: Console
+def run_group(
+    bench: Bench, group: Sequence[Workload], opts: Options, console: Console
 ) -> tuple[list[RunResult], list[dict[str, Any]]]:
-    console.rule(f"{workload}: {opts.events} events, {opts.reps} reps + {opts.warmup_reps} warm-up")
-    data = prepare_input(bench, workload, opts.events)
-    contenders = select(list(opts.contenders))
-    results = throughput_phase(bench, contenders, data, opts, console)
-    if workload in opts.latency_workloads:
-        rate = latency_rate(results, opts)
-        console.rule(f"{workload}: latency at {rate:,.0f} events/s (half of A's rate)")
-        latency = select(list(opts.latency_contenders))
-        results += latency_phase(bench, latency, workload, rate, opts, console)
+    """A workload, and its baseline if there is one: throughput rounds interleave the two."""
+    names = " and ".join(w.key for w in group)
+    console.rule(f"{names}: {opts.events} events, {opts.reps} reps + {opts.warmup_reps} warm-up")
+    inputs = prepare_inputs(bench, group, opts.events)
+    plan = [(data, contenders_for(w, opts.contenders)) for data, w in zip(inputs, group,
+                                                                          strict=True)]
+    results = throughput_phase(bench, plan, opts, console)
+    for workload in group:
+        if workload.key in opts.latency_workloads:
+            mine = [r for r in results if r.workload == workload.key]
+            rate = latency_rate(mine, opts)
+            console.rule(f"{workload.key}: latency at {rate:,.0f} events/s (half of A's rate)")
+            latency = contenders_for(workload, opts.latency_contenders)
+            results += latency_phase(bench, latency, workload.key, rate, opts, console)
     profiles = []
-    for contender in select(list(opts.profile)) if opts.profile else []:
-        console.print(f"[{workload}] profiling {contender.key} with py-spy …")
-        out = bench.workdir / f"profile-{contender.key}-{workload}.txt"
-        profiles.append(profile_run(bench, contender, data, out))
+    for data, workload in zip(inputs, group, strict=True):
+        for contender in contenders_for(workload, opts.profile) if opts.profile else []:
+            console.print(f"[{workload.key}] profiling {contender.key} with py-spy …")
+            out = bench.workdir / f"profile-{contender.key}-{workload.key}.txt"
+            profiles.append(profile_run(bench, contender, data, out))
     return results, profiles
 
 
@@ -122,9 +140,25 @@ def snapshot_phase(opts: Options, console: Console) -> list[dict[str, Any]]:
     return measured
 
 
+def feature_phase(opts: Options, console: Console) -> list[dict[str, Any]]:
+    """Memory and CPU of the derived features alone, for each workload that has some (in a
+    process of its own, before any Kafka phase, like the snapshot figures)."""
+    measured = []
+    for workload in opts.workloads:
+        if pipeline_of(workload).feature_set:
+            console.print(f"[{workload}] feature state of {opts.feature_entities:,} entities "
+                          "(tracemalloc) …")
+            m = measure_apart(workload, opts.feature_entities,
+                              opts.feature_events_per_entity, opts.events, opts.feature_reps)
+            console.print(report.feature_line(m))
+            measured.append(m)
+    return measured
+
+
 def run_benchmark(opts: Options, bootstrap: str | None, console: Console) -> dict[str, Any]:
     """Run everything ``opts`` asks for; write JSON and markdown; return the report."""
     snapshots = snapshot_phase(opts, console)
+    features = feature_phase(opts, console)
     address, configured = broker(bootstrap)
     environment = machine.describe(address, configured)
     workdir = Path(tempfile.mkdtemp(prefix="streamlearn-bench-"))
@@ -134,14 +168,14 @@ def run_benchmark(opts: Options, bootstrap: str | None, console: Console) -> dic
     results: list[RunResult] = []
     profiles: list[dict[str, Any]] = []
     try:
-        for workload in opts.workloads:
-            runs, profiled = run_workload(bench, workload, opts, console)
+        for group in groups(opts.workloads):
+            runs, profiled = run_group(bench, group, opts, console)
             results += runs
             profiles += profiled
     finally:
         probe.close()
         remove_topics(bench, console)
-    built = report.build(results, environment, opts, profiles, snapshots)
+    built = report.build(results, environment, opts, profiles, snapshots, features)
     paths = report.write(built, opts.out_dir, opts.stem)
     report.print_tables(built, console)
     console.print(f"written: {', '.join(str(p) for p in paths)}")

@@ -24,13 +24,19 @@ class Options:
     latency_contenders: tuple[str, ...] = ("A", "E3", "E", "C3", "C2", "C", "D")
     latency_workloads: tuple[str, ...] = ("logreg", "tree")
     min_latency_rate: float = 100.0
-    workloads: tuple[str, ...] = ("logreg", "tree")
+    workloads: tuple[str, ...] = ("logreg", "tree", "fraud", "fraud_raw")
+    """fraud runs with fraud_raw (its baseline: no derived features) in the same rounds."""
     contenders: tuple[str, ...] = ()
     """Throughput contenders by key; empty means every one."""
     profile: tuple[str, ...] = ()
     """Contenders to run once more under py-spy, per workload."""
     snapshot_reps: int = 7
     """Timed ``build_snapshot`` calls per workload (in process, no Kafka); median reported."""
+    feature_entities: int = 100_000
+    """Entities in one partition's feature state for the memory figures (in process)."""
+    feature_events_per_entity: int = 5
+    feature_reps: int = 5
+    """Timed passes of the derived features alone over the fraud stream; median reported."""
     smoke: bool = False
     out_dir: Path = RESULTS
     stem: str = "latest"
@@ -42,6 +48,7 @@ class Options:
 FULL = Options()
 # Where A's CPU goes, next to the loop a user would write on the same client.
 EXPLORE = Options(
+    workloads=("logreg", "tree"),
     contenders=("A", "C3"),
     latency_contenders=("A", "E3"),
     profile=("A", "C3"),
@@ -57,6 +64,8 @@ SMOKE = Options(
     latency_contenders=("A", "E3", "E"),
     latency_workloads=("logreg",),
     snapshot_reps=2,
+    feature_entities=2_000,
+    feature_reps=2,
     smoke=True,
     stem="smoke",
 )

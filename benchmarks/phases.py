@@ -10,9 +10,9 @@ from benchmarks.contenders import Contender
 from benchmarks.kafka_io import produce_all, produce_paced
 from benchmarks.runs import Bench, RunFailed, RunResult, Window, parse_result_line
 from benchmarks.stats import percentile
-from benchmarks.workloads import Event, make_events
+from benchmarks.workloads import Event, Workload, event_ids, make_events, model_rows
 
-__all__ = ["Input", "latency_run", "prepare_input", "throughput_run"]
+__all__ = ["Input", "latency_run", "prepare_inputs", "throughput_run"]
 
 Progress = Callable[[RunResult], None]
 
@@ -25,20 +25,28 @@ class Input:
     topic: str
     events: Sequence[Event]
     events_file: Path
+    """What the model sees per event, one JSON a line (contender B's input)."""
+    ids: frozenset[bytes]
+    """The event ids the outputs must carry, one output each."""
 
-    @property
-    def ids(self) -> frozenset[bytes]:
-        return frozenset(key for key, _ in self.events)
 
-
-def prepare_input(bench: Bench, workload: str, n: int) -> Input:
-    topic = f"{bench.prefix}{workload}.events"
-    events = make_events(n, prefix=f"{bench.run_id}-{workload}")
-    bench.create_topic(topic)
-    produce_all(bench.bootstrap, topic, events)
-    events_file = bench.workdir / f"{workload}.jsonl"
-    events_file.write_bytes(b"\n".join(value for _, value in events) + b"\n")
-    return Input(workload, topic, events, events_file)
+def prepare_inputs(bench: Bench, group: Sequence[Workload], n: int) -> list[Input]:
+    """One topic per source, produced once: workloads of the same source read the same one."""
+    topics: dict[str, tuple[str, list[Event]]] = {}
+    inputs = []
+    for workload in group:
+        if workload.source not in topics:
+            topic = f"{bench.prefix}{workload.key}.events"
+            events = make_events(n, f"{bench.run_id}-{workload.key}", workload.source)
+            bench.create_topic(topic)
+            produce_all(bench.bootstrap, topic, events)
+            topics[workload.source] = (topic, events)
+        topic, events = topics[workload.source]
+        events_file = bench.workdir / f"{workload.key}.jsonl"
+        events_file.write_bytes(b"\n".join(model_rows(workload.key, events)) + b"\n")
+        inputs.append(Input(workload.key, topic, events, events_file,
+                            event_ids(workload.key, events)))
+    return inputs
 
 
 def throughput_run(bench: Bench, contender: Contender, data: Input, result: RunResult) -> None:

@@ -16,7 +16,9 @@ from benchmarks.runs import RunResult
 from benchmarks.summary import summarize
 from benchmarks.workloads import WORKLOADS
 
-__all__ = ["build", "markdown", "print_tables", "progress_line", "snapshot_line", "write"]
+__all__ = [
+    "build", "feature_line", "markdown", "print_tables", "progress_line", "snapshot_line", "write",
+]
 
 COLUMNS = ("contender", "what", "events/s", "CPU µs/event", "p50 ms", "p99 ms",
            "CPU µs/event paced", "peak RSS MB", "runs ok")
@@ -63,9 +65,18 @@ def snapshot_line(m: dict[str, Any]) -> str:
     )
 
 
+def feature_line(m: dict[str, Any]) -> str:
+    return (
+        f"[{m['workload']}] features  {m['entities']:,} entities: "
+        f"{_num(m['mib_per_100k'], 1)} MiB heap and {_num(m['checkpoint_mib_per_100k'], 1)} MiB "
+        f"checkpoint per 100k, {_num(m['us_per_event'], 1)} µs/event"
+    )
+
+
 def build(
     results: Sequence[RunResult], environment: dict[str, Any], opts: Options,
     profiles: Sequence[dict[str, Any]], snapshots: Sequence[dict[str, Any]] = (),
+    features: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     options = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(opts).items()}
     return {
@@ -74,6 +85,7 @@ def build(
         "summary": summarize(results, opts.workloads),
         "profiles": list(profiles),
         "snapshots": list(snapshots),
+        "features": list(features),
         "runs": [r.to_dict() for r in results],
     }
 
@@ -131,13 +143,16 @@ def markdown(built: dict[str, Any]) -> str:
         rate = summary["latency"].get("A", {}).get("rate")
         lines += [f"## {workload}: {WORKLOADS[workload].title}", ""]
         lines += _table(COLUMNS, _rows(summary))
-        lines += ["", f"Latency at {_num(rate)} events/s (half of A's median).", ""]
+        lines += ["", *([f"Latency at {_num(rate)} events/s (half of A's median).", ""]
+                        if rate is not None else [])]
         lines += _table(("ratio of medians", "value", "target", "met"), _target_rows(summary))
         failures = [f"- {k}: {f}" for k, s in [*summary["throughput"].items(),
                                                 *summary["latency"].items()]
                     for f in s["failures"]]
         lines += ["", *(["Failures:", *failures, ""] if failures else [])]
+        lines += _baseline_lines(workload, summary.get("baseline"))
     lines += _snapshot_lines(built.get("snapshots", []))
+    lines += _feature_lines(built.get("features", []))
     for p in built["profiles"]:
         lines += _profile_lines(p)
     return "\n".join(lines) + "\n"
@@ -174,6 +189,79 @@ def _snapshot_lines(snapshots: Sequence[dict[str, Any]]) -> list[str]:
     ]
 
 
+BASELINE_COLUMNS = ("contender", "events/s with", "without", "ratio",
+                    "per core with", "without", "ratio", "CPU µs/ev with", "without")
+
+
+def _baseline_rows(baseline: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for r in baseline["rows"]:
+        (rate, base_rate), (core, base_core), (cpu, base_cpu) = (
+            r["events_per_s"], r["events_per_s_per_core"], r["cpu_us_per_event"])
+        rows.append((
+            r["contender"], _num(rate), _num(base_rate), _num(r["events_per_s_ratio"], 2),
+            _num(core), _num(base_core), _num(r["events_per_s_per_core_ratio"], 2),
+            _num(cpu, 1), _num(base_cpu, 1),
+        ))
+    return rows
+
+
+def _baseline_lines(workload: str, baseline: dict[str, Any] | None) -> list[str]:
+    if not baseline:
+        return []
+    return [
+        f"### {workload} with derived features against {baseline['workload']} without",
+        "",
+        "The same input topic; the two workloads' runs interleave (and swap places each "
+        "round). Ratios of medians, with / without. events/s per core: 10^6 / CPU µs per "
+        "event, the events one "
+        "busy core takes per second at the measured CPU cost (the worker process's user + "
+        "system CPU, all threads, between its first and last output; B: its loop time, with "
+        "the features computed beforehand by the offline twin, so B's ratio is the cost of a "
+        "wider model input alone).",
+        "",
+        *_table(BASELINE_COLUMNS, _baseline_rows(baseline)),
+        "",
+    ]
+
+
+FEATURE_COLUMNS = ("workload", "entities", "events each", "heap MiB /100k", "bytes /entity",
+                   "pre-ckpt MiB /100k", "ckpt MiB /100k", "next ckpt MiB /100k", "µs/event")
+
+
+def _feature_rows(features: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
+    return [
+        (m["workload"], f"{m['entities']:,}", str(m["events_per_entity"]),
+         _num(m["mib_per_100k"], 1), _num(m["bytes_per_entity"]),
+         _num(m["mib_per_100k_before_checkpoint"], 1), _num(m["checkpoint_mib_per_100k"], 1),
+         _num(m["next_checkpoint_mib_per_100k"], 1), _num(m["us_per_event"], 2))
+        for m in features
+    ]
+
+
+def _feature_lines(features: Sequence[dict[str, Any]]) -> list[str]:
+    if not features:
+        return []
+    m = features[0]
+    return [
+        "## Derived features alone (in process, no Kafka)",
+        "",
+        f"Memory: one partition's feature state (`spec.feature_set.partition(0)`, "
+        f"{m['features']} features) fed {m['events_per_entity']} events for each of "
+        f"{m['entities']:,} distinct cards, all within the shortest window, so every event is "
+        "held. Heap: Python heap growth (tracemalloc) after a checkpoint, the state alone; "
+        "pre-ckpt: before it, with the change log kept until then. Ckpt: key + value bytes "
+        "of `checkpoint_records` (entities and meta) for them; next ckpt: after one more "
+        "event per entity, when each record also carries the entity's previous value. "
+        "µs/event: "
+        f"`PartitionFeatures.values` alone over {m['stream_events']:,} events of the fraud "
+        f"stream ({m['stream_entities']:,} cards), median of {m['reps']} passes.",
+        "",
+        *_table(FEATURE_COLUMNS, _feature_rows(features)),
+        "",
+    ]
+
+
 def _profile_lines(p: dict[str, Any]) -> list[str]:
     if "error" in p:
         return [f"Profile: {p['error']}", ""]
@@ -205,8 +293,21 @@ def print_tables(built: dict[str, Any], console: Console) -> None:
         for row in _target_rows(summary):
             targets.add_row(*(cell.replace("**", "") for cell in row))
         console.print(targets)
+        baseline = summary.get("baseline")
+        if baseline:
+            _print_table(console, BASELINE_COLUMNS, _baseline_rows(baseline),
+                         f"{workload} / {baseline['workload']} (with / without features)")
     if built.get("snapshots"):
-        table = Table(*SNAPSHOT_COLUMNS, title="snapshot cost (in process)")
-        for row in _snapshot_rows(built["snapshots"]):
-            table.add_row(*row)
-        console.print(table)
+        _print_table(console, SNAPSHOT_COLUMNS, _snapshot_rows(built["snapshots"]),
+                     "snapshot cost (in process)")
+    if built.get("features"):
+        _print_table(console, FEATURE_COLUMNS, _feature_rows(built["features"]),
+                     "derived features alone (in process)")
+
+
+def _print_table(console: Console, head: Sequence[str], rows: Sequence[Sequence[str]],
+                 title: str) -> None:
+    table = Table(*head, title=title)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)

@@ -1,11 +1,12 @@
 """What a model snapshot costs the worker: build time, bytes, chunks (in process, no Kafka).
 
-The workload's model is trained test-then-train on the benchmark's N events, as the worker
-would have it after N examples, then ``build_snapshot`` (pickle, chunk, digest, sign) is
-timed a few times. The worker snapshots every ``STREAMLEARN_SNAPSHOT_EVERY`` examples or
-``STREAMLEARN_SNAPSHOT_INTERVAL`` seconds, whichever comes first; at full rate the examples
-count rules, so the amortized cost per event is the build time / ``snapshot_every``. A build
-on the hot path also stalls that batch for its whole duration: a p99 cost, not a mean one.
+The workload's model is trained test-then-train on the benchmark's N events (with their
+derived features, if the workload has any), as the worker would have it after N examples,
+then ``build_snapshot`` (pickle, chunk, digest, sign) is timed a few times. The worker
+snapshots every ``STREAMLEARN_SNAPSHOT_EVERY`` examples or ``STREAMLEARN_SNAPSHOT_INTERVAL``
+seconds, whichever comes first; at full rate the examples count rules, so the amortized cost
+per event is the build time / ``snapshot_every``. A build on the hot path also stalls that
+batch for its whole duration: a p99 cost, not a mean one.
 
 ``python -m benchmarks.snapshot_cost [--events N]`` prints the figures without the harness.
 """
@@ -19,7 +20,7 @@ from typing import Any
 import orjson
 
 from benchmarks.stats import median
-from benchmarks.workloads import EVENT_ID_FIELD, LABEL_FIELD, WORKLOADS, make_events, model_factory
+from benchmarks.workloads import WORKLOADS, make_events, model_factory, model_rows
 from streamlearn.config import Settings
 from streamlearn.models.online import OnlineModel
 from streamlearn.models.snapshot import build_snapshot
@@ -30,11 +31,12 @@ KEY = b"bench-key"
 
 
 def trained_model(workload: str, n: int) -> OnlineModel:
+    w = WORKLOADS[workload]
     model = OnlineModel(model_factory(workload)())
-    for _, raw in make_events(n, prefix="snapshot"):
+    for raw in model_rows(workload, make_events(n, "snapshot", w.source)):
         x = orjson.loads(raw)
-        del x[EVENT_ID_FIELD]
-        y = x.pop(LABEL_FIELD)
+        del x[w.id_field]
+        y = x.pop(w.label_field)
         served, _ = model.predict(x)
         model.learn(x, y, served)
     return model

@@ -1,7 +1,8 @@
 """What a user writes around a River model in a hand-written loop (contenders B, C, C2, D).
 
 The same work as streamlearn's processor, minus its metrics: split the event into
-features, id and label, predict, keep an accuracy, build the prediction, learn.
+features, id and label, predict, keep an accuracy, build the prediction, learn. The id and
+label fields are the workload's (``event_id``/``is_phishing``, or ``tx_id``/``is_fraud``).
 
 >>> from river import linear_model
 >>> step = PredictLearn(linear_model.LogisticRegression())
@@ -23,7 +24,7 @@ from typing import Any
 import orjson
 from river import metrics
 
-from benchmarks.workloads import EVENT_ID_FIELD, LABEL_FIELD, model_factory
+from benchmarks.workloads import EVENT_ID_FIELD, LABEL_FIELD, WORKLOADS, model_factory
 
 __all__ = ["PredictLearn", "Stop", "kafka_arguments"]
 
@@ -31,8 +32,11 @@ __all__ = ["PredictLearn", "Stop", "kafka_arguments"]
 class PredictLearn:
     """Test-then-train on one event; the prediction carries the model version that served."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, id_field: str = EVENT_ID_FIELD,
+                 label_field: str = LABEL_FIELD) -> None:
         self.model = model
+        self.id_field = id_field
+        self.label_field = label_field
         self.accuracy = metrics.Accuracy()
         self.version = 0
         self._predict = model.predict_proba_one
@@ -40,11 +44,12 @@ class PredictLearn:
 
     @classmethod
     def for_workload(cls, workload: str) -> PredictLearn:
-        return cls(model_factory(workload)())
+        w = WORKLOADS[workload]
+        return cls(model_factory(workload)(), w.id_field, w.label_field)
 
     def __call__(self, event: dict[str, Any]) -> dict[str, Any]:
-        event_id = event.pop(EVENT_ID_FIELD)
-        y = event.pop(LABEL_FIELD)
+        event_id = event.pop(self.id_field)
+        y = event.pop(self.label_field)
         proba = self._predict(event)
         prediction = max(proba, key=proba.get) if proba else None
         if prediction is not None:

@@ -1,7 +1,8 @@
 """The benchmark harness runs end to end in smoke mode (``make bench-smoke``), so it cannot rot.
 
-Only counts are checked: every contender ran and answered every event exactly once, and the
-snapshot cost was measured. Timing figures of a smoke run mean nothing and are never asserted.
+Only counts are checked: every contender ran and answered every event exactly once (the
+fraud pair: A and B, with and without derived features), and the snapshot cost and the
+features' memory were measured. Timing figures of a smoke run mean nothing and are never asserted.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from .conftest import ROOT
 THROUGHPUT_CONTENDERS = ("B", "C", "C2", "C3", "D", "E", "E3", "A")
 LATENCY_CONTENDERS = ("E3", "E", "A")
 WORKLOADS = ("logreg", "tree")
+FRAUD_CONTENDERS = ("B", "A")
+FRAUD_WORKLOADS = ("fraud", "fraud_raw")
 
 
 def run_smoke(kafka: str, out: Path) -> subprocess.CompletedProcess[str]:
@@ -51,6 +54,10 @@ def test_smoke_benchmark_runs_every_contender(kafka: str, tmp_path: Path) -> Non
         for workload in WORKLOADS:
             runs = runs_of(report, workload, "throughput", key)
             assert_every_event_answered(runs, f"{workload} throughput {key}")
+    for key in FRAUD_CONTENDERS:
+        for workload in FRAUD_WORKLOADS:
+            runs = runs_of(report, workload, "throughput", key)
+            assert_every_event_answered(runs, f"{workload} throughput {key}")
     for key in LATENCY_CONTENDERS:
         runs = runs_of(report, "logreg", "latency", key)
         assert_every_event_answered(runs, f"logreg latency {key}")
@@ -58,9 +65,18 @@ def test_smoke_benchmark_runs_every_contender(kafka: str, tmp_path: Path) -> Non
     assert done.returncode == 0, output
 
     snapshots = {s["workload"]: s for s in report["snapshots"]}
-    assert set(snapshots) == set(WORKLOADS)
+    assert set(snapshots) == {*WORKLOADS, *FRAUD_WORKLOADS}
     for s in snapshots.values():
         assert s["bytes"] > 0 and s["chunks"] >= 1 and s["build_ms"] > 0, s
+
+    [features] = report["features"]
+    assert features["workload"] == "fraud" and features["entities"] == 2_000, features
+    assert features["checkpoint_records"] == 2_001, features
+    assert features["bytes_per_entity"] > 0 and features["checkpoint_bytes"] > 0, features
+    assert features["us_per_event"] > 0, features
+    baseline = report["summary"]["fraud"]["baseline"]
+    assert baseline["workload"] == "fraud_raw"
+    assert [r["contender"] for r in baseline["rows"]] == ["A", "B"]
 
     table = (tmp_path / "smoke.md").read_text()
     for key in THROUGHPUT_CONTENDERS:
@@ -69,3 +85,5 @@ def test_smoke_benchmark_runs_every_contender(kafka: str, tmp_path: Path) -> Non
     assert "events/s A/C3 (confluent-kafka)" in table
     assert "p99 latency A/E3 (confluent-kafka forward)" in table
     assert "## Snapshot cost" in table
+    assert "### fraud with derived features against fraud_raw without" in table
+    assert "## Derived features alone" in table

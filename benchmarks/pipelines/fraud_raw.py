@@ -1,0 +1,18 @@
+"""Benchmark workload: the example fraud pipeline without its derived features (the same
+model on the raw fields, the same key, time and label), on the input topic the harness
+passes in ``BENCH_EVENTS_TOPIC``: the baseline of the ``fraud`` workload."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from streamlearn.pipeline import load_pipeline
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fraud.py"
+
+pipeline = replace(
+    load_pipeline(EXAMPLE), name="bench-fraud-raw", derived=None,
+    events_topic=os.environ.get("BENCH_EVENTS_TOPIC", "bench-fraud-raw"),
+)
