@@ -36,6 +36,7 @@ integration: setup system-deps
 
 bench: setup
 	$(PY) -m benchmarks
+	$(PY) -m benchmarks.feature_value
 
 bench-smoke: setup
 	$(PY) -m benchmarks --smoke
