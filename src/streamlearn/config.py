@@ -90,6 +90,14 @@ class Settings:
     """Seconds before the group gives a silent (killed) worker's partitions to another."""
     events_retention_hours: float = 24.0 * 30
     """Retention of an events topic the worker creates (-1: forever); replay rebuilds from it."""
+    drift_adwin_delta: float = 0.002
+    """ADWIN's confidence (smaller: fewer false alarms, later detection), for every ADWIN."""
+    drift_reference_events: int = 1000
+    """Values per field that make the data-drift reference (when bootstrap gave none)."""
+    drift_psi_interval: float = 60.0
+    """Seconds between two computations of each field's stability index (PSI)."""
+    drift_psi_threshold: float = 0.25
+    """A stability index above this is a data-drift event (0.1 moderate, 0.25 large)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -113,7 +121,7 @@ class Settings:
                 "controller_port", "STREAMLEARN_CONTROLLER_PORT", "must differ from kafka_port"
             )
         for name in ("batch_size", "max_event_bytes", "snapshot_every", "snapshots_kept",
-                     "snapshot_chunk_bytes"):
+                     "snapshot_chunk_bytes", "drift_reference_events"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, PREFIX + name.upper(), "must be >= 1")
         if self.snapshot_interval <= 0:
@@ -123,6 +131,12 @@ class Settings:
                 "session_timeout", "STREAMLEARN_SESSION_TIMEOUT",
                 "must be within the broker's default bounds, 6 to 1800 (seconds)",
             )
+        if not 0 < self.drift_adwin_delta < 1:
+            raise ConfigError("drift_adwin_delta", "STREAMLEARN_DRIFT_ADWIN_DELTA",
+                              "must be between 0 and 1")
+        for name in ("drift_psi_interval", "drift_psi_threshold"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(name, PREFIX + name.upper(), "must be > 0")
         if self.broker_timeout <= 0:
             raise ConfigError("broker_timeout", "STREAMLEARN_BROKER_TIMEOUT", "must be > 0")
 

@@ -25,8 +25,8 @@ on ``<name>.predictions``, dead letters on ``<name>.dlq``, model snapshots on
 ...              label_field="is_fraud", label_type="boolean", model=dict)
 >>> p.events_topic, p.predictions_topic, p.dlq_topic, p.models_topic, p.group_id
 ('fraud', 'fraud.predictions', 'fraud.dlq', 'fraud.models', 'streamlearn-fraud')
->>> p.topics
-{'fraud': 1, 'fraud.predictions': 1, 'fraud.served': 1, 'fraud.dlq': 1, 'fraud.models': 1}
+>>> sorted(p.topics)
+['fraud', 'fraud.dlq', 'fraud.drift', 'fraud.models', 'fraud.predictions', 'fraud.served']
 >>> Pipeline(name="bad name", key_field="k", features={}, model=dict)
 Traceback (most recent call last):
 ...
@@ -166,6 +166,11 @@ class Pipeline:
         return f"{self.name}.models"
 
     @property
+    def drift_topic(self) -> str:
+        """Drift events: what a detector saw, where, and what was done about it."""
+        return f"{self.name}.drift"
+
+    @property
     def served_topic(self) -> str:
         """What each prediction was made from, keyed by event id (ARCHITECTURE.md)."""
         return f"{self.name}.served"
@@ -189,6 +194,7 @@ class Pipeline:
             self.served_topic: self.partitions,
             **{s.topic: self.partitions for s in self.stages[1:]},
             self.dlq_topic: 1,
+            self.drift_topic: 1,
             self.models_topic: 1,
             **({self.state_topic: self.partitions} if self.derived else {}),
         }

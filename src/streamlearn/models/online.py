@@ -24,6 +24,9 @@ from typing import Any
 
 from river import base, compose, metrics
 
+from streamlearn.models.data_drift import DataDrift
+from streamlearn.models.drift import ConceptDrift, DriftSignal
+
 __all__ = ["OnlineModel", "Prediction", "RollingMean"]
 
 Prediction = tuple[Any, dict[Any, float] | None]
@@ -68,7 +71,8 @@ def _final_step(estimator: base.Estimator) -> base.Estimator:
 class OnlineModel:
     """Predicts, then learns (test-then-train), and keeps its prequential score."""
 
-    def __init__(self, estimator: base.Estimator, name: str | None = None) -> None:
+    def __init__(self, estimator: base.Estimator, name: str | None = None,
+                 adwin_delta: float = 0.002) -> None:
         self.estimator = estimator
         self.name = name or str(estimator)
         self.is_classifier = isinstance(_final_step(estimator), base.Classifier)
@@ -78,6 +82,12 @@ class OnlineModel:
         self.rolling_score = RollingMean(ROLLING_WINDOW)
         self.version = 0
         """Examples learned so far; a prediction carries the version that served it."""
+        self.concept = ConceptDrift(self.is_classifier, adwin_delta)
+        """Drift detectors on the error stream, in training order (``models.drift``)."""
+        self.signals: list[DriftSignal] = []
+        """Drift signals since the caller last took them."""
+        self.data_drift: DataDrift | None = None
+        """The data-drift state of the partition this model serves (set by its processor)."""
         self._bind()
 
     def _bind(self) -> None:
@@ -95,6 +105,8 @@ class OnlineModel:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        if "concept" not in state:  # a snapshot from before drift detection
+            self.concept, self.signals, self.data_drift = ConceptDrift(self.is_classifier), [], None
         self._bind()
 
     def predict(self, x: dict[str, Any]) -> Prediction:
@@ -110,8 +122,14 @@ class OnlineModel:
         if served is not None:
             self.score.update(y, served)
             if self.is_classifier:
-                self.rolling_score.update(1.0 if served == y else 0.0)
+                hit = 1.0 if served == y else 0.0
+                self.rolling_score.update(hit)
+                error = 1.0 - hit
             else:
-                self.rolling_score.update(abs(y - served))
+                error = abs(y - served)
+                self.rolling_score.update(error)
+            signals = self.concept.update(error, self.version + 1)
+            if signals:
+                self.signals.extend(signals)
         self._learn(x, y)
         self.version += 1

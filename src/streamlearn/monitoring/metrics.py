@@ -71,6 +71,9 @@ class Metrics:
     entities_expired: Counter
     entity_events_dropped: Counter
     entities_lost: Counter
+    drift_detections: Counter
+    drift_estimate: Gauge
+    stability_index: Gauge
 
     def bind(self, pipeline: str, model: str, metric: str = "accuracy") -> BoundMetrics:
         """Children for one pipeline and model, created once so hot paths only inc/observe."""
@@ -122,6 +125,7 @@ class BoundMetrics:
     entities_lost: Counter
     _score_children: dict[int, tuple[Gauge, ...]] = field(default_factory=dict)
     _entity_children: dict[tuple[str, int], Gauge] = field(default_factory=dict)
+    _drift_children: dict[tuple[Gauge, tuple[str, ...]], Gauge] = field(default_factory=dict)
 
     def set_scores(self, partition: int, score: float, rolling: float) -> None:
         """The prequential and rolling score of one partition's model (after it has one)."""
@@ -152,8 +156,32 @@ class BoundMetrics:
             self._entity_children[child] = gauge
         gauge.set(len(features.entities))
 
+    def count_drift(self, kind: str, detector: str, feature: str, level: str) -> None:
+        """One drift signal (rare: the label lookup per call does not matter)."""
+        self.family.drift_detections.labels(self.pipeline, self.model, kind, detector, feature,
+                                            level).inc()
+
+    def set_drift_estimate(self, kind: str, detector: str, feature: str, partition: int,
+                           value: float) -> None:
+        self._drift_gauge(self.family.drift_estimate,
+                          (self.pipeline, self.model, kind, detector, feature, str(partition)),
+                          value)
+
+    def set_stability(self, kind: str, feature: str, partition: int, value: float) -> None:
+        self._drift_gauge(self.family.stability_index,
+                          (self.pipeline, kind, feature, str(partition)), value)
+
+    def _drift_gauge(self, gauge: Gauge, labels: tuple[str, ...], value: float) -> None:
+        child = self._drift_children.get((gauge, labels))
+        if child is None:
+            child = self._drift_children[(gauge, labels)] = gauge.labels(*labels)
+        child.set(value)
+
     def forget_partition(self, partition: int) -> None:
         """Stop exporting the gauges of a partition this worker no longer owns."""
+        for gauge, labels in [k for k in self._drift_children if k[1][-1] == str(partition)]:
+            del self._drift_children[(gauge, labels)]
+            gauge.remove(*labels)
         for entity, p in [c for c in self._entity_children if c[1] == partition]:
             del self._entity_children[(entity, p)]
             self.family.feature_entities.remove(self.pipeline, entity, str(p))
@@ -264,5 +292,20 @@ def create(registry: CollectorRegistry, prefix: str = "streamlearn") -> Metrics:
         entities_lost=counter(
             "entities_lost", "Entities whose state could not be restored (only after a "
             "refused snapshot forced an older one).", "pipeline",
+        ),
+        drift_detections=counter(
+            "drift_detections", "Drift signals, by kind (concept, data, prediction, label), "
+            "detector, feature ('' for concept) and level (drift, warning).",
+            "pipeline", "model", "kind", "detector", "feature", "level",
+        ),
+        drift_estimate=Gauge(
+            f"{prefix}_drift_estimate", "ADWIN's current mean: of the model's error (concept) "
+            "or of a numeric feature's value (data).",
+            ["pipeline", "model", "kind", "detector", "feature", "partition"], registry=registry,
+        ),
+        stability_index=Gauge(
+            f"{prefix}_stability_index", "Population stability index of a field's recent "
+            "values against its reference (data: a feature; prediction; label).",
+            ["pipeline", "kind", "feature", "partition"], registry=registry,
         ),
     )

@@ -32,6 +32,7 @@ from confluent_kafka import TopicPartition as TP
 from streamlearn.config import Settings
 from streamlearn.features.online import PartitionFeatures, meta_key
 from streamlearn.features.stages import Stage
+from streamlearn.models.drift import DriftOptions
 from streamlearn.models.online import OnlineModel
 from streamlearn.models.snapshot import build_snapshot
 from streamlearn.monitoring.metrics import BoundMetrics
@@ -129,6 +130,9 @@ class HotPath:
             settings.snapshots_kept,
             on_refused=lambda reason: metrics.snapshots_refused[reason].inc(),
         )
+        self.drift = DriftOptions(settings.drift_adwin_delta, settings.drift_reference_events,
+                                  settings.drift_psi_threshold)
+        self._stability_at = clock()
         self.partitions: dict[Position, _Partition] = {}
         self._stages = {stage.topic: stage for stage in spec.stages}
         self._stop = threading.Event()
@@ -180,6 +184,10 @@ class HotPath:
             if model is not None and model.version:  # no score is exported before there is one
                 self.metrics.set_scores(position[1], model.score.get(),
                                         model.rolling_score.get())
+        if self.clock() - self._stability_at >= self.settings.drift_psi_interval:
+            self._stability_at = self.clock()
+            for state in self.partitions.values():
+                state.processor.check_stability(self.producer.produce)
         self.producer.poll(0)  # serves delivery reports (failures only)
         if self._delivery_errors or len(self.producer) > MAX_UNACKED:
             self._flush()
@@ -349,7 +357,8 @@ class HotPath:
         if found is not None:
             offset = found.manifest.get("offsets", {}).get(stage.topic, {}).get(str(partition))
         if found is None or offset is None:
-            model, snapshot_id, offset = OnlineModel(self.spec.model()), None, None
+            model = OnlineModel(self.spec.model(), adwin_delta=self.settings.drift_adwin_delta)
+            snapshot_id, offset = None, None
             log.info("partition %d: no snapshot; learning from its earliest retained event",
                      partition)
         else:
@@ -360,7 +369,8 @@ class HotPath:
         features = self._restore_features(stage, partition, snapshot_id)
         processor = PartitionProcessor(self.spec, model, self.metrics,
                                        self.settings.max_event_bytes, features=features,
-                                       stage=stage)
+                                       stage=stage, drift=self.drift)
+        processor.stage_partition = partition
         processor.next_offset = offset
         return _Partition(stage, processor, snapshot_id, offset, model.version, self.clock())
 

@@ -24,10 +24,12 @@ import orjson
 from streamlearn.features.offline import entity_id, read_key
 from streamlearn.features.online import PartitionFeatures
 from streamlearn.features.stages import Stage
+from streamlearn.models.data_drift import DataDrift
+from streamlearn.models.drift import DriftOptions, DriftSignal
 from streamlearn.models.online import OnlineModel
 from streamlearn.monitoring.metrics import BoundMetrics, observe_many
 from streamlearn.pipeline import Pipeline
-from streamlearn.schema import BadEvent, Schema, parse_time
+from streamlearn.schema import NUMERIC, BadEvent, Schema, parse_time
 from streamlearn.streams.records import (
     Headers,
     dead_letter_headers,
@@ -93,6 +95,7 @@ class PartitionProcessor:
         clock: Callable[[], float] = time.time,
         features: PartitionFeatures | None = None,
         stage: Stage | None = None,
+        drift: DriftOptions = DriftOptions(),  # noqa: B008 (frozen)
     ) -> None:
         self.spec = spec
         self.stage = stage or spec.stages[0]
@@ -110,7 +113,13 @@ class PartitionProcessor:
         self._later = [s.entity_field for s in spec.stages[1:]] if self.stage.index == 0 else []
         self._next = self.stage.next_field
         self._next_topic = spec.stages[self.stage.index + 1].topic if self._next else ""
+        self.stage_partition = 0
+        """The input partition (positions of data drift are its offsets)."""
         self._origin: tuple[int, int] = (0, 0)
+        self.drift = drift
+        self.drift_topic = spec.drift_topic
+        self.data_drift = self._data_drift(model) if model is not None else None
+        self._psi_high: set[str] = set()
         self.next_offset: int | None = None
         """The offset after the last event processed: where the model's knowledge ends."""
 
@@ -142,6 +151,72 @@ class PartitionProcessor:
             m.undeclared_fields.inc(self._undeclared)
         if self.features is not None:
             m.count_features(self.features, self.stage.entity_field)
+        if self.model is not None and messages:
+            self._drift_gauges(self.model)
+
+    # -- drift -----------------------------------------------------------------------------
+
+    def _data_drift(self, model: OnlineModel) -> DataDrift:
+        """The partition's data-drift state: it travels in the model's snapshot."""
+        if model.data_drift is None:
+            watch = DataDrift(dict(self.spec.features or {}), self.drift.reference_events,
+                              adwin_delta=self.drift.adwin_delta)
+            watch.add("prediction", not model.is_classifier, "prediction")
+            if self.schema.label is not None:
+                watch.add("label", self.schema.label[1] == NUMERIC, "label")
+            model.data_drift = watch
+        return model.data_drift
+
+    def _drift_event(self, kind: str, feature: str, signal: DriftSignal, event_time: Any,
+                     offset: int | None) -> None:
+        """A drift signal as a metric, a log line and a record on ``<name>.drift``."""
+        model = self.model
+        assert model is not None
+        self.metrics.count_drift(kind, signal.detector, feature, signal.level)
+        record: dict[str, Any] = {
+            "model": model.name, "kind": kind, "detector": signal.detector,
+            "level": signal.level, "statistic": signal.statistic,
+            "at_example": signal.position if kind == "concept" else model.version,
+            "at_time": event_time, "partition": self.stage_partition, "action": "alert",
+        }
+        if kind != "concept":
+            record["feature"] = feature
+            record["at_offset"] = offset
+        log.warning("%s %s (%s%s) at %s %s: %.4g", kind, signal.level, signal.detector,
+                    f" on {feature}" if feature else "", "example" if kind == "concept" else
+                    "offset", record["at_example"] if kind == "concept" else offset,
+                    signal.statistic)
+        self._emit(self.drift_topic, orjson.dumps(record), model.name.encode())
+
+    def _drift_gauges(self, model: OnlineModel) -> None:
+        """ADWIN's estimates, once per batch; the batch's values binned (numpy)."""
+        m, p = self.metrics, self.stage_partition
+        if model.version:
+            m.set_drift_estimate("concept", "ADWIN", "", p, model.concept.estimate)
+        if self.data_drift is not None:
+            self.data_drift.end_batch()
+            for feature, value in self.data_drift.estimates().items():
+                m.set_drift_estimate("data", "ADWIN", feature, p, value)
+
+    def check_stability(self, emit: Emit, event_time: Any = None) -> None:
+        """Each field's stability index since the last call; above the threshold, an event.
+
+        The hot path calls it every ``STREAMLEARN_DRIFT_PSI_INTERVAL`` seconds.
+        """
+        if self.data_drift is None:
+            return
+        self._emit = emit
+        threshold = self.drift.psi_threshold
+        for feature, value in self.data_drift.stability().items():
+            kind = self.data_drift.watches[feature].kind
+            self.metrics.set_stability(kind, feature, self.stage_partition, value)
+            if value > threshold and feature not in self._psi_high:
+                signal = DriftSignal("PSI", "drift", self.model.version if self.model else 0,
+                                     value)
+                self._drift_event(kind, feature, signal, event_time, self.next_offset)
+                self._psi_high.add(feature)
+            elif value <= threshold:
+                self._psi_high.discard(feature)
 
     def _process(self, message: SourceMessage) -> None:
         try:
@@ -210,11 +285,23 @@ class PartitionProcessor:
         self._emit(self.served_topic, served, event_id.encode())
         self._predicted += 1
         self._latencies.append(max(0.0, now - sent_at / 1000))
+        watch = self.data_drift
+        if watch is not None:
+            offset = message.offset()
+            for feature, signal in watch.observe(x, offset or 0):
+                self._drift_event("data", feature, signal, event_time, offset)
+            watch.observe_value("prediction", prediction)
         if self.schema.label is not None:
+            if watch is not None:
+                watch.observe_value("label", y)
             try:
                 model.learn(x, y, served=prediction)
             except Exception as exc:
                 self._dead_letter(message, _model_error("learning", exc), event)
+            if model.signals:
+                for signal in model.signals:
+                    self._drift_event("concept", "", signal, event_time, message.offset())
+                model.signals.clear()
 
     def _event_time(self, event: dict[str, Any], message: SourceMessage) -> Any:
         """Epoch ms: the time field's (a number, or ISO-8601), else the record timestamp."""
