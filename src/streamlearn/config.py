@@ -90,6 +90,8 @@ class Settings:
     """Seconds before the group gives a silent (killed) worker's partitions to another."""
     events_retention_hours: float = 24.0 * 30
     """Retention of an events topic the worker creates (-1: forever); replay rebuilds from it."""
+    drift: str = "on"
+    """``off`` turns drift detection off (concept and data)."""
     drift_adwin_delta: float = 0.002
     """ADWIN's confidence (smaller: fewer false alarms, later detection), for every ADWIN."""
     drift_reference_events: int = 1000
@@ -131,6 +133,8 @@ class Settings:
                 "session_timeout", "STREAMLEARN_SESSION_TIMEOUT",
                 "must be within the broker's default bounds, 6 to 1800 (seconds)",
             )
+        if self.drift not in ("on", "off"):
+            raise ConfigError("drift", "STREAMLEARN_DRIFT", "must be on or off")
         if not 0 < self.drift_adwin_delta < 1:
             raise ConfigError("drift_adwin_delta", "STREAMLEARN_DRIFT_ADWIN_DELTA",
                               "must be between 0 and 1")

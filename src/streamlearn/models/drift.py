@@ -31,6 +31,7 @@ __all__ = ["ConceptDrift", "DriftOptions", "DriftSignal"]
 class DriftOptions:
     """The detectors' settings (``STREAMLEARN_DRIFT_*``)."""
 
+    enabled: bool = True
     adwin_delta: float = 0.002
     reference_events: int = 1000
     psi_threshold: float = 0.25

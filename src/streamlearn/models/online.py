@@ -72,7 +72,7 @@ class OnlineModel:
     """Predicts, then learns (test-then-train), and keeps its prequential score."""
 
     def __init__(self, estimator: base.Estimator, name: str | None = None,
-                 adwin_delta: float = 0.002) -> None:
+                 adwin_delta: float | None = 0.002) -> None:
         self.estimator = estimator
         self.name = name or str(estimator)
         self.is_classifier = isinstance(_final_step(estimator), base.Classifier)
@@ -82,8 +82,10 @@ class OnlineModel:
         self.rolling_score = RollingMean(ROLLING_WINDOW)
         self.version = 0
         """Examples learned so far; a prediction carries the version that served it."""
-        self.concept = ConceptDrift(self.is_classifier, adwin_delta)
-        """Drift detectors on the error stream, in training order (``models.drift``)."""
+        self.concept = (ConceptDrift(self.is_classifier, adwin_delta)
+                        if adwin_delta is not None else None)
+        """Drift detectors on the error stream, in training order (``models.drift``); None:
+        detection is off."""
         self.signals: list[DriftSignal] = []
         """Drift signals since the caller last took them."""
         self.data_drift: DataDrift | None = None
@@ -128,8 +130,9 @@ class OnlineModel:
             else:
                 error = abs(y - served)
                 self.rolling_score.update(error)
-            signals = self.concept.update(error, self.version + 1)
-            if signals:
-                self.signals.extend(signals)
+            if self.concept is not None:
+                signals = self.concept.update(error, self.version + 1)
+                if signals:
+                    self.signals.extend(signals)
         self._learn(x, y)
         self.version += 1

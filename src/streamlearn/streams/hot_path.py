@@ -130,8 +130,8 @@ class HotPath:
             settings.snapshots_kept,
             on_refused=lambda reason: metrics.snapshots_refused[reason].inc(),
         )
-        self.drift = DriftOptions(settings.drift_adwin_delta, settings.drift_reference_events,
-                                  settings.drift_psi_threshold)
+        self.drift = DriftOptions(settings.drift == "on", settings.drift_adwin_delta,
+                                  settings.drift_reference_events, settings.drift_psi_threshold)
         self._stability_at = clock()
         self.partitions: dict[Position, _Partition] = {}
         self._stages = {stage.topic: stage for stage in spec.stages}
@@ -357,7 +357,8 @@ class HotPath:
         if found is not None:
             offset = found.manifest.get("offsets", {}).get(stage.topic, {}).get(str(partition))
         if found is None or offset is None:
-            model = OnlineModel(self.spec.model(), adwin_delta=self.settings.drift_adwin_delta)
+            model = OnlineModel(self.spec.model(), adwin_delta=(
+                self.settings.drift_adwin_delta if self.drift.enabled else None))
             snapshot_id, offset = None, None
             log.info("partition %d: no snapshot; learning from its earliest retained event",
                      partition)

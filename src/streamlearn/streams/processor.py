@@ -118,7 +118,10 @@ class PartitionProcessor:
         self._origin: tuple[int, int] = (0, 0)
         self.drift = drift
         self.drift_topic = spec.drift_topic
-        self.data_drift = self._data_drift(model) if model is not None else None
+        if model is not None and not drift.enabled:
+            model.concept = None  # restored from a snapshot made with detection on
+        self.data_drift = (self._data_drift(model)
+                           if model is not None and drift.enabled else None)
         self._psi_high: set[str] = set()
         self.next_offset: int | None = None
         """The offset after the last event processed: where the model's knowledge ends."""
@@ -191,7 +194,7 @@ class PartitionProcessor:
     def _drift_gauges(self, model: OnlineModel) -> None:
         """ADWIN's estimates, once per batch; the batch's values binned (numpy)."""
         m, p = self.metrics, self.stage_partition
-        if model.version:
+        if model.version and model.concept is not None:
             m.set_drift_estimate("concept", "ADWIN", "", p, model.concept.estimate)
         if self.data_drift is not None:
             self.data_drift.end_batch()
