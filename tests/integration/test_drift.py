@@ -9,6 +9,7 @@ run offline on the same sequences, with ``==``.
 
 from __future__ import annotations
 
+import itertools
 import random
 import signal
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import orjson
 from kafka import KafkaProducer
 from river import drift
+from river.datasets import synth
 
 from streamlearn.models.online import OnlineModel
 from streamlearn.pipeline import load_pipeline
@@ -25,6 +27,7 @@ from .conftest import ROOT, worker_log
 from .topics import wait_for_predictions
 
 DRIFTING = ROOT / "tests" / "integration" / "pipelines" / "drifting.py"
+AGRAWAL = ROOT / "tests" / "integration" / "pipelines" / "agrawal.py"
 N = 6000
 
 
@@ -39,15 +42,27 @@ def drifting_stream(seed: int) -> list[dict]:
     return events
 
 
+def agrawal_stream(seed: int) -> list[dict]:
+    """River's ConceptDriftStream (Agrawal, function 0 then 4) around event 3,000."""
+    stream = synth.ConceptDriftStream(
+        stream=synth.Agrawal(classification_function=0, seed=seed),
+        drift_stream=synth.Agrawal(classification_function=4, seed=seed),
+        position=3000, width=50, seed=seed,
+    )
+    return [{**x, "event_id": f"e-{i}", "y": bool(y)}
+            for i, (x, y) in enumerate(itertools.islice(stream, N))]
+
+
 def offline_positions(spec, events: list[dict]) -> tuple[set, set]:
     """(concept signals, data signals) where River's detectors fire on the same sequences."""
     model = OnlineModel(spec.model())
     adwin, ddm = drift.ADWIN(), drift.binary.DDM()
     concept, data = set(), set()
-    values = {f: drift.ADWIN() for f in ("a", "b")}
+    fields = list(spec.features)
+    values = {f: drift.ADWIN() for f in fields}
     in_warning = False
     for offset, e in enumerate(events):
-        x = {"a": e["a"], "b": e["b"]}
+        x = {f: e[f] for f in fields}
         for feature, detector in values.items():
             detector.update(x[feature])
             if detector.drift_detected:
@@ -71,6 +86,29 @@ def offline_positions(spec, events: list[dict]) -> tuple[set, set]:
     return concept, data
 
 
+def through_kafka(kafka, spec, pipeline_file, events, start_worker, tmp_path) -> list[dict]:
+    """The drift events a worker writes for ``events`` (one partition, then a clean stop)."""
+    producer = KafkaProducer(bootstrap_servers=kafka, acks="all")
+    for event in events:
+        producer.send(spec.events_topic, key=event["event_id"].encode(),
+                      value=orjson.dumps(event))
+    producer.flush()
+    worker = start_worker(pipeline_file, spec.name)
+    wait_for_predictions(kafka, spec.predictions_topic, {e["event_id"] for e in events}, 120,
+                         alive=lambda: worker.poll() is None)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0, worker_log(tmp_path)
+    return [orjson.loads(r.value) for r in read_to_end(kafka, spec.drift_topic)]
+
+
+def split(records: list[dict]) -> tuple[set, set]:
+    concept = {(r["detector"], r["level"], r["at_example"]) for r in records
+               if r["kind"] == "concept"}
+    data = {(r["feature"], r["at_offset"]) for r in records
+            if r["kind"] == "data" and r["detector"] == "ADWIN"}
+    return concept, data
+
+
 def test_drift_positions_through_kafka_equal_river_offline(
         kafka, name, topics, start_worker, tmp_path: Path):
     spec = load_pipeline(DRIFTING).renamed(name)
@@ -80,22 +118,17 @@ def test_drift_positions_through_kafka_equal_river_offline(
     assert any(d == "ADWIN" and lv == "drift" and p > 4000 for d, lv, p in concept)
     assert any(f == "a" and 3000 <= o < 3200 for f, o in data), "the shift in a is seen"
 
-    producer = KafkaProducer(bootstrap_servers=kafka, acks="all")
-    for event in events:
-        producer.send(spec.events_topic, key=event["event_id"].encode(),
-                      value=orjson.dumps(event))
-    producer.flush()
-    worker = start_worker(DRIFTING, name)
-    wait_for_predictions(kafka, spec.predictions_topic, {e["event_id"] for e in events}, 120,
-                         alive=lambda: worker.poll() is None)
-    worker.send_signal(signal.SIGTERM)
-    assert worker.wait(timeout=60) == 0, worker_log(tmp_path)
-
-    records = [orjson.loads(r.value) for r in read_to_end(kafka, spec.drift_topic)]
-    online_concept = {(r["detector"], r["level"], r["at_example"]) for r in records
-                      if r["kind"] == "concept"}
-    online_data = {(r["feature"], r["at_offset"]) for r in records
-                   if r["kind"] == "data" and r["detector"] == "ADWIN"}
-    assert online_concept == concept
-    assert online_data == data
+    records = through_kafka(kafka, spec, DRIFTING, events, start_worker, tmp_path)
+    assert split(records) == (concept, data)
     assert all(r["model"] and r["action"] == "alert" for r in records)
+
+
+def test_concept_drift_stream_positions_equal_river_offline(
+        kafka, name, topics, start_worker, tmp_path: Path):
+    spec = load_pipeline(AGRAWAL).renamed(name)
+    topics(name, AGRAWAL)
+    events = agrawal_stream(seed=7)
+    concept, data = offline_positions(spec, events)
+    assert any(d == "ADWIN" and lv == "drift" and 3000 < p < 4000 for d, lv, p in concept)
+    records = through_kafka(kafka, spec, AGRAWAL, events, start_worker, tmp_path)
+    assert split(records) == (concept, data)
