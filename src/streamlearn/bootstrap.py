@@ -8,7 +8,9 @@ of the prequential metric over the history is what the command prints and plots.
 Then the result is published the way a worker checkpoints: per input partition, the
 feature state of the entities whose key hashes there (``<name>.state``) and a signed
 snapshot of the model (``<name>.models``) with the events topic's current end offsets. A
-worker started afterwards restores both and serves its first event warm. Every partition
+worker started afterwards restores both and serves its first event warm. The snapshot also
+carries the history as the data-drift reference of every field, the prediction and the
+label, instead of the first live events. Every partition
 starts from the same model, trained on the whole history; each then learns its own events.
 """
 
@@ -26,9 +28,11 @@ from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
 from streamlearn.features.offline import OfflineRun
 from streamlearn.features.online import PartitionFeatures
+from streamlearn.models.data_drift import DataDrift
 from streamlearn.models.online import OnlineModel
 from streamlearn.models.snapshot import build_snapshot
 from streamlearn.pipeline import Pipeline
+from streamlearn.schema import NUMERIC
 
 __all__ = ["BootstrapError", "CurvePoint", "History", "learn_history", "plot", "publish", "table"]
 
@@ -84,9 +88,16 @@ def learn_history(spec: Pipeline, frame: Any, advance: Callable[[int], None] = l
     every = max(1, len(ordered) // CURVE_POINTS)
     history = History(model, run.states, rows=len(ordered))
     records = zip(ordered.index, ordered.to_dict("records"), strict=True)
+    fields = list(spec.features or {})
+    seen: dict[str, list[Any]] = {f: [] for f in (*fields, "prediction", "label")}
     for n, row in enumerate(run.rows(records), start=1):
         prediction, _ = model.predict(row.x)
         model.learn(row.x, row.label, served=prediction)
+        for f in fields:
+            if row.x.get(f) is not None:
+                seen[f].append(row.x[f])
+        seen["prediction"].append(prediction)
+        seen["label"].append(row.label)
         if n % every == 0:
             history.curve.append(CurvePoint(n, row.event_time, model.score.get(),
                                             model.rolling_score.get()))
@@ -97,10 +108,21 @@ def learn_history(spec: Pipeline, frame: Any, advance: Callable[[int], None] = l
         history.curve.append(CurvePoint(model.version, row.event_time, model.score.get(),
                                         model.rolling_score.get()))
     history.dead_letters = run.dead_letters
+    model.data_drift = _reference(spec, model, seen)
     if not model.version:
         raise BootstrapError(f"no valid labelled event in the history ({len(ordered)} rows; "
                              f"dead-letter reasons: {sorted(set(run.dead_letters.values()))})")
     return history
+
+
+def _reference(spec: Pipeline, model: OnlineModel, seen: dict[str, list[Any]]) -> DataDrift:
+    """Data drift with the history as every field's reference (not the first live events)."""
+    watch = DataDrift(dict(spec.features or {}))
+    watch.add("prediction", not model.is_classifier, "prediction")
+    watch.add("label", spec.label_type == NUMERIC, "label")
+    for name, values in seen.items():
+        watch.set_reference(name, [v for v in values if v is not None])
+    return watch
 
 
 def table(history: History, metric: str, rows: int = 10) -> list[tuple[str, str, str, str]]:

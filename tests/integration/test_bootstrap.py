@@ -16,9 +16,12 @@ import pandas as pd
 
 from streamlearn.features.offline import OfflineRun
 from streamlearn.models.online import OnlineModel
+from streamlearn.models.snapshot import restore
 from streamlearn.pipeline import load_pipeline
+from streamlearn.streams.hot_path import partition_model
+from streamlearn.streams.snapshots import read_versions
 
-from .conftest import ROOT, worker_log
+from .conftest import MODEL_KEY, ROOT, worker_log
 from .test_features_online import CARDS, card_stream, produce, served_all
 
 
@@ -42,6 +45,14 @@ def test_bootstrap_then_run_serves_the_first_event_warm(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "prequential accuracy" in done.stdout and "published snapshot" in done.stdout
     assert (tmp_path / "history.prequential.png").stat().st_size > 10_000
+    versions = read_versions({"bootstrap.servers": kafka}, spec.models_topic,
+                             [partition_model(0)])[partition_model(0)]
+    version = versions[1]
+    published = restore(version.manifest, [version.chunks[i] for i in sorted(version.chunks)],
+                        key=MODEL_KEY.encode(), fingerprint=spec.fingerprint())
+    watch = published.data_drift
+    assert watch is not None and watch.watches["amount"].reference.sum() == len(history), (
+        "the history is the data-drift reference")
     again = bootstrap(path, name, worker_env)
     assert again.returncode == 1 and "already has model snapshots" in again.stderr
 
