@@ -74,6 +74,9 @@ class Metrics:
     drift_detections: Counter
     drift_estimate: Gauge
     stability_index: Gauge
+    broker_up: Gauge
+    broker_outages: Counter
+    broker_outage_seconds: Counter
 
     def bind(self, pipeline: str, model: str, metric: str = "accuracy") -> BoundMetrics:
         """Children for one pipeline and model, created once so hot paths only inc/observe."""
@@ -155,6 +158,14 @@ class BoundMetrics:
                                                         str(features.partition))
             self._entity_children[child] = gauge
         gauge.set(len(features.entities))
+
+    def broker_changed(self, up: bool, seconds: float) -> None:
+        """The worker lost its broker (``up`` False) or has it back after ``seconds``."""
+        self.family.broker_up.labels(self.pipeline).set(1 if up else 0)
+        if up:
+            self.family.broker_outage_seconds.labels(self.pipeline).inc(seconds)
+        else:
+            self.family.broker_outages.labels(self.pipeline).inc()
 
     def count_drift(self, kind: str, detector: str, feature: str, level: str) -> None:
         """One drift signal (rare: the label lookup per call does not matter)."""
@@ -307,5 +318,15 @@ def create(registry: CollectorRegistry, prefix: str = "streamlearn") -> Metrics:
             f"{prefix}_stability_index", "Population stability index of a field's recent "
             "values against its reference (data: a feature; prediction; label).",
             ["pipeline", "kind", "feature", "partition"], registry=registry,
+        ),
+        broker_up=Gauge(
+            f"{prefix}_broker_up", "0 while the worker's Kafka clients reach no broker, else 1.", ["pipeline"], registry=registry,
+        ),
+        broker_outages=counter(
+            "broker_outages", "Times the worker lost every broker.", "pipeline",
+        ),
+        broker_outage_seconds=counter(
+            "broker_outage_seconds", "Seconds spent without a broker (counted when it is back).",
+            "pipeline",
         ),
     )

@@ -37,6 +37,7 @@ from streamlearn.models.online import OnlineModel
 from streamlearn.models.snapshot import build_snapshot
 from streamlearn.monitoring.metrics import BoundMetrics
 from streamlearn.pipeline import Pipeline
+from streamlearn.streams.broker_watch import BrokerWatch
 from streamlearn.streams.processor import PartitionProcessor
 from streamlearn.streams.snapshots import Restored, SnapshotStore, records
 
@@ -59,12 +60,16 @@ def partition_model(partition: int) -> str:
     return f"partition-{partition}"
 
 
+LIBRDKAFKA_LOGGER = "streamlearn.librdkafka"
+BROKER_LOST = (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE)
+
+
 def kafka_config(settings: Settings, client_id: str) -> dict[str, Any]:
     """What every librdkafka client of the worker shares (its log goes to Python logging)."""
     return {
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": client_id,
-        "logger": logging.getLogger("streamlearn.librdkafka"),
+        "logger": logging.getLogger(LIBRDKAFKA_LOGGER),
     }
 
 
@@ -103,9 +108,19 @@ class HotPath:
         self.clock = clock
         self.fingerprint = spec.fingerprint()
         base = kafka_config(settings, spec.group_id)
+        self.watch = BrokerWatch(clock, on_change=metrics.broker_changed)
+        metrics.family.broker_up.labels(spec.name).set(1)
+        watched = {
+            **base,
+            # An outage is one line when it starts and one when it ends (BrokerWatch).
+            "error_cb": self._on_kafka_error,
+            "stats_cb": self.watch.stats,
+            "statistics.interval.ms": 1000,
+            "log.connection.close": False,
+        }
         session_ms = int(settings.session_timeout * 1000)
         self.consumer = Consumer({
-            **base,
+            **watched,
             "group.id": spec.group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
@@ -115,7 +130,7 @@ class HotPath:
         })
         self._delivery_errors: list[KafkaError] = []
         self.producer = Producer({
-            **base,
+            **watched,
             # Keys land where Java and kafka-python clients put them (murmur2).
             "partitioner": "murmur2_random",
             "acks": "all",
@@ -147,6 +162,8 @@ class HotPath:
         # Everything alive now (imports, the app) is long-lived: keep the cyclic GC from
         # rescanning it on every full collection, which shows up as latency spikes.
         gc.freeze()
+        librdkafka_log = logging.getLogger(LIBRDKAFKA_LOGGER)
+        librdkafka_log.addFilter(self.watch)
         self.consumer.subscribe(
             list(self._stages),
             on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost,
@@ -160,6 +177,7 @@ class HotPath:
         finally:
             self.consumer.close()
             self.producer.flush(self.settings.session_timeout)
+            librdkafka_log.removeFilter(self.watch)
 
     def stop(self) -> None:
         self._stop.set()
@@ -222,7 +240,14 @@ class HotPath:
     def _consume_error(self, error: KafkaError) -> None:
         if error.fatal():
             raise KafkaException(error)
-        log.warning("consumer: %s", error)
+        self._on_kafka_error(error)
+
+    def _on_kafka_error(self, error: KafkaError) -> None:
+        """librdkafka's errors: losing the broker is an outage (waited out), not an error."""
+        if error.code() in BROKER_LOST:
+            self.watch.lost(error.str())
+        elif not self.watch.down:
+            log.warning("kafka: %s", error)
 
     def _on_delivery(self, error: KafkaError | None, message: Any) -> None:
         if error is not None:
@@ -231,7 +256,8 @@ class HotPath:
     def _flush(self) -> None:
         """Wait until every produced record is acknowledged; a failed delivery is fatal."""
         while self.producer.flush(FLUSH_WAIT_S):
-            log.warning("waiting for the broker to acknowledge outputs")
+            if not self.watch.down:
+                log.warning("waiting for the broker to acknowledge outputs")
         if self._delivery_errors:
             errors, self._delivery_errors = self._delivery_errors, []
             raise KafkaException(errors[0])
