@@ -122,6 +122,11 @@ class PartitionProcessor:
             model.concept = None  # restored from a snapshot made with detection on
         self.data_drift = (self._data_drift(model)
                            if model is not None and drift.enabled else None)
+        if self.data_drift is not None:  # bound once: they run per event
+            watches = self.data_drift.watches
+            self._note_prediction = watches["prediction"].sample.append
+            if "label" in watches:
+                self._note_label = watches["label"].sample.append
         self._psi_high: set[str] = set()
         self.next_offset: int | None = None
         """The offset after the last event processed: where the model's knowledge ends."""
@@ -293,10 +298,11 @@ class PartitionProcessor:
             offset = message.offset()
             for feature, signal in watch.observe(x, offset or 0):
                 self._drift_event("data", feature, signal, event_time, offset)
-            watch.observe_value("prediction", prediction)
+            if prediction is not None:
+                self._note_prediction(prediction)
         if self.schema.label is not None:
             if watch is not None:
-                watch.observe_value("label", y)
+                self._note_label(y)
             try:
                 model.learn(x, y, served=prediction)
             except Exception as exc:
