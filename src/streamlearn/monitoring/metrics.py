@@ -320,7 +320,8 @@ def create(registry: CollectorRegistry, prefix: str = "streamlearn") -> Metrics:
             ["pipeline", "kind", "feature", "partition"], registry=registry,
         ),
         broker_up=Gauge(
-            f"{prefix}_broker_up", "0 while the worker's Kafka clients reach no broker, else 1.", ["pipeline"], registry=registry,
+            f"{prefix}_broker_up", "0 while the worker's Kafka clients reach no broker, else 1.",
+            ["pipeline"], registry=registry,
         ),
         broker_outages=counter(
             "broker_outages", "Times the worker lost every broker.", "pipeline",
