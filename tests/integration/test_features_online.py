@@ -118,36 +118,44 @@ def test_served_features_equal_the_offline_twin_and_idle_cards_expire(
     assert worker.wait(timeout=60) == 0, worker_log(tmp_path)
 
 
+def kill9_midstream(kafka, spec, pipeline_file, events, start_worker, snapshot_every: int,
+                    kill_between: tuple[int, int]) -> list[dict]:
+    """Events flow at 200/s; the worker is SIGKILLed at a random point and restarted.
+
+    Returns every served record once all events are served (duplicates included).
+    """
+    producer = threading.Thread(target=produce, args=(kafka, spec.events_topic, events, 200))
+    producer.start()
+    settings = {**SETTINGS, "STREAMLEARN_SNAPSHOT_EVERY": str(snapshot_every),
+                "STREAMLEARN_SNAPSHOT_INTERVAL": "60"}
+    worker = start_worker(pipeline_file, spec.name, settings)
+    point = random.Random().randrange(*kill_between)
+    wait_until(lambda: len({r["event_id"] for r in served(kafka, spec.served_topic)}) >= point,
+               90, f"{point} served records")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=30)
+    worker = start_worker(pipeline_file, spec.name, settings)
+    producer.join()
+    records = served_all(kafka, spec.served_topic, {e["tx_id"] for e in events},
+                         alive=lambda: worker.poll() is None)
+    print(f"{spec.name}: killed after ~{point} events; {len(records) - len(events)} replayed")
+    return records
+
+
 def test_after_kill9_served_features_still_equal_the_offline_twin(
         kafka, name, topics, start_worker, tmp_path: Path):
     spec = load_pipeline(CARDS).renamed(name)
     topics(name, CARDS)
     events = card_stream(3000, seed=11)
     expected, _ = offline_twin(spec, events)
-    producer = threading.Thread(target=produce, args=(kafka, spec.events_topic, events, 200))
-    producer.start()
-    settings = {**SETTINGS, "STREAMLEARN_SNAPSHOT_EVERY": "500",
-                "STREAMLEARN_SNAPSHOT_INTERVAL": "60"}
-    worker = start_worker(CARDS, name, settings)
-    point = random.Random().randrange(700, 1700)
-    wait_until(lambda: len({r["event_id"] for r in served(kafka, spec.served_topic)}) >= point,
-               90, f"{point} served records")
-    worker.send_signal(signal.SIGKILL)
-    worker.wait(timeout=30)
-    worker = start_worker(CARDS, name, settings)
-    producer.join()
-
-    records = served_all(kafka, spec.served_topic, set(expected),
-                         alive=lambda: worker.poll() is None)
+    records = kill9_midstream(kafka, spec, CARDS, events, start_worker, 500, (700, 1700))
     log = worker_log(tmp_path, 1)
     assert "restored the feature state" in log, log
     # Every served record, the replayed duplicates included, carries the twin's values:
     # the restored state was exactly the state at the snapshot, and no event counted twice.
     wrong = [r["event_id"] for r in records if r["x"] != expected[r["event_id"]]]
     assert not wrong, (wrong[:3], log[-3000:])
-    replayed = len(records) - len(expected)
-    print(f"killed after ~{point} events; {replayed} replayed duplicates")
-    assert replayed > 0, "the kill landed between snapshots, so events were replayed"
+    assert len(records) > len(expected), "the kill landed between snapshots: events replayed"
 
 
 BY_MERCHANT = ROOT / "tests" / "integration" / "pipelines" / "cards_by_merchant.py"
@@ -160,24 +168,9 @@ def test_features_by_merchant_are_re_keyed_and_survive_kill9(
     topics(name, BY_MERCHANT)
     events = card_stream(2500, seed=13)
     expected, _ = offline_twin(spec, events)
-    producer = threading.Thread(target=produce, args=(kafka, spec.events_topic, events, 200))
-    producer.start()
-    settings = {**SETTINGS, "STREAMLEARN_SNAPSHOT_EVERY": "400",
-                "STREAMLEARN_SNAPSHOT_INTERVAL": "60"}
-    worker = start_worker(BY_MERCHANT, name, settings)
-    point = random.Random().randrange(600, 1500)
-    wait_until(lambda: len({r["event_id"] for r in served(kafka, spec.served_topic)}) >= point,
-               90, f"{point} served records")
-    worker.send_signal(signal.SIGKILL)
-    worker.wait(timeout=30)
-    worker = start_worker(BY_MERCHANT, name, settings)
-    producer.join()
-
-    records = served_all(kafka, spec.served_topic, set(expected),
-                         alive=lambda: worker.poll() is None)
+    records = kill9_midstream(kafka, spec, BY_MERCHANT, events, start_worker, 400, (600, 1500))
     log = worker_log(tmp_path, 1)
     assert "restored the feature state" in log and "merchant entities" in log, log
     wrong = [r["event_id"] for r in records if r["x"] != expected[r["event_id"]]]
     assert not wrong, (wrong[:3], [expected[i] for i in wrong[:3]], log[-3000:])
     assert all("merchant_n_2m" in r["x"] for r in records)
-    print(f"by merchant: killed after ~{point}; {len(records) - len(expected)} replayed")
