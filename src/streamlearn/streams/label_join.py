@@ -1,0 +1,129 @@
+"""Joining served records with labels that arrive later, by ``event_id``, in event time.
+
+One :class:`LabelJoin` per partition of ``<name>.served`` (``<name>.labels`` has the same
+partition count and the same murmur2 partitioner, so an event's served record and its label
+meet in the same partition). Whichever side comes first waits for the other:
+
+- a served record waits for its label until ``ttl`` of event time has passed (the
+  partition's watermark is the highest time either side has shown); then it is
+  *expired*, and its id is remembered for one more ``ttl``, so that its label counts as
+  *late* rather than *orphan*;
+- a label waits for its served record for ``ttl`` too; one whose record never comes is an
+  *orphan*;
+- a second label for an id is a *duplicate* and never yields a second example; a served
+  record seen again (a replay after a crash) is ignored.
+
+Each count is kept; :meth:`take_counts` hands them over. Not wired into the worker yet: the
+delayed-labels issue builds the labels topic, the training topic and the learner on it.
+
+>>> join = LabelJoin(ttl_ms=60_000)
+>>> join.served("e1", {"x": {"a": 1}}, event_time=0)
+[]
+>>> join.label("e1", True, label_time=5_000)
+[('e1', {'x': {'a': 1}}, True, 5000)]
+>>> join.label("e1", False, label_time=6_000)
+[]
+>>> join.take_counts()["duplicate"]
+1
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from typing import Any
+
+__all__ = ["COUNTS", "Example", "LabelJoin"]
+
+COUNTS = ("joined", "late", "orphan", "duplicate", "expired")
+Example = tuple[str, Any, Any, float]
+"""(event_id, served record, label, label time)."""
+
+
+class LabelJoin:
+    """The pending side of each event id in one partition; memory bounded by the TTL."""
+
+    def __init__(self, ttl_ms: float) -> None:
+        self.ttl_ms = ttl_ms
+        self.watermark = float("-inf")
+        self.pending: dict[str, tuple[Any, float]] = {}
+        """Served records waiting for a label: id -> (record, event time)."""
+        self.early: dict[str, tuple[Any, float]] = {}
+        """Labels waiting for their served record: id -> (label, label time)."""
+        self.done: dict[str, float] = {}
+        """Ids joined (a further label is a duplicate), until ``ttl`` after the join."""
+        self.expired: dict[str, float] = {}
+        """Ids expired unlabelled (a label is late, not orphan), for one more ``ttl``."""
+        self.counts: Counter[str] = Counter()
+        self._deadlines: list[tuple[float, str, str]] = []
+
+    def served(self, event_id: str, record: Any, event_time: float) -> list[Example]:
+        """A served record; the example it completes, if its label came first."""
+        self._advance(event_time)
+        if event_id in self.pending or event_id in self.done or event_id in self.expired:
+            return []  # seen before: a replay after a crash
+        early = self.early.pop(event_id, None)
+        if early is None:
+            self.pending[event_id] = (record, event_time)
+            self._remember(event_time, "pending", event_id)
+            return []
+        label, label_time = early
+        return [self._join(event_id, record, label, label_time)]
+
+    def label(self, event_id: str, label: Any, label_time: float) -> list[Example]:
+        """A label; the example it completes, if its served record is waiting."""
+        self._advance(label_time)
+        if event_id in self.done or event_id in self.early:
+            self.counts["duplicate"] += 1
+            return []
+        if event_id in self.expired:
+            self.counts["late"] += 1
+            return []
+        waiting = self.pending.pop(event_id, None)
+        if waiting is None:
+            self.early[event_id] = (label, label_time)
+            self._remember(label_time, "early", event_id)
+            return []
+        return [self._join(event_id, waiting[0], label, label_time)]
+
+    def _join(self, event_id: str, record: Any, label: Any, label_time: float) -> Example:
+        self.counts["joined"] += 1
+        self.done[event_id] = label_time
+        self._remember(label_time, "done", event_id)
+        return (event_id, record, label, label_time)
+
+    def _remember(self, at: float, kind: str, event_id: str) -> None:
+        heapq.heappush(self._deadlines, (at, kind, event_id))
+
+    def _advance(self, t: float) -> None:
+        """Move the watermark; expire what it leaves more than ``ttl`` behind (a heap:
+        each id is looked at once per thing it waits for, not once per event)."""
+        if t <= self.watermark:
+            return
+        self.watermark = t
+        limit = t - self.ttl_ms
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] < limit:
+            at, kind, event_id = heapq.heappop(deadlines)
+            if kind == "pending" and self.pending.get(event_id, (None, None))[1] == at:
+                del self.pending[event_id]
+                self.expired[event_id] = t
+                self._remember(t, "expired", event_id)
+                self.counts["expired"] += 1
+            elif kind == "early" and self.early.get(event_id, (None, None))[1] == at:
+                del self.early[event_id]
+                self.counts["orphan"] += 1
+            elif kind in ("done", "expired"):
+                memory = self.done if kind == "done" else self.expired
+                if memory.get(event_id) == at:
+                    del memory[event_id]
+
+    def take_counts(self) -> dict[str, int]:
+        counts = {name: self.counts[name] for name in COUNTS}
+        self.counts.clear()
+        return counts
+
+    @property
+    def waiting(self) -> int:
+        """Served records and labels waiting for their other half (the gauge)."""
+        return len(self.pending) + len(self.early)
