@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from river import stats
 
+from streamlearn.changelog import ABSENT_SINCE_ALWAYS, Changelog, restore
 from streamlearn.schema import BadEvent
 
 if TYPE_CHECKING:
@@ -42,8 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_OPERATOR", "Entity", "PartitionFeatures", "entity_key", "meta_key"]
 
 NEVER = -math.inf
-ABSENT_SINCE_ALWAYS = 0
-"""``pk`` of an entity that did not exist at its previous checkpoint (any ``c`` >= it)."""
 
 
 DEFAULT_OPERATOR = "features"
@@ -99,8 +98,7 @@ class PartitionFeatures:
         self.offset: int | None = None
         """Input offset of the restored checkpoint (stages without a model use it)."""
         self._meta_prev: dict[str, Any] = {"ck": ABSENT_SINCE_ALWAYS, "wm": None, "src": {}}
-        self._dirty: dict[str, tuple[int | None, dict[str, Any] | None]] = {}
-        self._deleted: list[str] = []
+        self._changes = Changelog(entity_key(partition, "", operator))
         # Counters since the caller last took them (metrics move once per batch).
         self.late = self.expired = self.dropped = 0
 
@@ -219,11 +217,9 @@ class PartitionFeatures:
 
     def _touch(self, entity_id: str, entity: Entity | None) -> None:
         """Remember an entity's value at the last checkpoint, before its first change."""
-        if entity_id not in self._dirty:
-            if entity is None:
-                self._dirty[entity_id] = (ABSENT_SINCE_ALWAYS, None)
-            else:
-                self._dirty[entity_id] = (entity.ck, entity.to_json())
+        if entity_id not in self._changes:
+            self._changes.touch(entity_id, entity.ck if entity else None,
+                                entity.to_json() if entity else None)
 
     def sweep(self) -> int:
         """Remove the entities expired by the watermark; returns how many."""
@@ -251,20 +247,13 @@ class PartitionFeatures:
         without a model) the meta record itself, which then carries the input ``offset``.
         """
         p, op = self.partition, self.operator
-        records: list[tuple[str, bytes | None]] = [
-            (entity_key(p, k, op), None) for k in self._deleted
-            if k not in self._dirty and k not in self.entities
-        ]
-        self._deleted = []
-        for entity_id, (pk, prev) in self._dirty.items():
-            entity = self.entities.get(entity_id)
-            value = {"ck": ck, "e": entity.to_json() if entity else None, "pk": pk, "p": prev}
-            records.append((entity_key(p, entity_id, op), orjson.dumps(value)))
-            if entity is None:
-                self._deleted.append(entity_id)
-            else:
+        entities = self.entities
+        records = self._changes.records(
+            ck, lambda k: entities[k].to_json() if k in entities else None)
+        for key, value in records:
+            entity = entities.get(key[len(self._changes.prefix):])
+            if value is not None and entity is not None:
                 entity.ck = ck
-        self._dirty.clear()
         now = {"ck": ck, "wm": _finite(self.watermark), "src": dict(self.sources)}
         meta = {**now, "offset": offset, "prev": self._meta_prev}
         self._meta_prev = now
@@ -282,36 +271,13 @@ class PartitionFeatures:
         """
         c = -1 if committed is None else committed
         p, op = self.partition, self.operator
-        prefix = entity_key(p, "", op)
-        repairs: list[tuple[str, bytes | None]] = []
-        lost = 0
-        latest: dict[str, bytes | None] = {}
-        for key, value in records:  # compaction may not have run: the last one counts
-            latest[key] = value
-        for key, value in latest.items():
-            if value is None:
-                continue
-            if key == meta_key(p, op):
-                self._restore_meta(orjson.loads(value), c)
-                continue
-            if not key.startswith(prefix):
-                continue
-            data = orjson.loads(value)
-            entity_id = key[len(prefix):]
-            if data["ck"] <= c:
-                ck, state = data["ck"], data["e"]
-            elif data["pk"] is not None and data["pk"] <= c:
-                ck, state = data["pk"], data["p"]
-                fixed = {"ck": ck, "e": state, "pk": ck, "p": state}
-                repairs.append((key, orjson.dumps(fixed) if state is not None else None))
-            else:
-                lost += data["pk"] is not None and data["pk"] != ABSENT_SINCE_ALWAYS
-                repairs.append((key, None))
-                continue
-            if state is None:
-                repairs.append((key, None))
-            else:
-                self.entities[entity_id] = Entity.from_json(state, ck)
+        records = list(records)
+        metas = [v for k, v in records if k == meta_key(p, op)]
+        if metas and metas[-1] is not None:  # the last one counts (compaction may lag)
+            self._restore_meta(orjson.loads(metas[-1]), c)
+        values, repairs, lost = restore(records, self._changes.prefix, committed)
+        for entity_id, (ck, state) in values.items():
+            self.entities[entity_id] = Entity.from_json(state, ck)
         self.checkpoint_id = committed
         return repairs, lost
 
