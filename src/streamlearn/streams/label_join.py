@@ -13,8 +13,10 @@ meet in the same partition). Whichever side comes first waits for the other:
 - a second label for an id is a *duplicate* and never yields a second example; a served
   record seen again (a replay after a crash) is ignored.
 
-Each count is kept; :meth:`take_counts` hands them over. Not wired into the worker yet: the
-delayed-labels issue builds the labels topic, the training topic and the learner on it.
+Each count is kept; :meth:`take_counts` hands them over. The state is checkpointed as a
+changelog (``streamlearn.changelog``, keyed ``join/<partition>/<event_id>``) with the
+partition's offsets, like feature state. Not wired into the worker yet: the delayed-labels
+issue builds the labels topic, the training topic and the learner on it.
 
 >>> join = LabelJoin(ttl_ms=60_000)
 >>> join.served("e1", {"x": {"a": 1}}, event_time=0)
@@ -33,6 +35,10 @@ import heapq
 from collections import Counter
 from typing import Any
 
+import orjson
+
+from streamlearn.changelog import Changelog, restore
+
 __all__ = ["COUNTS", "Example", "LabelJoin"]
 
 COUNTS = ("joined", "late", "orphan", "duplicate", "expired")
@@ -43,8 +49,13 @@ Example = tuple[str, Any, Any, float]
 class LabelJoin:
     """The pending side of each event id in one partition; memory bounded by the TTL."""
 
-    def __init__(self, ttl_ms: float) -> None:
+    def __init__(self, ttl_ms: float, partition: int = 0) -> None:
         self.ttl_ms = ttl_ms
+        self.partition = partition
+        self._changes = Changelog(f"join/{partition}/")
+        self._cks: dict[str, int] = {}
+        """Checkpoint that last wrote each id."""
+        self._meta_prev: dict[str, Any] = {"ck": 0, "wm": None}
         self.watermark = float("-inf")
         self.pending: dict[str, tuple[Any, float]] = {}
         """Served records waiting for a label: id -> (record, event time)."""
@@ -62,6 +73,7 @@ class LabelJoin:
         self._advance(event_time)
         if event_id in self.pending or event_id in self.done or event_id in self.expired:
             return []  # seen before: a replay after a crash
+        self._touch(event_id)
         early = self.early.pop(event_id, None)
         if early is None:
             self.pending[event_id] = (record, event_time)
@@ -79,6 +91,7 @@ class LabelJoin:
         if event_id in self.expired:
             self.counts["late"] += 1
             return []
+        self._touch(event_id)
         waiting = self.pending.pop(event_id, None)
         if waiting is None:
             self.early[event_id] = (label, label_time)
@@ -105,6 +118,7 @@ class LabelJoin:
         deadlines = self._deadlines
         while deadlines and deadlines[0][0] < limit:
             at, kind, event_id = heapq.heappop(deadlines)
+            self._touch(event_id)
             if kind == "pending" and self.pending.get(event_id, (None, None))[1] == at:
                 del self.pending[event_id]
                 self.expired[event_id] = t
@@ -117,6 +131,62 @@ class LabelJoin:
                 memory = self.done if kind == "done" else self.expired
                 if memory.get(event_id) == at:
                     del memory[event_id]
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def _value(self, event_id: str) -> dict[str, Any] | None:
+        """An id's state as JSON (None: the join holds nothing for it)."""
+        if event_id in self.pending:
+            record, t = self.pending[event_id]
+            return {"s": "pending", "r": record, "t": t}
+        if event_id in self.early:
+            label, t = self.early[event_id]
+            return {"s": "early", "v": label, "t": t}
+        for name, memory in (("done", self.done), ("expired", self.expired)):
+            if event_id in memory:
+                return {"s": name, "t": memory[event_id]}
+        return None
+
+    def _touch(self, event_id: str) -> None:
+        if event_id not in self._changes:
+            self._changes.touch(event_id, self._cks.get(event_id), self._value(event_id))
+
+    def checkpoint_records(self, ck: int) -> list[tuple[str, bytes | None]]:
+        """The records of checkpoint ``ck`` (ids changed since the last one, then meta);
+        what commits it is written after them, as for feature state."""
+        records = self._changes.records(ck, self._value)
+        prefix = self._changes.prefix
+        for key, value in records:
+            if value is not None:
+                self._cks[key[len(prefix):]] = ck
+        now = {"ck": ck, "wm": None if self.watermark == float("-inf") else self.watermark}
+        meta = {**now, "prev": self._meta_prev}
+        self._meta_prev = now
+        return [*records, (f"join/{self.partition}", orjson.dumps(meta))]
+
+    def restore(self, records: list[tuple[str, bytes | None]], committed: int | None
+                ) -> list[tuple[str, bytes | None]]:
+        """Load the state as of checkpoint ``committed``; returns the repair records."""
+        values, repairs, _ = restore(records, self._changes.prefix, committed)
+        for event_id, (ck, value) in values.items():
+            self._cks[event_id] = ck
+            state, t = value["s"], value["t"]
+            if state == "pending":
+                self.pending[event_id] = (value["r"], t)
+            elif state == "early":
+                self.early[event_id] = (value["v"], t)
+            else:
+                (self.done if state == "done" else self.expired)[event_id] = t
+            self._remember(t, state, event_id)
+        c = -1 if committed is None else committed
+        metas = [v for k, v in records if k == f"join/{self.partition}" and v is not None]
+        if metas:
+            meta = orjson.loads(metas[-1])
+            meta = meta if meta["ck"] <= c else meta["prev"]
+            if meta["ck"] <= c and meta["wm"] is not None:
+                self.watermark = float(meta["wm"])
+                self._meta_prev = {"ck": meta["ck"], "wm": meta["wm"]}
+        return repairs
 
     def take_counts(self) -> dict[str, int]:
         counts = {name: self.counts[name] for name in COUNTS}
