@@ -104,3 +104,16 @@ def test_a_given_reference_is_used_instead_of_the_first_values():
         watch.observe({"v": float(i % 10)}, offset=i)
     watch.end_batch()
     assert watch.stability()["v"] < 0.01
+
+
+def test_an_index_waits_for_enough_new_values():
+    rng = random.Random(6)
+    watch = DataDrift({"v": "numeric"}, reference_size=1000)
+    for i in range(1050):
+        watch.observe({"v": rng.gauss(0, 1)}, offset=i)
+    watch.end_batch()
+    assert watch.stability() == {}, "50 values are too few for an index"
+    for i in range(1050, 1300):
+        watch.observe({"v": rng.gauss(0, 1)}, offset=i)
+    watch.end_batch()
+    assert watch.stability()["v"] < 0.1, "300 values since the last index: one is made"

@@ -181,11 +181,17 @@ class DataDrift:
         assert watch.recent is not None
         watch.recent += self._bin(watch, values)
 
-    def stability(self) -> dict[str, float]:
-        """PSI of each ready field's values since the last call against its reference."""
+    def stability(self, min_values: int = 200) -> dict[str, float]:
+        """PSI of each ready field's values since the last index against its reference.
+
+        A field with fewer than ``min_values`` new values keeps gathering them: an index over
+        a handful of values is noise (it would raise drift on a stationary stream).
+        """
         out = {}
         for name, watch in self.watches.items():
-            if watch.reference is None or watch.recent is None or not watch.recent.sum():
+            if watch.reference is None or watch.recent is None:
+                continue
+            if watch.recent.sum() < min(min_values, self.reference_size):
                 continue
             value = psi(watch.reference, watch.recent)
             out[name] = 0.0 if math.isclose(value, 0.0, abs_tol=1e-12) else value
