@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs beyond Python, Java and Maven: a real Prometheus
-# server (and promtool) and docker-compose, which validates docker-compose.yml without an
-# engine. Installs only what is missing; `make test` and CI call this.
+# server (and promtool), docker-compose, which validates docker-compose.yml without an
+# engine, and chromium, which renders the console dashboard headless. Installs only what
+# is missing; `make test` and CI call this.
 set -euo pipefail
 
 need=()
@@ -9,6 +10,7 @@ command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v chromium >/dev/null || need+=(chromium)
 ((${#need[@]})) || exit 0
 
 if [ "$(id -u)" -eq 0 ]; then

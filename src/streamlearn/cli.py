@@ -472,6 +472,28 @@ def dlq_replay(pipeline_file: str, every: bool, fixed: str | None, reason: str |
     click.echo(f"sent {sent} events from {origin} to {spec.events_topic}")
 
 
+@main.command()
+@click.argument("pipeline_file", type=click.Path(dir_okay=False))
+@click.option("--name", help=_NAME_HELP)
+@click.option("--url", help="The worker's metrics endpoint (default: http://"
+              "STREAMLEARN_METRICS_HOST:STREAMLEARN_METRICS_PORT/metrics).")
+@click.option("--interval", type=float, default=2.0, show_default=True,
+              help="Seconds between two scrapes (rates are over this).")
+@click.option("--once", is_flag=True, help="Print one frame (two scrapes --interval apart) "
+              "and exit.")
+@one_line_errors
+def top(pipeline_file: str, name: str | None, url: str | None, interval: float,
+        once: bool) -> None:
+    """Watch one worker's /metrics live: events/s, predictions/s, p99 latency, accuracy per
+    partition, dead letters by reason and each field's drift state (Ctrl-C ends it)."""
+    from streamlearn.top import metrics_url, run_top
+
+    settings = load_settings()
+    spec = _spec(pipeline_file, name)
+    run_top(spec.name, url or metrics_url(settings), list(spec.features or {}), interval, once,
+            settings.drift_psi_threshold)
+
+
 def _add_broker_group() -> None:
     from streamlearn.broker.cli import broker
 

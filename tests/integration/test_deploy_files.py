@@ -211,6 +211,15 @@ def test_every_alert_has_for_severity_and_text() -> None:
 
 # Input series (1m apart) -> expected alerts at eval_time, run by `promtool test rules`.
 # Expected labels are the series' labels after aggregation plus the rule's severity.
+DETECTIONS = ('streamlearn_drift_detections_total{{pipeline="p", model="m", kind="{kind}", '
+              'detector="{detector}", feature="{feature}", level="{level}"}}')
+CONCEPT_DRIFT = DETECTIONS.format(kind="concept", detector="ADWIN", feature="", level="drift")
+DATA_DRIFT = DETECTIONS.format(kind="data", detector="ADWIN", feature="a", level="drift")
+ESTIMATE = ('streamlearn_drift_estimate{{pipeline="p", model="m", kind="{kind}", '
+            'detector="ADWIN", feature="{feature}", partition="0"}}')
+ERROR_RATE = ESTIMATE.format(kind="concept", feature="")
+STABILITY = ('streamlearn_stability_index{{pipeline="p", kind="{kind}", feature="{feature}", '
+             'partition="0"}}')
 QUIET = [
     ('up{job="streamlearn", instance="worker:9108"}', "1x30"),
     ('streamlearn_events_total{pipeline="p"}', "0+100x30"),
@@ -222,6 +231,10 @@ QUIET = [
     ('streamlearn_model_score{pipeline="p", model="m", metric="accuracy"}', "0.5x30"),
     ('streamlearn_model_score{pipeline="p", model="m", metric="rolling_accuracy"}', "0.9x30"),
     ('streamlearn_snapshots_refused_total{pipeline="p", reason="bad_digest"}', "0x30"),
+    ('streamlearn_examples_learned_total{pipeline="p", model="m"}', "0+100x30"),
+    (STABILITY.format(kind="data", feature="a"), "0.03+0.001x30"),
+    (DETECTIONS.format(kind="concept", detector="DDM", feature="", level="warning"), "0+1x30"),
+    (ERROR_RATE, "0.05-0.001x30"),
 ]
 ALERT_CASES = {
     "quiet when healthy": (
@@ -234,6 +247,9 @@ ALERT_CASES = {
             "StreamlearnSlowPredictions": [],
             "StreamlearnLowRollingAccuracy": [],
             "StreamlearnSnapshotRefused": [],
+            "StreamlearnConceptDrift": [],
+            "StreamlearnDataDrift": [],
+            "StreamlearnLabelsStalled": [],
         },
     ),
     "snapshot refused": (
@@ -307,6 +323,102 @@ ALERT_CASES = {
                 {"severity": "warning", "pipeline": "p", "model": "m", "metric": "rolling_accuracy"}
             ]
         },
+    ),
+    # A detection series first appears at 1 (increase() alone would miss it).
+    "concept drift, first detection": (
+        [(CONCEPT_DRIFT, "_x10 1x20"), (ERROR_RATE, "0.02x10 0.2x20")],
+        "15m",
+        {"StreamlearnConceptDrift": [{"severity": "warning", "pipeline": "p", "model": "m"}]},
+    ),
+    "concept drift, detected again": (
+        [(CONCEPT_DRIFT, "1x20 2x10"), (ERROR_RATE, "0.02x20 0.2x10")],
+        "25m",
+        {"StreamlearnConceptDrift": [{"severity": "warning", "pipeline": "p", "model": "m"}]},
+    ),
+    "concept drift, over after 15m": (
+        [(CONCEPT_DRIFT, "_x10 1x40"), (ERROR_RATE, "0.02x10 0.2x40")],
+        "30m",
+        {"StreamlearnConceptDrift": []},
+    ),
+    # ADWIN also fires when the error falls: a model still converging is not drift.
+    "concept detection while the error falls": (
+        [(CONCEPT_DRIFT, "_x10 1x20"), (ERROR_RATE, "0.05x10 0.01x20")],
+        "15m",
+        {"StreamlearnConceptDrift": []},
+    ),
+    # Seen live: after ADWIN's cut the estimate of a converging model drops to 0 and climbs
+    # back while the detection is still recent. Here the window's start also missed a
+    # scrape, so a trend over the window would read "the error rose"; it is below what it
+    # was before the detection.
+    "concept detection, then the estimate climbs back": (
+        [
+            (CONCEPT_DRIFT, "_x17 1x20"),
+            (ERROR_RATE, "0.011x15 _ 0 0 0.0015 0.0034 0.0035 0.005 0.0049 0.0042 0.0046x10"),
+        ],
+        "31m",
+        {"StreamlearnConceptDrift": []},
+    ),
+    "concept drift warning only": (
+        [
+            (DETECTIONS.format(kind="concept", detector="DDM", feature="", level="warning"),
+             "_x10 1x20"),
+            (ERROR_RATE, "0.02x10 0.2x20"),
+        ],
+        "15m",
+        {"StreamlearnConceptDrift": []},
+    ),
+    "data drift, stability index": (
+        [
+            (STABILITY.format(kind="data", feature="a"), "0.05+0.001x10 0.6+0.01x20"),
+            (STABILITY.format(kind="data", feature="b"), "0.05+0.001x30"),
+        ],
+        "22m",
+        {"StreamlearnDataDrift": [{"severity": "warning", "pipeline": "p", "feature": "a"}]},
+    ),
+    "data drift, stability index not for 5m yet": (
+        [(STABILITY.format(kind="data", feature="a"), "0.05+0.001x10 0.6+0.01x20")],
+        "17m",
+        {"StreamlearnDataDrift": []},
+    ),
+    # One index over the last few events, left standing when the events stop.
+    "data drift, one stability index standing": (
+        [(STABILITY.format(kind="data", feature="a"), "0.05+0.001x10 0.6x20")],
+        "22m",
+        {"StreamlearnDataDrift": []},
+    ),
+    "data drift, ADWIN on a feature": (
+        [(DATA_DRIFT, "_x10 1x20")],
+        "17m",
+        {"StreamlearnDataDrift": [{"severity": "warning", "pipeline": "p", "feature": "a"}]},
+    ),
+    "prediction drift is not data drift": (
+        [(STABILITY.format(kind="prediction", feature="prediction"), "0.6+0.01x30")],
+        "20m",
+        {"StreamlearnDataDrift": []},
+    ),
+    "labels stall": (
+        [
+            ('streamlearn_predictions_total{pipeline="p", model="m"}', "0+100x40"),
+            ('streamlearn_examples_learned_total{pipeline="p", model="m"}', "0+100x10 1000x30"),
+        ],
+        "27m",
+        {"StreamlearnLabelsStalled": [{"severity": "warning", "pipeline": "p", "model": "m"}]},
+    ),
+    "labels stall, not for 5m yet": (
+        [
+            ('streamlearn_predictions_total{pipeline="p", model="m"}', "0+100x40"),
+            ('streamlearn_examples_learned_total{pipeline="p", model="m"}', "0+100x10 1000x30"),
+        ],
+        "22m",
+        {"StreamlearnLabelsStalled": []},
+    ),
+    "labels and predictions stop together": (
+        [
+            ('streamlearn_predictions_total{pipeline="p", model="m"}', "0+100x10 1000x30"),
+            ('streamlearn_examples_learned_total{pipeline="p", model="m"}', "0+100x10 1000x30"),
+        ],
+        "27m",
+        {"StreamlearnLabelsStalled": []},
     ),
 }
 
