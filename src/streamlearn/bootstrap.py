@@ -165,13 +165,14 @@ def publish(spec: Pipeline, settings: Settings, history: History, key: bytes,
     Refuses a pipeline that already has a snapshot: a running pipeline's model is not
     replaced behind its back (``streamlearn reset`` first).
     """
+    from streamlearn.keys import old_model_keys
     from streamlearn.streams.hot_path import kafka_config, partition_model
     from streamlearn.streams.snapshots import SnapshotStore
 
     base = kafka_config(settings, f"streamlearn-bootstrap-{spec.name}")
     producer = Producer({**base, "acks": "all", "enable.idempotence": True})
     store = SnapshotStore(base, producer, spec.models_topic, key, spec.fingerprint(),
-                          settings.snapshots_kept)
+                          settings.snapshots_kept, old_keys=old_model_keys(settings))
     names = [partition_model(p) for p in range(spec.partitions)]
     existing = [m for m, found in store.load(names, ignore_incompatible=True).items() if found]
     if existing or any(store.next_id(m) > 1 for m in names):

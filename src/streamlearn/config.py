@@ -23,6 +23,8 @@ __all__ = ["DEFAULT_KAFKA_VERSION", "Secret", "Settings", "load_settings"]
 
 DEFAULT_KAFKA_VERSION = "4.1.1"
 PREFIX = "STREAMLEARN_"
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_SSL")
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 
 
 def _home(*parts: str) -> Path:
@@ -78,6 +80,8 @@ class Settings:
     """Events larger than this go to the dead-letter topic (``too_large``)."""
     model_key: Secret = Secret("")  # noqa: RUF009 (immutable)
     """HMAC-SHA256 key that signs model snapshots; required with an external broker."""
+    model_keys_old: Secret = Secret("")  # noqa: RUF009 (immutable)
+    """Former model keys, comma-separated: snapshots they signed still verify (rotation)."""
     snapshot_every: int = 10_000
     """Snapshot a model after this many examples learned since the last snapshot..."""
     snapshot_interval: float = 60.0
@@ -101,6 +105,23 @@ class Settings:
     drift_psi_threshold: float = 0.25
     """A stability index above this is a data-drift event (0.1 moderate, 0.25 large)."""
 
+    security_protocol: str = "PLAINTEXT"
+    """How clients reach Kafka: PLAINTEXT, SSL (TLS) or SASL_SSL (TLS and a SCRAM login)."""
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    sasl_username: str = ""
+    sasl_password: Secret = Secret("")  # noqa: RUF009 (immutable)
+    sasl_password_file: Path | None = None
+    """A file holding the SASL password (read when a client connects), instead of the value."""
+    ssl_ca_file: Path | None = None
+    """PEM of the CA that signed the broker's certificate (default: the system's; with the
+    local broker's SASL listener, the CA it generated)."""
+    ssl_cert_file: Path | None = None
+    """PEM client certificate, for brokers that require one (TLS client authentication)."""
+    ssl_key_file: Path | None = None
+    ssl_key_password: Secret = Secret("")  # noqa: RUF009 (immutable)
+    broker_sasl_port: int = 0
+    """Port of a SASL_SSL listener on the local broker (127.0.0.1); 0: none."""
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -114,14 +135,19 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        for name in ("kafka_port", "controller_port", "metrics_port"):
+        for name in ("kafka_port", "controller_port", "metrics_port", "broker_sasl_port"):
             port = getattr(self, name)
-            if not 0 <= port <= 65535 or (port == 0 and name != "metrics_port"):
+            optional = name in ("metrics_port", "broker_sasl_port")
+            if not 0 <= port <= 65535 or (port == 0 and not optional):
                 raise ConfigError(name, PREFIX + name.upper(), f"{port} is not a valid port")
         if self.kafka_port == self.controller_port:
             raise ConfigError(
                 "controller_port", "STREAMLEARN_CONTROLLER_PORT", "must differ from kafka_port"
             )
+        if self.broker_sasl_port in (self.kafka_port, self.controller_port):
+            raise ConfigError("broker_sasl_port", "STREAMLEARN_BROKER_SASL_PORT",
+                              "must differ from kafka_port and controller_port")
+        self._validate_security()
         for name in ("batch_size", "max_event_bytes", "snapshot_every", "snapshots_kept",
                      "snapshot_chunk_bytes", "drift_reference_events"):
             if getattr(self, name) < 1:
@@ -144,13 +170,63 @@ class Settings:
         if self.broker_timeout <= 0:
             raise ConfigError("broker_timeout", "STREAMLEARN_BROKER_TIMEOUT", "must be > 0")
 
+    def _validate_security(self) -> None:
+        if self.security_protocol not in SECURITY_PROTOCOLS:
+            raise ConfigError("security_protocol", "STREAMLEARN_SECURITY_PROTOCOL",
+                              f"{self.security_protocol!r} is not one of "
+                              + ", ".join(SECURITY_PROTOCOLS))
+        if self.sasl_mechanism not in SASL_MECHANISMS:
+            raise ConfigError("sasl_mechanism", "STREAMLEARN_SASL_MECHANISM",
+                              f"{self.sasl_mechanism!r} is not one of "
+                              + ", ".join(SASL_MECHANISMS))
+        if self.broker_sasl_port and not (self.sasl_username and self.has_sasl_password):
+            raise ConfigError("sasl_username", "STREAMLEARN_SASL_USERNAME",
+                              "the local broker's SASL listener (STREAMLEARN_BROKER_SASL_PORT) "
+                              "needs a user: set it and STREAMLEARN_SASL_PASSWORD")
+        if self.security_protocol == "SASL_SSL":
+            if not self.sasl_username:
+                raise ConfigError("sasl_username", "STREAMLEARN_SASL_USERNAME",
+                                  "required with STREAMLEARN_SECURITY_PROTOCOL=SASL_SSL")
+            if not self.has_sasl_password:
+                raise ConfigError("sasl_password", "STREAMLEARN_SASL_PASSWORD",
+                                  "required with STREAMLEARN_SECURITY_PROTOCOL=SASL_SSL (or set "
+                                  "STREAMLEARN_SASL_PASSWORD_FILE)")
+        if (self.security_protocol != "PLAINTEXT" and not self.uses_external_broker
+                and not (self.security_protocol == "SASL_SSL" and self.broker_sasl_port)):
+            raise ConfigError("security_protocol", "STREAMLEARN_SECURITY_PROTOCOL",
+                              "the local broker serves SASL_SSL only, on "
+                              "STREAMLEARN_BROKER_SASL_PORT: set that port, or "
+                              "STREAMLEARN_BOOTSTRAP to reach another Kafka")
+        if bool(self.ssl_cert_file) != bool(self.ssl_key_file):
+            raise ConfigError("ssl_key_file", "STREAMLEARN_SSL_KEY_FILE",
+                              "a client certificate needs both STREAMLEARN_SSL_CERT_FILE and "
+                              "STREAMLEARN_SSL_KEY_FILE")
+
+    @property
+    def has_sasl_password(self) -> bool:
+        return bool(self.sasl_password or self.sasl_password_file)
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def local_tls_dir(self) -> Path:
+        """Certificates of the local broker's SASL_SSL listener; ``ca.pem`` is for clients."""
+        return self.broker_dir / "tls"
+
     @property
     def uses_external_broker(self) -> bool:
         return bool(self.bootstrap)
 
     @property
     def bootstrap_servers(self) -> str:
-        return self.bootstrap or f"{self.kafka_host}:{self.kafka_port}"
+        """Where clients connect: the external Kafka, or the local broker's listener that
+        matches ``security_protocol``."""
+        if self.bootstrap:
+            return self.bootstrap
+        port = self.broker_sasl_port if self.security_protocol == "SASL_SSL" else self.kafka_port
+        return f"{self.kafka_host}:{port}"
 
     @property
     def kafka_dir(self) -> Path:
@@ -169,6 +245,7 @@ _PARSERS: dict[Any, Callable[[str], Any]] = {
     "int": int,
     "float": float,
     "Path": lambda v: Path(v).expanduser(),
+    "Path | None": lambda v: Path(v).expanduser() if v else None,
 }
 
 

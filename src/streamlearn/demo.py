@@ -44,12 +44,12 @@ def run_demo(pipeline_file: str, source: str, settings: Settings) -> int:
     with console.status("starting Kafka (the first run downloads it with Maven)"):
         bootstrap = ensure_broker(settings)
     # Created as the worker creates them, so the replay never waits for the worker.
-    create_topics(bootstrap, spec.topics, topic_configs(spec, settings))
+    create_topics(bootstrap, spec.topics, topic_configs(spec, settings), settings=settings)
     console.print(f"Kafka at [bold]{bootstrap}[/]; starting the worker for [bold]{spec.name}[/]")
     worker = _start_worker(pipeline_file, spec.name, settings)
     try:
-        labels = _replay(console, spec, source, bootstrap)
-        predictions = _collect(console, spec, bootstrap, set(labels), worker)
+        labels = _replay(console, spec, source, bootstrap, settings)
+        predictions = _collect(console, spec, bootstrap, set(labels), worker, settings)
     finally:
         _stop_worker(worker)
     _report(console, spec, source, bootstrap, labels, predictions)
@@ -77,7 +77,8 @@ def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
             worker.kill()
 
 
-def _replay(console: Console, spec: Pipeline, source: str, bootstrap: str) -> dict[str, Any]:
+def _replay(console: Console, spec: Pipeline, source: str, bootstrap: str,
+            settings: Settings) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
     label_field = spec.label_field or "label"
     events = list(iter_events(source, label_field))
@@ -85,19 +86,21 @@ def _replay(console: Console, spec: Pipeline, source: str, bootstrap: str) -> di
                             id_field=spec.event_id_field or "event_id")
     with Progress(console=console) as progress:
         task = progress.add_task(f"replaying {source} → {spec.events_topic}", total=len(events))
-        replay(events, bootstrap, options, on_sent=lambda n: progress.advance(task, n))
+        replay(events, bootstrap, options, on_sent=lambda n: progress.advance(task, n),
+               settings=settings)
     return {f"{run_id}-{i}": e[label_field] for i, e in enumerate(events)}
 
 
 def _collect(
     console: Console, spec: Pipeline, bootstrap: str, wanted: set[str],
-    worker: subprocess.Popen[bytes],
+    worker: subprocess.Popen[bytes], settings: Settings,
 ) -> dict[str, dict[str, Any]]:
     with Progress(console=console) as progress:
         task = progress.add_task(f"predictions ← {spec.predictions_topic}", total=len(wanted))
         found = collect_predictions(
             bootstrap, spec.predictions_topic, wanted, WAIT_FOR_PREDICTIONS_S,
             on_new=lambda: progress.advance(task), alive=lambda: worker.poll() is None,
+            settings=settings,
         )
     if len(found) < len(wanted):
         raise StreamlearnError(

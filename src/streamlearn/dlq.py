@@ -26,9 +26,11 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from streamlearn.broker.admin import topic_partitions
+from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
 from streamlearn.pipeline import Pipeline
 from streamlearn.schema import BadEvent
+from streamlearn.security import kafka_python_config, resolve
 from streamlearn.streams.records import ERROR_HEADER, HEADER_PREFIX, REASON_HEADER
 from streamlearn.tail import TailRecord, TopicNotFound, read_to_end
 
@@ -93,11 +95,13 @@ class DeadLetter:
 
 
 def read_dead_letters(
-    bootstrap: str, spec: Pipeline, reason: str | None = None
+    bootstrap: str, spec: Pipeline, reason: str | None = None,
+    settings: Settings | None = None,
 ) -> tuple[list[DeadLetter], Counter[str]]:
     """Dead letters of ``spec`` (those with ``reason`` if given), and counts of every reason."""
     try:
-        letters = [DeadLetter(spec.dlq_topic, r) for r in read_to_end(bootstrap, spec.dlq_topic)]
+        letters = [DeadLetter(spec.dlq_topic, r)
+                   for r in read_to_end(bootstrap, spec.dlq_topic, settings)]
     except TopicNotFound:
         raise DlqError(
             f"no dead-letter topic {spec.dlq_topic!r} at {bootstrap}: `streamlearn run` "
@@ -211,20 +215,22 @@ def read_fixed_events(path: str | Path, spec: Pipeline) -> list[dict[str, Any]]:
 
 
 def _send(
-    bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes | None, list[Any]]]
+    bootstrap: str, records: Iterable[tuple[str, bytes | None, bytes | None, list[Any]]],
+    settings: Settings | None,
 ) -> int:
     """Send ``(topic, key, value, headers)`` records and wait for every acknowledgement."""
     records = list(records)
     for topic in {record[0] for record in records}:
         # Else the producer would wait a minute for metadata of a topic that never comes.
-        if topic_partitions(bootstrap, topic) is None:
+        if topic_partitions(bootstrap, topic, settings=settings) is None:
             raise DlqError(
                 f"no events topic {topic!r} at {bootstrap}: `streamlearn run` creates it "
                 "(check the pipeline file and --name)"
             )
     # kafka-python's default partitioner is murmur2, as Java clients use: a key lands on
     # the partition it would have reached from any other producer.
-    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=5)
+    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=5,
+                             **kafka_python_config(resolve(settings)))
     try:
         futures = [
             producer.send(topic, key=key, value=value, headers=headers)
@@ -241,18 +247,20 @@ def _send(
 
 
 def replay_dead_letters(
-    letters: Sequence[DeadLetter], bootstrap: str, spec: Pipeline
+    letters: Sequence[DeadLetter], bootstrap: str, spec: Pipeline,
+    settings: Settings | None = None,
 ) -> int:
     """Send each letter's original key and bytes back to the events topic."""
     return _send(bootstrap, (
         (spec.events_topic, letter.record.key, letter.record.value, letter.replay_headers())
         for letter in letters
-    ))
+    ), settings)
 
 
-def send_events(events: Sequence[dict[str, Any]], bootstrap: str, spec: Pipeline) -> int:
+def send_events(events: Sequence[dict[str, Any]], bootstrap: str, spec: Pipeline,
+                settings: Settings | None = None) -> int:
     """Send events as JSON to the events topic, keyed by the spec's key field."""
     return _send(bootstrap, (
         (spec.events_topic, str(event[spec.key_field]).encode(), orjson.dumps(event), [])
         for event in events
-    ))
+    ), settings)

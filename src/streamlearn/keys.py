@@ -4,6 +4,10 @@ With an external broker (``STREAMLEARN_BOOTSTRAP``) it must be given as
 ``STREAMLEARN_MODEL_KEY``: every worker, on every host, must share it. With the local broker a
 random key is generated once into ``<state_dir>/model.key`` (mode 0600) and used by every
 local process, unless ``STREAMLEARN_MODEL_KEY`` is set.
+
+To rotate the key, sign with the new one and list the former ones in
+``STREAMLEARN_MODEL_KEYS_OLD`` (comma-separated): snapshots they signed still verify, until
+newer snapshots have replaced them and the list can be emptied.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 from streamlearn.config import Settings
 from streamlearn.errors import ConfigError
 
-__all__ = ["KEY_FILE", "model_key"]
+__all__ = ["KEY_FILE", "model_key", "old_model_keys"]
 
 KEY_FILE = "model.key"
 
@@ -35,6 +39,17 @@ def model_key(settings: Settings) -> bytes:
     if not path.exists():
         _create_key_file(path)
     return path.read_bytes().strip()
+
+
+def old_model_keys(settings: Settings) -> tuple[bytes, ...]:
+    """Former keys whose signatures are still accepted (never used to sign).
+
+    >>> from streamlearn.config import Secret
+    >>> old_model_keys(Settings(model_keys_old=Secret("k0, k1,")))
+    (b'k0', b'k1')
+    """
+    keys = settings.model_keys_old.reveal().split(",")
+    return tuple(k.strip().encode() for k in keys if k.strip())
 
 
 def _create_key_file(path: Path) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from streamlearn.config import Settings
 from streamlearn.tail import tail
 
 __all__ = ["collect_predictions", "prequential_accuracy"]
@@ -24,13 +25,15 @@ def collect_predictions(
     timeout: float,
     on_new: Callable[[], None] = lambda: None,
     alive: Callable[[], bool] = lambda: True,
+    settings: Settings | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Predictions for the ``wanted`` event ids, deduplicated, until all came or time ran out."""
     wanted = set(wanted)
     found: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout
     while len(found) < len(wanted) and time.monotonic() < deadline and alive():
-        for record in tail(bootstrap, topic, from_beginning=True, idle_timeout=2.0):
+        for record in tail(bootstrap, topic, from_beginning=True, idle_timeout=2.0,
+                           settings=settings):
             prediction = orjson.loads(record.value or b"null")
             event_id = prediction.get("event_id") if isinstance(prediction, dict) else None
             if event_id in wanted and event_id not in found:

@@ -12,6 +12,9 @@ from typing import Any
 import orjson
 from kafka import KafkaProducer
 
+from streamlearn.config import Settings
+from streamlearn.security import kafka_python_config, resolve
+
 __all__ = ["ReplayOptions", "encode_event", "replay", "with_ids"]
 
 
@@ -78,12 +81,16 @@ def replay(
     bootstrap: str,
     options: ReplayOptions,
     on_sent: Callable[[int], None] = lambda n: None,
+    settings: Settings | None = None,
 ) -> int:
-    """Send events as JSON to ``options.topic``; returns how many were sent (all acked)."""
+    """Send events as JSON to ``options.topic``; returns how many were sent (all acked).
+
+    ``settings`` gives the security settings (default: this process's)."""
     prefix = options.id_prefix or uuid.uuid4().hex[:8]
     stream = itertools.islice(with_ids(events, options.id_field, prefix), options.limit)
     key_field = options.key_field or options.id_field
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                             **kafka_python_config(resolve(settings)))
     wait = _pace(options.rate)
     sent = 0
     try:

@@ -20,7 +20,9 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
+from streamlearn.security import kafka_python_config, resolve
 
 __all__ = ["TailRecord", "TopicNotFound", "read_to_end", "tail"]
 
@@ -74,8 +76,10 @@ def _assign(
     return consumer.beginning_offsets(tps), consumer.end_offsets(tps)
 
 
-def _consumer(bootstrap: str, idle_timeout: float | None = None) -> KafkaConsumer:
+def _consumer(bootstrap: str, settings: Settings | None, idle_timeout: float | None = None
+              ) -> KafkaConsumer:
     return KafkaConsumer(
+        **kafka_python_config(resolve(settings)),
         bootstrap_servers=bootstrap.split(","),
         group_id=None,  # no group: never moves anyone's committed offsets
         client_id=f"streamlearn-tail-{uuid.uuid4().hex[:6]}",
@@ -91,14 +95,16 @@ def tail(
     limit: int | None = None,
     idle_timeout: float | None = None,
     on_start: Callable[[int], None] | None = None,
+    settings: Settings | None = None,
 ) -> Iterator[TailRecord]:
     """Records of ``topic`` as they arrive; stops after ``limit`` or ``idle_timeout`` s idle.
 
     ``on_start(n)`` is called once, when reading starts, with the number of records the
     topic already holds (shown only ``from_beginning``).
-    Raises :class:`TopicNotFound` if the topic does not exist.
+    Raises :class:`TopicNotFound` if the topic does not exist. ``settings`` gives the
+    security settings (default: this process's).
     """
-    consumer = _consumer(bootstrap, idle_timeout)
+    consumer = _consumer(bootstrap, settings, idle_timeout)
     try:
         first, end = _assign(consumer, bootstrap, topic)
         for tp in first:
@@ -113,14 +119,15 @@ def tail(
         consumer.close()
 
 
-def read_to_end(bootstrap: str, topic: str) -> Iterator[TailRecord]:
+def read_to_end(bootstrap: str, topic: str, settings: Settings | None = None
+                ) -> Iterator[TailRecord]:
     """Every record ``topic`` holds now, oldest first per partition, then stop.
 
     Stops at the end offsets fetched when reading starts (records that arrive later are
     not read), not after an idle timeout. Raises :class:`TopicNotFound`, or
     :class:`StreamlearnError` if the cluster serves nothing for 30 s.
     """
-    consumer = _consumer(bootstrap)
+    consumer = _consumer(bootstrap, settings)
     try:
         first, end = _assign(consumer, bootstrap, topic)
         pending = {tp for tp in first if end[tp] > first[tp]}

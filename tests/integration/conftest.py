@@ -14,6 +14,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,8 @@ from streamlearn.streams.worker import topic_configs
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_KEY = "integration-test-key"
+SASL_USER = "streamlearn-test"
+SASL_PASSWORD = "it-sasl-" + uuid.uuid4().hex  # unique, so a grep for it means a leak
 SESSION_TIMEOUT_S = 6  # the broker's minimum: a killed worker's partitions move in ~6 s
 
 
@@ -41,12 +44,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+@dataclass(frozen=True)
+class SecuredKafka:
+    """The session broker's SASL_SSL listener and what a client needs to use it."""
+
+    bootstrap: str
+    ca_file: Path
+
+    def env(self, password: str = SASL_PASSWORD) -> dict[str, str]:
+        return {
+            "STREAMLEARN_BOOTSTRAP": self.bootstrap,
+            "STREAMLEARN_SECURITY_PROTOCOL": "SASL_SSL",
+            "STREAMLEARN_SASL_USERNAME": SASL_USER,
+            "STREAMLEARN_SASL_PASSWORD": password,
+            "STREAMLEARN_SSL_CA_FILE": str(self.ca_file),
+        }
+
+    def settings(self) -> Settings:
+        return Settings.from_env(self.env())
+
+
 @pytest.fixture(scope="session")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Bootstrap address of a running broker."""
-    external = os.environ.get("STREAMLEARN_BOOTSTRAP")
-    if external:
-        yield external
+def broker_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings | None]:
+    """Settings of the session's own broker (None with STREAMLEARN_BOOTSTRAP): PLAINTEXT for
+    most tests, and a SASL_SSL listener on the same broker for the secured ones."""
+    if os.environ.get("STREAMLEARN_BOOTSTRAP"):
+        yield None
         return
     settings = Settings.from_env(
         {
@@ -54,14 +77,35 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "STREAMLEARN_STATE_DIR": str(tmp_path_factory.mktemp("kafka-state")),
             "STREAMLEARN_KAFKA_PORT": str(free_port()),
             "STREAMLEARN_CONTROLLER_PORT": str(free_port()),
+            "STREAMLEARN_BROKER_SASL_PORT": str(free_port()),
+            "STREAMLEARN_SASL_USERNAME": SASL_USER,
+            "STREAMLEARN_SASL_PASSWORD": SASL_PASSWORD,
         }
     )
     broker = LocalBroker(settings)
-    bootstrap = broker.start()
+    broker.start()
     try:
-        yield bootstrap
+        yield settings
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka(broker_settings: Settings | None) -> str:
+    """Bootstrap address (PLAINTEXT) of a running broker."""
+    if broker_settings is None:
+        return os.environ["STREAMLEARN_BOOTSTRAP"]
+    return LocalBroker(broker_settings).bootstrap
+
+
+@pytest.fixture(scope="session")
+def secured_kafka(broker_settings: Settings | None) -> SecuredKafka:
+    """The same broker's SASL_SSL listener (SCRAM-SHA-512 user, CA made by the launcher)."""
+    if broker_settings is None:
+        pytest.skip("STREAMLEARN_BOOTSTRAP names an external broker: no SASL_SSL listener "
+                    "of ours to test against")
+    host, port = broker_settings.kafka_host, broker_settings.broker_sasl_port
+    return SecuredKafka(f"{host}:{port}", broker_settings.local_tls_dir / "ca.pem")
 
 
 @pytest.fixture

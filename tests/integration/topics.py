@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from streamlearn.config import Settings
 from streamlearn.tail import read_to_end
 
 T = TypeVar("T")
@@ -30,10 +31,11 @@ def wait_until(check: Callable[[], T], timeout: float, what: str, every: float =
         time.sleep(every)
 
 
-def predictions(kafka: str, topic: str) -> list[dict[str, Any]]:
+def predictions(kafka: str, topic: str, settings: Settings | None = None
+                ) -> list[dict[str, Any]]:
     """Every prediction on ``topic`` (duplicates included), with its partition."""
     return [{**orjson.loads(r.value or b"{}"), "_partition": r.partition}
-            for r in read_to_end(kafka, topic)]
+            for r in read_to_end(kafka, topic, settings or Settings())]
 
 
 def first_per_event(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -45,12 +47,13 @@ def first_per_event(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def wait_for_predictions(kafka: str, topic: str, event_ids: set[str], timeout: float,
-                         alive: Callable[[], bool] = lambda: True) -> dict[str, dict[str, Any]]:
+                         alive: Callable[[], bool] = lambda: True,
+                         settings: Settings | None = None) -> dict[str, dict[str, Any]]:
     """The first prediction of each of ``event_ids``, once all of them are there."""
 
     def check() -> dict[str, dict[str, Any]] | None:
         assert alive(), "the worker exited"
-        kept = first_per_event(predictions(kafka, topic))
+        kept = first_per_event(predictions(kafka, topic, settings))
         return kept if event_ids <= kept.keys() else None
 
     return wait_until(check, timeout, f"{len(event_ids)} predictions on {topic}", every=1.0)

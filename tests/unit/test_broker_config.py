@@ -69,6 +69,34 @@ def test_server_properties_bind_loopback_with_single_node_replication(settings: 
     assert "0.0.0.0" not in render_server_properties(settings)
 
 
+def test_sasl_listener_is_scram_over_tls_on_loopback_beside_plaintext(
+        settings: Settings, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from streamlearn.broker.server_config import parse_identity
+    from streamlearn.broker.tls import BrokerTls
+    from streamlearn.broker.users import add_scram_argument
+    from streamlearn.config import Secret
+
+    secured = replace(settings, broker_sasl_port=19194, sasl_username="ml",
+                      sasl_password=Secret("pw"))
+    tls = BrokerTls(tmp_path / "broker.p12", tmp_path / "trust.p12", tmp_path / "ca.pem", "sp")
+    text = render_server_properties(secured, tls)
+    props = _properties(text)
+    assert props["listeners"] == ("PLAINTEXT://127.0.0.1:19192,CONTROLLER://127.0.0.1:19193,"
+                                  "SASL_SSL://127.0.0.1:19194")
+    assert props["advertised.listeners"].endswith(",SASL_SSL://127.0.0.1:19194")
+    assert props["inter.broker.listener.name"] == "PLAINTEXT"
+    assert props["listener.security.protocol.map"].endswith(",SASL_SSL:SASL_SSL")
+    assert props["listener.name.sasl_ssl.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert "ScramLoginModule" in props["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"]
+    assert props["listener.name.sasl_ssl.ssl.keystore.location"] == str(tls.keystore)
+    assert "pw" not in props.values(), "the user's password is stored by the controller only"
+    assert parse_identity(text) == (settings.kafka_version, "127.0.0.1:19192")
+    assert add_scram_argument(secured) == "SCRAM-SHA-512=[name=ml,password=pw]"
+    assert "SASL_SSL" not in render_server_properties(settings)
+
+
 @pytest.mark.parametrize(
     ("field", "env"),
     [("kafka_port", "STREAMLEARN_KAFKA_PORT"), ("controller_port", "STREAMLEARN_CONTROLLER_PORT")],
@@ -241,5 +269,6 @@ def test_public_api_is_sorted_and_complete() -> None:
     assert names == sorted(names)
     assert all(hasattr(streamlearn.broker, name) for name in names)
     public = {n for n in vars(streamlearn.broker) if not n.startswith("_")}
-    submodules = {"admin", "cli", "ensure", "jars", "local", "server_config", "system"}
+    submodules = {"admin", "cli", "ensure", "jars", "local", "server_config", "system", "tls",
+                  "users"}
     assert public - submodules - {"annotations"} == set(names)

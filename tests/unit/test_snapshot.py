@@ -103,3 +103,33 @@ def test_store_keeps_the_newest_versions_and_tombstones_older_ones():
     versions = collect_versions(records, ["partition-0"])["partition-0"]
     assert sorted(versions) == [2, 3]
     assert all(v.manifest and len(v.chunks) == chunks for v in versions.values())
+
+
+def test_a_snapshot_signed_with_a_rotated_out_key_restores_only_while_that_key_is_listed(
+        monkeypatch):
+    from streamlearn import keys
+    from streamlearn.config import Settings
+    from streamlearn.streams import snapshots
+
+    old = snapshot_of(trained_tree(50), key=b"old key")
+    producer = FakeProducer()
+    writer = SnapshotStore({}, producer, "p.models", b"old key", "fp", kept=2)  # type: ignore[arg-type]
+    writer.write(old)
+    records = [(k.encode(), v) for k, v in producer.records]
+    monkeypatch.setattr(snapshots, "read_versions",
+                        lambda config, topic, models: collect_versions(records, models))
+
+    def load(env: dict[str, str]) -> snapshots.Restored | None:
+        settings = Settings.from_env(env)
+        store = SnapshotStore({}, FakeProducer(), "p.models", keys.model_key(settings),  # type: ignore[arg-type]
+                              "fp", kept=2, old_keys=keys.old_model_keys(settings))
+        return store.load(["partition-0"])["partition-0"]
+
+    rotated = {"STREAMLEARN_MODEL_KEY": "new key", "STREAMLEARN_BOOTSTRAP": "kafka:9092"}
+    restored = load({**rotated, "STREAMLEARN_MODEL_KEYS_OLD": "older key,old key"})
+    assert restored is not None and restored.manifest["snapshot_id"] == 1
+    assert restored.model.version == 50
+    assert load(rotated) is None, "refused, as before, when the old key is not listed"
+    assert _refusal(old.manifest, old.chunks, key=b"new key") == "bad_signature"
+    assert restore(old.manifest, old.chunks, key=b"new key", fingerprint="fp",
+                   old_keys=[b"old key"]).version == 50

@@ -1,7 +1,8 @@
 """Short-lived kafka-python admin calls: readiness, topics, consumer group deletion.
 
 Each helper opens one ``KafkaAdminClient`` and closes it before returning, so callers
-never hold a connection (or its background IO thread) they did not ask for.
+never hold a connection (or its background IO thread) they did not ask for. ``settings``
+gives the security settings (default: this process's, :func:`streamlearn.config.load_settings`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import kafka.errors
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, for_code
 
+from streamlearn.config import Settings
 from streamlearn.errors import BrokerError
+from streamlearn.security import client_errors, failure_hint, kafka_python_config, resolve
 
 __all__ = [
     "GroupNotEmpty",
@@ -45,13 +48,15 @@ class GroupNotEmpty(BrokerError):
 
 
 @contextlib.contextmanager
-def _admin(bootstrap: str, timeout: float) -> Iterator[KafkaAdminClient]:
+def _admin(bootstrap: str, timeout: float, settings: Settings | None
+           ) -> Iterator[KafkaAdminClient]:
     ms = max(int(timeout * 1000), 100)
     client = KafkaAdminClient(
         bootstrap_servers=bootstrap.split(","),
         client_id=CLIENT_ID,
         bootstrap_timeout_ms=ms,
         request_timeout_ms=ms,
+        **kafka_python_config(resolve(settings)),
     )
     try:
         yield client
@@ -59,24 +64,30 @@ def _admin(bootstrap: str, timeout: float) -> Iterator[KafkaAdminClient]:
         client.close()
 
 
-def wait_ready(bootstrap: str, timeout: float) -> None:
+def wait_ready(bootstrap: str, timeout: float, settings: Settings | None = None) -> None:
     """Return once the cluster at ``bootstrap`` serves an admin request.
 
     An open port is not enough: a KRaft broker accepts connections before it is
     unfenced, so ready means DescribeCluster lists an unfenced broker and a controller.
+    A refused login or an untrusted certificate fails at once: waiting cannot fix them.
     """
+    settings = resolve(settings)
     deadline = time.monotonic() + timeout
     problem: str | None = "no answer"
     while True:
         remaining = deadline - time.monotonic()
         try:
-            with _admin(bootstrap, min(max(remaining, 0.5), 5.0)) as client:
+            with client_errors() as logged, \
+                    _admin(bootstrap, min(max(remaining, 0.5), 5.0), settings) as client:
                 cluster = client.describe_cluster()
             problem = _not_ready_reason(cluster)
             if problem is None:
                 return
         except (KafkaError, OSError) as e:
             problem = str(e) or type(e).__name__
+            hint = failure_hint(settings, " ".join([type(e).__name__, problem, *logged]))
+            if hint is not None:
+                raise BrokerError(f"kafka at {bootstrap}: {hint}") from None
         if time.monotonic() + _POLL_S >= deadline:
             raise BrokerError(f"kafka at {bootstrap} not ready after {timeout:g} s: {problem}")
         time.sleep(_POLL_S)
@@ -91,9 +102,10 @@ def _not_ready_reason(cluster: Mapping[str, Any]) -> str | None:
     return None
 
 
-def topic_partitions(bootstrap: str, name: str, timeout: float = 10.0) -> int | None:
+def topic_partitions(bootstrap: str, name: str, timeout: float = 10.0,
+                     settings: Settings | None = None) -> int | None:
     """Partition count of topic ``name``, or None if it does not exist."""
-    with _admin(bootstrap, timeout) as client:
+    with _admin(bootstrap, timeout, settings) as client:
         return _partition_counts(client, [name])[name]
 
 
@@ -102,6 +114,7 @@ def create_topics(
     topics: Mapping[str, int],
     configs: Mapping[str, Mapping[str, str]] | None = None,
     timeout: float = 30.0,
+    settings: Settings | None = None,
 ) -> None:
     """Create ``topics`` (name -> partitions) that do not exist yet, and wait until usable.
 
@@ -112,7 +125,7 @@ def create_topics(
         return
     configs = configs or {}
     names = list(topics)
-    with _admin(bootstrap, timeout) as client:
+    with _admin(bootstrap, timeout, settings) as client:
         found = _partition_counts(client, names)
         _check_counts(topics, found)
         missing = {
@@ -134,12 +147,13 @@ def create_topics(
         _check_counts(topics, _partition_counts(client, names))
 
 
-def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -> None:
+def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0,
+                  settings: Settings | None = None) -> None:
     """Delete topics ``names``; those that do not exist are ignored."""
     names = list(names)
     if not names:
         return
-    with _admin(bootstrap, timeout) as client:
+    with _admin(bootstrap, timeout, settings) as client:
         result = client.delete_topics(names, raise_errors=False)
         _raise_topic_errors(result["topics"], ignore=_UNKNOWN_TOPIC, action="delete")
         # Deletion is asynchronous; wait so that a re-create right after cannot collide.
@@ -152,7 +166,8 @@ def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -
             time.sleep(_POLL_S)
 
 
-def delete_group(bootstrap: str, group_id: str, timeout: float = 30.0) -> bool:
+def delete_group(bootstrap: str, group_id: str, timeout: float = 30.0,
+                 settings: Settings | None = None) -> bool:
     """Delete consumer group ``group_id`` and its committed offsets.
 
     Returns False if there was no such group. Raises :class:`GroupNotEmpty` while the
@@ -166,7 +181,7 @@ def delete_group(bootstrap: str, group_id: str, timeout: float = 30.0) -> bool:
             raise error()
         return str(result)
 
-    with _admin(bootstrap, timeout) as client:
+    with _admin(bootstrap, timeout, settings) as client:
         # A fresh cluster has no coordinator until __consumer_offsets exists: retry that.
         result = _retry(attempt, timeout, f"delete consumer group {group_id!r}")
     if result == _GROUP_NOT_EMPTY:

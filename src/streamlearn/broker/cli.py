@@ -130,7 +130,7 @@ def status() -> None:
 
 def _check_external(settings: Settings) -> None:
     try:
-        wait_ready(settings.bootstrap, min(settings.broker_timeout, STATUS_PROBE_S))
+        wait_ready(settings.bootstrap, min(settings.broker_timeout, STATUS_PROBE_S), settings)
     except StreamlearnError as e:
         raise BrokerCommandError(f"{e} (check STREAMLEARN_BOOTSTRAP)") from None
     click.echo(f"external kafka up at {settings.bootstrap} (STREAMLEARN_BOOTSTRAP)")

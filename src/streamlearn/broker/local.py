@@ -17,13 +17,17 @@ from pathlib import Path
 
 from streamlearn.broker import admin, jars
 from streamlearn.broker.server_config import (
+    SASL_LISTENER,
     new_cluster_id,
     parse_identity,
     render_server_properties,
 )
 from streamlearn.broker.system import check_java, check_ports_free, pid_alive, signal_pid, wait_gone
+from streamlearn.broker.tls import BrokerTls, ensure_certificates
+from streamlearn.broker.users import add_scram_argument, upsert_scram_user
 from streamlearn.config import Settings
 from streamlearn.errors import BrokerError
+from streamlearn.security import plaintext
 
 __all__ = ["BrokerStatus", "LocalBroker"]
 
@@ -60,6 +64,8 @@ class LocalBroker:
         self.out_path = self.log_dir / "kafka.out"
         # Not settings.bootstrap_servers: that names the external cluster when one is set.
         self.bootstrap = f"{settings.kafka_host}:{settings.kafka_port}"
+        # The launcher's own admin calls use the PLAINTEXT listener, whatever clients use.
+        self.admin_settings = plaintext(settings)
 
     @property
     def pid(self) -> int | None:
@@ -98,7 +104,7 @@ class LocalBroker:
         if pid is not None:
             version, bootstrap = self._running_identity()
             try:
-                admin.wait_ready(bootstrap, probe_timeout)
+                admin.wait_ready(bootstrap, probe_timeout, self.admin_settings)
                 ready = True
             except BrokerError:
                 pass
@@ -114,6 +120,7 @@ class LocalBroker:
                 f"{self.bootstrap}: run `streamlearn broker stop` first, "
                 "or set STREAMLEARN_KAFKA_PORT to match"
             )
+        self._check_sasl_listener(pid)
         if version != self.settings.kafka_version:
             log.warning(
                 "kafka %s is running, not %s: stop it to switch versions",
@@ -121,7 +128,7 @@ class LocalBroker:
                 self.settings.kafka_version,
             )
         try:
-            admin.wait_ready(bootstrap, self.settings.broker_timeout)
+            admin.wait_ready(bootstrap, self.settings.broker_timeout, self.admin_settings)
         except BrokerError as e:
             raise BrokerError(
                 f"kafka (pid {pid}) runs but does not answer at {bootstrap}: {e}; "
@@ -134,13 +141,20 @@ class LocalBroker:
         java = check_java(self.settings)
         check_ports_free(self.settings)
         libs = jars.resolve_jars(self.settings)
-        self._write_config()
-        self._format_storage(java, libs)
+        tls = None
+        if self.settings.broker_sasl_port:
+            tls = ensure_certificates(self.settings.local_tls_dir, java)
+        self._write_config(tls)
+        formatted_now = self._format_storage(java, libs)
         bootstrap = self.bootstrap
         log_offset = _size(self.log_path)
         started = time.monotonic()
         proc = self._spawn(java, libs)
         self._wait_started(proc, bootstrap, log_offset)
+        if tls is not None and not formatted_now:
+            # Storage formatted before the listener was turned on (or with another password)
+            # has no such SCRAM user yet; the controller stores it like --add-scram does.
+            upsert_scram_user(bootstrap, self.settings, self.settings.broker_timeout)
         log.info(
             "kafka %s up at %s (pid %d) in %.1f s",
             self.settings.kafka_version,
@@ -150,10 +164,13 @@ class LocalBroker:
         )
         return bootstrap
 
-    def _write_config(self) -> None:
+    def _write_config(self, tls: BrokerTls | None) -> None:
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(render_server_properties(self.settings), encoding="utf-8")
+        self.config_path.write_text(render_server_properties(self.settings, tls),
+                                    encoding="utf-8")
+        # It holds the keystore password with a SASL listener: private to the user.
+        self.config_path.chmod(0o600)
         log_config = self.dir / jars.log_config_name(self.settings.kafka_version)
         log_config.write_text(jars.log_config_text(self.settings.kafka_version), encoding="utf-8")
 
@@ -169,17 +186,23 @@ class LocalBroker:
             str(libs / "*"),  # the JVM expands the wildcard itself
         ]
 
-    def _format_storage(self, java: str, libs: Path) -> None:
+    def _format_storage(self, java: str, libs: Path) -> bool:
+        """Format once; True if this call did (then SCRAM users were added with it)."""
         if (self.dir / "data" / "meta.properties").is_file():
-            return
+            return False
         cluster_id = new_cluster_id()
         # C1 only: this JVM lives ~1 s, where full JIT warm-up costs more than it saves.
         cmd = [*self._jvm_args(java, libs), "kafka.tools.StorageTool"]
         cmd.insert(1, "-XX:TieredStopAtLevel=1")
         # Static controller.quorum.voters: format needs no --standalone flag.
         cmd += ["format", "-t", cluster_id, "-c", str(self.config_path), "--ignore-formatted"]
-        _run_tool(cmd)
+        secret = None
+        if self.settings.broker_sasl_port:
+            secret = add_scram_argument(self.settings)
+            cmd += ["--add-scram", secret]
+        _run_tool(cmd, redact=secret)
         log.info("formatted kafka storage in %s (cluster id %s)", self.dir / "data", cluster_id)
+        return True
 
     def _spawn(self, java: str, libs: Path) -> subprocess.Popen[bytes]:
         cmd = [*self._jvm_args(java, libs)]
@@ -217,10 +240,25 @@ class LocalBroker:
                     "or set STREAMLEARN_BROKER_TIMEOUT higher on a slow machine"
                 )
             try:
-                admin.wait_ready(bootstrap, min(remaining, 2.0))
+                admin.wait_ready(bootstrap, min(remaining, 2.0), self.admin_settings)
                 return
             except BrokerError:
                 continue
+
+    def _check_sasl_listener(self, pid: int) -> None:
+        if not self.settings.broker_sasl_port:
+            return
+        host, port = self.settings.kafka_host, self.settings.broker_sasl_port
+        try:
+            text = self.config_path.read_text(encoding="utf-8")
+        except OSError:
+            text = ""
+        if f"{SASL_LISTENER}://{host}:{port}" not in text:
+            raise BrokerError(
+                f"kafka from {self.dir} (pid {pid}) runs without a SASL_SSL listener on "
+                f"{host}:{port}: run `streamlearn broker stop`, then start again to add it "
+                "(STREAMLEARN_BROKER_SASL_PORT)"
+            )
 
     def _kill(self, proc: subprocess.Popen[bytes]) -> None:
         signal_pid(proc.pid, signal.SIGKILL, group=True)
@@ -271,7 +309,7 @@ class LocalBroker:
         return (version or self.settings.kafka_version, bootstrap or self.bootstrap)
 
 
-def _run_tool(cmd: list[str]) -> str:
+def _run_tool(cmd: list[str], redact: str | None = None) -> str:
     try:
         result = subprocess.run(
             cmd, capture_output=True, text=True, timeout=_TOOL_TIMEOUT_S, check=False
@@ -279,7 +317,10 @@ def _run_tool(cmd: list[str]) -> str:
     except (OSError, subprocess.TimeoutExpired) as e:
         raise BrokerError(f"kafka storage tool failed: {e}") from None
     if result.returncode != 0:
-        tail = (result.stderr + result.stdout).strip().splitlines()[-1:] or ["no output"]
+        output = result.stderr + result.stdout
+        if redact:
+            output = output.replace(redact, "--add-scram ***")
+        tail = output.strip().splitlines()[-1:] or ["no output"]
         raise BrokerError(f"kafka storage tool failed (exit {result.returncode}): {tail[0]}")
     return result.stdout
 

@@ -6,15 +6,17 @@ import base64
 import re
 import uuid
 
+from streamlearn.broker.tls import BrokerTls
 from streamlearn.config import Settings
 
 __all__ = ["new_cluster_id", "parse_identity", "render_server_properties"]
 
 _VERSION_LINE = re.compile(r"^# kafka_version=(\S+)$", re.MULTILINE)
-_ADVERTISED = re.compile(r"^advertised\.listeners=PLAINTEXT://(\S+)$", re.MULTILINE)
+_ADVERTISED = re.compile(r"^advertised\.listeners=PLAINTEXT://([^,\s]+)", re.MULTILINE)
+SASL_LISTENER = "SASL_SSL"
 
 
-def render_server_properties(settings: Settings) -> str:
+def render_server_properties(settings: Settings, tls: BrokerTls | None = None) -> str:
     """``server.properties`` of a combined broker+controller bound to ``kafka_host`` only.
 
     >>> text = render_server_properties(Settings(kafka_port=19092, controller_port=19093))
@@ -22,6 +24,7 @@ def render_server_properties(settings: Settings) -> str:
     True
     """
     host, data = settings.kafka_host, settings.broker_dir / "data"
+    sasl = f",{SASL_LISTENER}://{host}:{settings.broker_sasl_port}" if tls else ""
     lines = [
         "# written by streamlearn on every start; edits are overwritten",
         f"# kafka_version={settings.kafka_version}",
@@ -29,11 +32,12 @@ def render_server_properties(settings: Settings) -> str:
         "node.id=1",
         f"controller.quorum.voters=1@{host}:{settings.controller_port}",
         f"listeners=PLAINTEXT://{host}:{settings.kafka_port},"
-        f"CONTROLLER://{host}:{settings.controller_port}",
-        f"advertised.listeners=PLAINTEXT://{host}:{settings.kafka_port}",
+        f"CONTROLLER://{host}:{settings.controller_port}{sasl}",
+        f"advertised.listeners=PLAINTEXT://{host}:{settings.kafka_port}{sasl}",
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+        + (f",{SASL_LISTENER}:SASL_SSL" if tls else ""),
         f"log.dirs={data}",
         "num.partitions=1",
         # The defaults (3) block consumer groups and transactions on a single broker.
@@ -47,8 +51,30 @@ def render_server_properties(settings: Settings) -> str:
         # streamlearn creates its topics with explicit partition counts; a typo in a
         # topic name must fail, not create a 1-partition topic.
         "auto.create.topics.enable=false",
+        *(_sasl_listener(settings, tls) if tls else []),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _sasl_listener(settings: Settings, tls: BrokerTls) -> list[str]:
+    """SCRAM over TLS for clients; the broker and controller talk PLAINTEXT on loopback."""
+    mechanism = settings.sasl_mechanism
+    prefix = f"listener.name.{SASL_LISTENER.lower()}."
+    return [
+        f"sasl.enabled.mechanisms={mechanism}",
+        f"{prefix}sasl.enabled.mechanisms={mechanism}",
+        f"{prefix}{mechanism.lower()}.sasl.jaas.config="
+        + ("org.apache.kafka.common.security.plain.PlainLoginModule required;"
+           if mechanism == "PLAIN" else
+           "org.apache.kafka.common.security.scram.ScramLoginModule required;"),
+        f"{prefix}ssl.keystore.type=PKCS12",
+        f"{prefix}ssl.keystore.location={tls.keystore}",
+        f"{prefix}ssl.keystore.password={tls.password}",
+        f"{prefix}ssl.key.password={tls.password}",
+        f"{prefix}ssl.truststore.type=PKCS12",
+        f"{prefix}ssl.truststore.location={tls.truststore}",
+        f"{prefix}ssl.truststore.password={tls.password}",
+    ]
 
 
 def parse_identity(properties: str) -> tuple[str | None, str | None]:

@@ -30,6 +30,7 @@ import hmac
 import pickle
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,16 +149,20 @@ def build_snapshot(
     return Snapshot(manifest, chunks)
 
 
-def verify(manifest: dict[str, Any], key: bytes, fingerprint: str) -> None:
-    """Raise unless the manifest is signed with ``key`` and fits this river and spec."""
+def verify(manifest: dict[str, Any], key: bytes, fingerprint: str,
+           old_keys: Sequence[bytes] = ()) -> None:
+    """Raise unless the manifest is signed with ``key`` (or one of the ``old_keys`` being
+    rotated out) and fits this river and spec."""
     signature = manifest.get("signature")
     if not isinstance(signature, str):
         raise SnapshotRefused(manifest, "unsigned", "the manifest carries no signature")
-    if not hmac.compare_digest(signature, _signature(manifest, key)):
+    # Every key is tried, so the time taken does not tell which one matched.
+    matches = [hmac.compare_digest(signature, _signature(manifest, k)) for k in (key, *old_keys)]
+    if not any(matches):
         raise SnapshotRefused(
             manifest, "bad_signature",
-            "the signature does not match (tampered, or signed with another "
-            "STREAMLEARN_MODEL_KEY)",
+            "the signature does not match (tampered, or signed with a key that is neither "
+            "STREAMLEARN_MODEL_KEY nor in STREAMLEARN_MODEL_KEYS_OLD)",
         )
     if manifest.get("river") != river.__version__:
         raise SnapshotIncompatible(
@@ -173,10 +178,11 @@ def verify(manifest: dict[str, Any], key: bytes, fingerprint: str) -> None:
 
 
 def restore(
-    manifest: dict[str, Any], chunks: list[bytes], *, key: bytes, fingerprint: str
+    manifest: dict[str, Any], chunks: list[bytes], *, key: bytes, fingerprint: str,
+    old_keys: Sequence[bytes] = (),
 ) -> OnlineModel:
     """The model of a verified snapshot; :class:`SnapshotRefused` says why not."""
-    verify(manifest, key, fingerprint)
+    verify(manifest, key, fingerprint, old_keys)
     if len(chunks) != manifest["chunks"]:
         raise SnapshotRefused(
             manifest, "incomplete", f"{len(chunks)} of {manifest['chunks']} chunks present"

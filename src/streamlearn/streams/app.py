@@ -21,6 +21,7 @@ from mode import Service
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
 from streamlearn.pipeline import Pipeline
+from streamlearn.security import faust_credentials
 from streamlearn.streams.hot_path import HotPath
 
 __all__ = ["HotPathService", "broker_urls", "create_app"]
@@ -83,6 +84,7 @@ def create_app(spec: Pipeline, settings: Settings) -> faust.App:
         # Not the hot path's group: faust's own consumer must never join it.
         f"streamlearn-{spec.name}-host",
         broker=broker_urls(settings.bootstrap_servers),
+        broker_credentials=faust_credentials(settings),
         store="memory://",
         datadir=str(datadir),
         processing_guarantee="at_least_once",

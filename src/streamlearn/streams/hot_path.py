@@ -32,11 +32,13 @@ from confluent_kafka import TopicPartition as TP
 from streamlearn.config import Settings
 from streamlearn.features.online import PartitionFeatures, meta_key
 from streamlearn.features.stages import Stage
+from streamlearn.keys import old_model_keys
 from streamlearn.models.drift import DriftOptions
 from streamlearn.models.online import OnlineModel
 from streamlearn.models.snapshot import build_snapshot
 from streamlearn.monitoring.metrics import BoundMetrics
 from streamlearn.pipeline import Pipeline
+from streamlearn.security import failure_hint, librdkafka_config
 from streamlearn.streams.broker_watch import BrokerWatch
 from streamlearn.streams.processor import PartitionProcessor
 from streamlearn.streams.snapshots import Restored, SnapshotStore, records
@@ -65,8 +67,10 @@ BROKER_LOST = (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._
 
 
 def kafka_config(settings: Settings, client_id: str) -> dict[str, Any]:
-    """What every librdkafka client of the worker shares (its log goes to Python logging)."""
+    """What every librdkafka client of the worker shares (its log goes to Python logging),
+    security settings included."""
     return {
+        **librdkafka_config(settings),
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": client_id,
         "logger": logging.getLogger(LIBRDKAFKA_LOGGER),
@@ -144,6 +148,7 @@ class HotPath:
             base, self.producer, spec.models_topic, key, self.fingerprint,
             settings.snapshots_kept,
             on_refused=lambda reason: metrics.snapshots_refused[reason].inc(),
+            old_keys=old_model_keys(settings),
         )
         self.drift = DriftOptions(settings.drift == "on", settings.drift_adwin_delta,
                                   settings.drift_reference_events, settings.drift_psi_threshold)
@@ -247,7 +252,8 @@ class HotPath:
         if error.code() in BROKER_LOST:
             self.watch.lost(error.str())
         elif not self.watch.down:
-            log.warning("kafka: %s", error)
+            # A refused login or certificate says which setting to fix.
+            log.warning("kafka: %s", failure_hint(self.settings, error.str()) or error)
 
     def _on_delivery(self, error: KafkaError | None, message: Any) -> None:
         if error is not None:

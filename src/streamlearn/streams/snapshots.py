@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,11 +128,14 @@ class SnapshotStore:
         fingerprint: str,
         kept: int,
         on_refused: Any = lambda reason: None,
+        old_keys: Sequence[bytes] = (),
     ) -> None:
         self.consumer_config = consumer_config
         self.producer = producer
         self.topic = topic
         self.key = key
+        self.old_keys = tuple(old_keys)
+        """Keys being rotated out: accepted when loading, never used to sign."""
         self.fingerprint = fingerprint
         self.kept = kept
         self.on_refused = on_refused
@@ -170,7 +173,7 @@ class SnapshotStore:
             chunks = [version.chunks[i] for i in sorted(version.chunks)]
             try:
                 restored = restore(version.manifest, chunks, key=self.key,
-                                   fingerprint=self.fingerprint)
+                                   fingerprint=self.fingerprint, old_keys=self.old_keys)
             except SnapshotIncompatible as exc:
                 if not ignore_incompatible:
                     raise

@@ -66,7 +66,7 @@ def run_worker(spec: Pipeline, settings: Settings, loglevel: str = "info",
             "relearn them in place; run `streamlearn reset` on it, then `streamlearn run`"
         )
     bootstrap = ensure_broker(settings)
-    create_topics(bootstrap, spec.topics, topic_configs(spec, settings))
+    create_topics(bootstrap, spec.topics, topic_configs(spec, settings), settings=settings)
     app, hot_path = build_worker(spec, settings, rebuild=rebuild)
     serve_metrics(settings, REGISTRY)
     log.info(

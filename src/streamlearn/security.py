@@ -1,0 +1,218 @@
+"""How each Kafka client library the project uses reaches a secured Kafka.
+
+One set of settings (``STREAMLEARN_SECURITY_PROTOCOL``, ``STREAMLEARN_SASL_*``,
+``STREAMLEARN_SSL_*``) becomes the config of librdkafka (confluent-kafka), kafka-python and
+faust/aiokafka. The SASL password is read here, when a client is made: from
+``STREAMLEARN_SASL_PASSWORD`` or, re-read on every use, ``STREAMLEARN_SASL_PASSWORD_FILE``.
+
+>>> from streamlearn.config import Secret, Settings
+>>> librdkafka_config(Settings())
+{}
+>>> s = Settings(bootstrap="kafka:9094", security_protocol="SASL_SSL", sasl_username="ml",
+...              sasl_password=Secret("pw"))
+>>> sorted(librdkafka_config(s))
+['sasl.mechanism', 'sasl.password', 'sasl.username', 'security.protocol']
+>>> kafka_python_config(s)["sasl_plain_password"]
+'pw'
+>>> failure_hint(s, "SASL authentication error: Authentication failed")
+'authentication failed for user ml (check STREAMLEARN_SASL_USERNAME and STREAMLEARN_SASL_PASSWORD)'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import ssl
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from streamlearn.config import Settings, load_settings
+from streamlearn.errors import ConfigError
+
+__all__ = [
+    "ca_file",
+    "client_errors",
+    "failure_hint",
+    "faust_credentials",
+    "kafka_python_config",
+    "librdkafka_config",
+    "plaintext",
+    "resolve",
+    "sasl_password",
+    "ssl_context",
+]
+
+_AUTH_FAILED = re.compile(r"authenticat|invalid credentials|SaslAuthenticationFailed", re.I)
+_UNTRUSTED = re.compile(r"certificate verify failed|unknown ca|self[- ]signed|unable to get "
+                        r"local issuer|CERTIFICATE_VERIFY_FAILED|ssl handshake failed", re.I)
+
+
+def resolve(settings: Settings | None) -> Settings:
+    """``settings``, or this process's (for callers that pass a bootstrap string only)."""
+    return settings if settings is not None else load_settings()
+
+
+def plaintext(settings: Settings) -> Settings:
+    """``settings`` for the local broker's own PLAINTEXT listener (its launcher's calls)."""
+    return replace(settings, security_protocol="PLAINTEXT")
+
+
+def sasl_password(settings: Settings) -> str:
+    """The SASL password: the setting's value, or the file's first line, read now."""
+    if settings.sasl_password:
+        return settings.sasl_password.reveal()
+    path = settings.sasl_password_file
+    if path is None:
+        return ""
+    try:
+        return path.read_text(encoding="utf-8").strip("\r\n")
+    except OSError as e:
+        raise ConfigError("sasl_password_file", "STREAMLEARN_SASL_PASSWORD_FILE",
+                          f"cannot read {path}: {e.strerror}") from None
+
+
+def ca_file(settings: Settings) -> Path | None:
+    """The CA clients trust: the setting, else the local broker's own CA, else the system's."""
+    if settings.ssl_ca_file is not None:
+        path: Path | None = settings.ssl_ca_file
+    elif not settings.uses_external_broker and settings.uses_tls:
+        path = settings.local_tls_dir / "ca.pem"
+    else:
+        path = None
+    _check_file(path, "ssl_ca_file")
+    return path
+
+
+def _check_file(path: Path | None, name: str) -> None:
+    if path is not None and not path.is_file():
+        raise ConfigError(name, "STREAMLEARN_" + name.upper(), f"{path} is not a file")
+
+
+def _tls_files(settings: Settings) -> tuple[Path | None, Path | None, Path | None]:
+    _check_file(settings.ssl_cert_file, "ssl_cert_file")
+    _check_file(settings.ssl_key_file, "ssl_key_file")
+    return ca_file(settings), settings.ssl_cert_file, settings.ssl_key_file
+
+
+def librdkafka_config(settings: Settings) -> dict[str, Any]:
+    """Security properties of a confluent-kafka Producer/Consumer/AdminClient."""
+    if settings.security_protocol == "PLAINTEXT":
+        return {}
+    config: dict[str, Any] = {"security.protocol": settings.security_protocol}
+    ca, cert, key = _tls_files(settings)
+    optional = {
+        "ssl.ca.location": ca,
+        "ssl.certificate.location": cert,
+        "ssl.key.location": key,
+        "ssl.key.password": settings.ssl_key_password.reveal() or None,
+    }
+    config.update({k: str(v) for k, v in optional.items() if v is not None})
+    if settings.security_protocol == "SASL_SSL":
+        config.update({
+            "sasl.mechanism": settings.sasl_mechanism,
+            "sasl.username": settings.sasl_username,
+            "sasl.password": sasl_password(settings),
+        })
+    return config
+
+
+def kafka_python_config(settings: Settings) -> dict[str, Any]:
+    """Security keyword arguments of kafka-python's KafkaProducer/KafkaConsumer/Admin."""
+    if settings.security_protocol == "PLAINTEXT":
+        return {}
+    ca, cert, key = _tls_files(settings)
+    config: dict[str, Any] = {
+        "security_protocol": settings.security_protocol,
+        "ssl_cafile": str(ca) if ca else None,
+        "ssl_certfile": str(cert) if cert else None,
+        "ssl_keyfile": str(key) if key else None,
+        "ssl_password": settings.ssl_key_password.reveal() or None,
+    }
+    if settings.security_protocol == "SASL_SSL":
+        config.update({
+            "sasl_mechanism": settings.sasl_mechanism,
+            "sasl_plain_username": settings.sasl_username,
+            "sasl_plain_password": sasl_password(settings),
+        })
+    return config
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """A verifying client TLS context (aiokafka/faust) from the ``ssl_*`` settings."""
+    ca, cert, key = _tls_files(settings)
+    context = ssl.create_default_context(cafile=str(ca) if ca else None)
+    if cert and key:
+        context.load_cert_chain(str(cert), str(key),
+                                password=settings.ssl_key_password.reveal() or None)
+    return context
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """faust's ``broker_credentials`` (None for PLAINTEXT)."""
+    import faust
+
+    if settings.security_protocol == "PLAINTEXT":
+        return None
+    context = ssl_context(settings)
+    if settings.security_protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(username=settings.sasl_username,
+                                 password=sasl_password(settings), ssl_context=context,
+                                 mechanism=settings.sasl_mechanism)
+
+
+def failure_hint(settings: Settings, error: str) -> str | None:
+    """A one-line cause and fix when a client's ``error`` comes from security settings."""
+    if settings.security_protocol == "SASL_SSL" and _AUTH_FAILED.search(error):
+        return (f"authentication failed for user {settings.sasl_username} (check "
+                "STREAMLEARN_SASL_USERNAME and STREAMLEARN_SASL_PASSWORD)")
+    if settings.uses_tls and re.search(r"(hostname|IP address) mismatch", error, re.I):
+        return ("the broker's TLS certificate does not name the host it was reached at "
+                "(check STREAMLEARN_BOOTSTRAP: use a name the certificate lists)")
+    if settings.uses_tls and _UNTRUSTED.search(error):
+        ca = ca_file(settings) or "the system's CAs"
+        return (f"the broker's TLS certificate is not trusted by {ca} "
+                "(set STREAMLEARN_SSL_CA_FILE to the CA that signed it)")
+    return None
+
+
+
+# kafka-python reports a refused login or handshake only in its log, then times out.
+_KAFKA_PYTHON_LOGGERS = ("kafka.net.connection", "kafka.net.manager")
+
+
+class _Collect(logging.Handler):
+    def __init__(self, seen: list[str]) -> None:
+        super().__init__(logging.ERROR)
+        self.seen = seen
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def client_errors() -> Iterator[list[str]]:
+    """The errors kafka-python logs inside the block, for :func:`failure_hint`.
+
+    Loggers turned down (the CLI silences kafka-python) are heard here and stay quiet.
+    """
+    seen: list[str] = []
+    handler = _Collect(seen)
+    saved = []
+    for name in _KAFKA_PYTHON_LOGGERS:
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level, logger.propagate))
+        logger.addHandler(handler)
+        if not logger.isEnabledFor(logging.ERROR):
+            logger.setLevel(logging.ERROR)
+            logger.propagate = False
+    try:
+        yield seen
+    finally:
+        for logger, level, propagate in saved:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+            logger.propagate = propagate

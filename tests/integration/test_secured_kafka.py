@@ -1,0 +1,93 @@
+"""A secured Kafka: the phishing parity check with every client on SASL_SSL (SCRAM-SHA-512
+over TLS), then what a user sees when the password or the CA is wrong, and that the password
+shows up nowhere a user (or a log collector) could read it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import certifi
+from river import datasets, evaluate, metrics
+
+from streamlearn.broker.admin import create_topics
+from streamlearn.pipeline import load_pipeline
+from streamlearn.predictions import prequential_accuracy
+from streamlearn.replay import ReplayOptions, replay
+from streamlearn.sources import iter_events
+from streamlearn.streams.worker import topic_configs
+
+from .conftest import EXAMPLE, ROOT, SASL_PASSWORD, free_port, worker_log
+from .topics import predictions, wait_for_predictions
+
+# A refused login or certificate must end the command this fast, not after broker_timeout.
+FAIL_FAST_S = 20.0
+
+
+def cli(env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "streamlearn", *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=FAIL_FAST_S + 30)
+    return done, time.monotonic() - started
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], seconds: float,
+                          variable: str) -> None:
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert seconds < FAIL_FAST_S, f"took {seconds:.1f} s"
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    assert variable in done.stderr, done.stderr
+
+
+def test_phishing_parity_over_sasl_ssl_and_clear_failures(secured_kafka, name, worker_env,
+                                                          start_worker, tmp_path: Path):
+    secured = secured_kafka.settings()
+    env = {**worker_env, **secured_kafka.env()}
+    spec = load_pipeline(EXAMPLE).renamed(name)
+    create_topics(secured_kafka.bootstrap, spec.topics, topic_configs(spec, secured),
+                  settings=secured)
+    events = list(iter_events("river:Phishing", label_field="is_phishing"))
+    sent = replay(events, secured_kafka.bootstrap,
+                  ReplayOptions(topic=spec.events_topic, id_prefix="ev"), settings=secured)
+    assert sent == 1250
+    metrics_port = free_port()
+    worker = start_worker(EXAMPLE, name, env=secured_kafka.env(), metrics_port=metrics_port)
+
+    # Meanwhile, what goes wrong, each told in one line naming the setting to fix.
+    wrong = {**env, "STREAMLEARN_SASL_PASSWORD": "not-the-password"}
+    shown = []
+    for args in (("tail", spec.events_topic, "--limit", "1", "--idle", "5"),
+                 ("produce", "river:Phishing", "--topic", spec.events_topic, "--limit", "1")):
+        done, seconds = cli(wrong, *args)
+        assert_one_line_error(done, seconds, "STREAMLEARN_SASL_PASSWORD")
+        shown.append(done.stdout + done.stderr)
+    untrusted = {**env, "STREAMLEARN_SSL_CA_FILE": certifi.where()}
+    done, seconds = cli(untrusted, "tail", spec.events_topic, "--limit", "1", "--idle", "5")
+    assert_one_line_error(done, seconds, "STREAMLEARN_SSL_CA_FILE")
+    shown.append(done.stdout + done.stderr)
+    shown += [cli(env, *args)[0].stdout for args in (("--help",), ("run", "--help"))]
+
+    ids = {f"ev-{i}" for i in range(sent)}
+    wait_for_predictions(secured_kafka.bootstrap, spec.predictions_topic, ids, 120,
+                         alive=lambda: worker.poll() is None, settings=secured)
+    assert worker.poll() is None, worker_log(tmp_path)
+    served = predictions(secured_kafka.bootstrap, spec.predictions_topic, secured)
+    per_event = Counter(p["event_id"] for p in served)
+    assert set(per_event) == ids and max(per_event.values()) == 1
+    by_id = {p["event_id"]: p for p in served}
+    labels = {f"ev-{i}": e["is_phishing"] for i, e in enumerate(events)}
+    reference = evaluate.progressive_val_score(
+        datasets.Phishing(), spec.model(), metrics.Accuracy()
+    ).get()
+    assert prequential_accuracy(labels, by_id) == reference
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
+        shown.append(r.read().decode())
+    shown.append(worker_log(tmp_path))
+    assert f"pipeline {name}:" in shown[-1], "the worker logged (and its log is read)"
+    for text in shown:
+        assert SASL_PASSWORD not in text
