@@ -41,6 +41,14 @@ bench: setup
 bench-smoke: setup
 	$(PY) -m benchmarks --smoke
 
+# Not in CI: the fraud worker at 70% of its measured maximum rate for 30 minutes (about 33
+# min in all); lag, RSS and p99 over time to benchmarks/results/soak.{md,png,json}.
+# Shorter: make soak SOAK_ARGS="--minutes 6" (python -m benchmarks.soak --help).
+SOAK_ARGS ?=
+.PHONY: soak
+soak: setup
+	$(PY) -m benchmarks.soak $(SOAK_ARGS)
+
 lint: setup
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/mypy
