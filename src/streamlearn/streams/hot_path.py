@@ -159,6 +159,7 @@ class HotPath:
         self._committed_at = clock()
         self._committed: dict[Position, int] = {}
         self._unsettled_since: float | None = None
+        self._callback_error: Exception | None = None
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -187,11 +188,30 @@ class HotPath:
     def stop(self) -> None:
         self._stop.set()
 
+    def _consume(self, count: int, timeout: float) -> list[Any]:
+        """``consume``, re-raising what a rebalance callback raised inside it.
+
+        librdkafka calls the callbacks from inside ``consume``; when another callback (the
+        log, errors, statistics) runs after one that raised, confluent-kafka loses the
+        exception ("returned NULL without setting an exception"). So the rebalance callbacks
+        keep theirs and it is raised here.
+        """
+        try:
+            messages = self.consumer.consume(count, timeout=timeout)
+        except SystemError:
+            if self._callback_error is None:
+                raise
+            messages = []
+        if self._callback_error is not None:
+            error, self._callback_error = self._callback_error, None
+            raise error
+        return messages
+
     def step(self) -> int:
         """One batch; returns the number of events it held."""
-        messages = self.consumer.consume(1, timeout=FIRST_EVENT_WAIT_S)
+        messages = self._consume(1, FIRST_EVENT_WAIT_S)
         if messages and self.settings.batch_size > 1:
-            messages += self.consumer.consume(self.settings.batch_size - 1, timeout=0)
+            messages += self._consume(self.settings.batch_size - 1, 0)
         by_partition: dict[Position, list[Any]] = {}
         for message in messages:
             if message.error():
@@ -365,6 +385,12 @@ class HotPath:
     # -- rebalance callbacks (called inside consume(), on this thread) ---------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TP]) -> None:
+        try:
+            self._assign(consumer, partitions)
+        except Exception as exc:  # raised by _consume, after librdkafka is done with it
+            self._callback_error = exc
+
+    def _assign(self, consumer: Consumer, partitions: list[TP]) -> None:
         for topic in sorted({tp.topic for tp in partitions}):
             log.info("assigned partitions %s of %s",
                      sorted(tp.partition for tp in partitions if tp.topic == topic), topic)
@@ -450,9 +476,12 @@ class HotPath:
     def _on_revoke(self, consumer: Consumer, partitions: list[TP]) -> None:
         mine = [(tp.topic, tp.partition) for tp in partitions
                 if (tp.topic, tp.partition) in self.partitions]
-        if mine:
-            self._checkpoint(mine)
-            self._commit(mine, asynchronous=False)
+        try:
+            if mine:
+                self._checkpoint(mine)
+                self._commit(mine, asynchronous=False)
+        except Exception as exc:  # raised by _consume (see there)
+            self._callback_error = exc
         self._forget(mine)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TP]) -> None:
