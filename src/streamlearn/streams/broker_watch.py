@@ -7,12 +7,15 @@ it ended. So the clients' ``error_cb`` and ``stats_cb`` feed this watch: a trans
 or "all brokers down" starts an outage, a statistics report with a broker ``UP`` ends it,
 and while it lasts librdkafka's own log lines are held back (``filter``).
 
->>> watch = BrokerWatch(clock=iter([0.0, 12.5]).__next__)
+>>> watch = BrokerWatch(clock=iter([10.0, 22.5, 23.0]).__next__)
 >>> watch.lost("all brokers down")
 >>> watch.down
 True
 >>> watch.stats('{"brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "UP"}}}')
 12.5
+>>> watch.down
+False
+>>> watch.lost("connection refused")   # queued during the outage, delivered after it
 >>> watch.down
 False
 """
@@ -29,6 +32,10 @@ __all__ = ["BrokerWatch"]
 
 log = logging.getLogger(__name__)
 
+SETTLE_S = 5.0
+"""After the broker is back, errors are not a new outage for this long (librdkafka delivers
+the ones it queued while it was down after the fact)."""
+
 
 class BrokerWatch(logging.Filter):
     """Outage state of the worker's clients; also a logging filter for librdkafka's lines."""
@@ -39,6 +46,7 @@ class BrokerWatch(logging.Filter):
         self.clock = clock
         self.on_change = on_change
         self.down_since: float | None = None
+        self.back_at = -SETTLE_S
 
     @property
     def down(self) -> bool:
@@ -48,7 +56,10 @@ class BrokerWatch(logging.Filter):
         """A client could not reach any broker: the outage starts (if it had not)."""
         if self.down_since is not None:
             return
-        self.down_since = self.clock()
+        now = self.clock()
+        if now - self.back_at < SETTLE_S:
+            return  # errors librdkafka queued during the outage, delivered after it ended
+        self.down_since = now
         log.error("lost the Kafka broker (%s); the worker keeps its state and waits for it",
                   reason)
         self.on_change(False, 0.0)
@@ -64,12 +75,16 @@ class BrokerWatch(logging.Filter):
         if not any(b.get("state") == "UP" and b.get("nodeid", -1) >= 0
                    for b in brokers.values()):
             return None
-        seconds = self.clock() - self.down_since
-        self.down_since = None
+        now = self.clock()
+        seconds = now - self.down_since
+        self.down_since, self.back_at = None, now
         log.warning("the Kafka broker is back after %.1f s; resuming", seconds)
         self.on_change(True, seconds)
         return seconds
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Hold back librdkafka's per-attempt lines while an outage is already reported."""
-        return self.down_since is None
+        """Hold back librdkafka's connection failures (``FAIL``: the error callback reports
+        them, as an outage) and, during an outage, all its lines."""
+        if self.down_since is not None:
+            return False
+        return not record.getMessage().startswith("FAIL")
