@@ -160,6 +160,7 @@ class HotPath:
         self._committed: dict[Position, int] = {}
         self._unsettled_since: float | None = None
         self._callback_error: Exception | None = None
+        self._state_read: dict[int, list[tuple[str, bytes | None]]] = {}
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -391,6 +392,7 @@ class HotPath:
             self._callback_error = exc
 
     def _assign(self, consumer: Consumer, partitions: list[TP]) -> None:
+        self._state_read = {}
         for topic in sorted({tp.topic for tp in partitions}):
             log.info("assigned partitions %s of %s",
                      sorted(tp.partition for tp in partitions if tp.topic == topic), topic)
@@ -453,8 +455,11 @@ class HotPath:
         if not stage.features and stage.final:
             return None
         features = stage.features.partition(partition, stage.operator)
-        stored = [(k.decode(), v) for k, v in
-                  records(self.consumer_config, self.spec.state_topic, [partition]) if k]
+        stored = self._state_read.get(partition)
+        if stored is None:  # once per partition per assignment, whatever the stages
+            stored = self._state_read[partition] = [
+                (k.decode(), v) for k, v in
+                records(self.consumer_config, self.spec.state_topic, [partition]) if k]
         if marker:
             meta = [v for k, v in stored if k == meta_key(partition, stage.operator) and v]
             snapshot_id = orjson.loads(meta[-1])["ck"] if meta else None
