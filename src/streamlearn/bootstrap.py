@@ -17,12 +17,13 @@ starts from the same model, trained on the whole history; each then learns its o
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
@@ -217,10 +218,21 @@ def _flush(producer: Producer) -> None:
 def _end_offsets(config: dict[str, Any], topic: str, partitions: int) -> dict[int, int]:
     consumer = Consumer({**config, "group.id": "streamlearn-bootstrap"})
     try:
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
-                for p in range(partitions)}
+        return {p: _end_offset(consumer, TopicPartition(topic, p)) for p in range(partitions)}
     finally:
         consumer.close()
+
+
+def _end_offset(consumer: Consumer, tp: TopicPartition) -> int:
+    """The partition's end offset; a topic created a moment ago may not have a leader yet."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return int(consumer.get_watermark_offsets(tp, timeout=30)[1])
+        except KafkaException as exc:
+            if not exc.args[0].retriable() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _iso(ms: float) -> str:
