@@ -46,7 +46,7 @@ from typing import Any
 import orjson
 
 from streamlearn.errors import PipelineError
-from streamlearn.features.declare import Duration, Feature
+from streamlearn.features.declare import Duration, Feature, parse_duration
 from streamlearn.features.featureset import (
     DEFAULT_LATENESS,
     DEFAULT_MAX_ENTITY_EVENTS,
@@ -58,6 +58,8 @@ from streamlearn.schema import Schema, check_types
 
 __all__ = ["Pipeline", "load_pipeline"]
 
+LEARNING_MODES = ("auto", "global", "per_partition")
+DEFAULT_LABEL_TTL = "1d"
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
@@ -91,6 +93,14 @@ class Pipeline:
     """Event time after which an idle entity's feature state is dropped."""
     max_entity_events: int = DEFAULT_MAX_ENTITY_EVENTS
     """Events one entity holds at most (the oldest beyond it are dropped, and counted)."""
+    learning: str = "auto"
+    """Where the model learns: ``"global"`` (one learner for the whole cluster, fed by the
+    label join through ``<name>.training``; every worker serves its snapshots),
+    ``"per_partition"`` (each input partition learns its own model from labels inside its
+    events; on one partition this is exact River parity) or ``"auto"``: per partition on one
+    partition with labels in the events, else global."""
+    label_ttl: Duration = DEFAULT_LABEL_TTL
+    """Event time a served prediction waits for its label on ``<name>.labels`` (global)."""
     stages: tuple[Stage, ...] = field(init=False, repr=False, compare=False)
     """The compiled ``derived`` declaration: one stage per entity field (see features.stages)."""
     feature_set: FeatureSet = field(init=False, repr=False, compare=False)
@@ -128,6 +138,7 @@ class Pipeline:
                                 "have the name of the key, id, time or label field")
         if self.label_field and any(s.entity_field == self.label_field for s in stages):
             raise PipelineError(f"pipeline {self.name!r}: features cannot be by the label")
+        self._check_learning()
         object.__setattr__(self, "stages", stages)
         object.__setattr__(self, "feature_set", stages[0].features)
 
@@ -141,16 +152,46 @@ class Pipeline:
             check_types(self.features, "feature")
             if self.label_field:
                 check_types({self.label_field: str(self.label_type)}, "label")
+            elif self.label_type:  # labels on <name>.labels are checked against it
+                check_types({"label": self.label_type}, "label")
         except ValueError as exc:
             raise PipelineError(f"pipeline {self.name!r}: {exc}") from None
-        if self.label_type and not self.label_field:
-            raise PipelineError(f"pipeline {self.name!r}: label_type needs label_field")
         clash = self.reserved_fields & set(self.features)
         if clash:
             raise PipelineError(
                 f"pipeline {self.name!r}: {sorted(clash)} cannot be both a feature and the "
                 "key, id, time or label field"
             )
+
+    def _check_learning(self) -> None:
+        if self.learning not in LEARNING_MODES:
+            raise PipelineError(f"pipeline {self.name!r}: learning={self.learning!r}; use one "
+                                f"of {', '.join(LEARNING_MODES)}")
+        try:
+            parse_duration(self.label_ttl)
+        except ValueError as exc:
+            raise PipelineError(f"pipeline {self.name!r}: label_ttl: {exc}") from None
+
+    @property
+    def global_learner(self) -> bool:
+        """True when one learner learns for every partition (``learning``)."""
+        if self.learning == "auto":
+            return not (self.partitions == 1 and self.label_field)
+        return self.learning == "global"
+
+    @property
+    def label_ttl_ms(self) -> float:
+        return parse_duration(self.label_ttl)
+
+    @property
+    def labels_topic(self) -> str:
+        """Labels that arrive on their own: ``{"event_id", "label", "time"?}`` by event id."""
+        return f"{self.name}.labels"
+
+    @property
+    def training_topic(self) -> str:
+        """Joined examples, one partition: the learner's total order (global learning)."""
+        return f"{self.name}.training"
 
     @property
     def predictions_topic(self) -> str:
@@ -196,7 +237,10 @@ class Pipeline:
             self.dlq_topic: 1,
             self.drift_topic: 1,
             self.models_topic: 1,
-            **({self.state_topic: self.partitions} if self.derived else {}),
+            **({self.state_topic: self.partitions}
+               if self.derived or self.global_learner else {}),
+            **({self.labels_topic: self.partitions, self.training_topic: 1}
+               if self.global_learner else {}),
         }
 
     @property
@@ -216,6 +260,9 @@ class Pipeline:
             self.key_field, self.event_id_field, self.time_field, self.label_field,
             self.label_type, list((self.features or {}).items()), self.partitions, model,
             *([[s.features.describe() for s in self.stages]] if self.derived else []),
+            # Global learning changes what a snapshot holds (one model, and the predictors'
+            # own state); older fingerprints stay as they were.
+            *(["global"] if self.global_learner else []),
         ])
         return hashlib.sha256(body).hexdigest()[:16]
 

@@ -40,7 +40,10 @@ def test_survivor_takes_over_the_partition_and_its_model(kafka, name, topics, st
                                                          tmp_path: Path):
     pipeline_file = tmp_path / "two_partitions.py"
     pipeline_file.write_text(
-        EXAMPLE.read_text().replace("    model=model,\n", "    model=model,\n    partitions=2,\n")
+        EXAMPLE.read_text().replace(
+            "    model=model,\n",
+            "    model=model,\n    partitions=2,\n    learning='per_partition',\n",
+        )
     )
     spec = load_pipeline(pipeline_file).renamed(name)
     assert spec.partitions == 2

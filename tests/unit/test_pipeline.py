@@ -56,7 +56,9 @@ def test_model_must_be_a_factory():
         ({}, "declare its features with their types"),
         ({"features": {"a": "float"}}, "feature 'a' has type 'float'; use one of numeric"),
         ({"features": {}, "label_field": "y"}, "label 'y' has type 'None'"),
-        ({"features": {}, "label_type": "boolean"}, "label_type needs label_field"),
+        ({"features": {}, "label_type": "bool"}, "label 'label' has type 'bool'"),
+        ({"features": {}, "learning": "local"}, "learning='local'; use one of auto"),
+        ({"features": {}, "label_ttl": "soon"}, "label_ttl: duration 'soon'"),
         ({"features": {"k": "numeric"}}, "cannot be both a feature and the key"),
     ],
 )
@@ -79,3 +81,18 @@ def test_fingerprint_follows_what_a_model_depends_on():
     assert spec().fingerprint() != spec(
         model=lambda: linear_model.LogisticRegression(l2=0.1)
     ).fingerprint(), "hyperparameters are part of the model"
+
+
+def test_learning_defaults_to_global_unless_one_partition_carries_its_labels():
+    def spec(**kwargs):
+        return Pipeline(name="a", key_field="k", features={}, model=dict, **kwargs)
+
+    inline = spec(label_field="y", label_type="boolean")
+    assert not inline.global_learner and "a.training" not in inline.topics
+    assert spec(label_type="boolean").global_learner
+    many = spec(label_field="y", label_type="boolean", partitions=4)
+    assert many.global_learner
+    assert many.topics["a.training"] == 1 and many.topics["a.labels"] == 4
+    assert not spec(label_field="y", label_type="boolean", partitions=4,
+                    learning="per_partition").global_learner
+    assert spec(label_ttl="2h").label_ttl_ms == 7_200_000

@@ -29,5 +29,6 @@ pipeline = Pipeline(
     lateness="20s",
     entity_ttl="6m",
     partitions=2,
+    learning="per_partition",
     model=tree.HoeffdingTreeClassifier,
 )
