@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEAD_LETTER_REASONS",
+    "LABEL_OUTCOMES",
     "SNAPSHOT_REFUSALS",
     "BoundMetrics",
     "Metrics",
@@ -45,6 +46,9 @@ DEAD_LETTER_REASONS = (
     "invalid_json", "not_object", "too_large", "missing_field", "bad_type", "bad_time",
     "feature_error", "model_error",
 )
+LABEL_OUTCOMES = ("joined", "late", "orphan", "duplicate", "expired")
+# A label comes seconds (a click) to weeks (a chargeback) after its event.
+LABEL_DELAY_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86400, 7 * 86400, 30 * 86400)
 SNAPSHOT_REFUSALS = (
     "unsigned", "bad_signature", "bad_digest", "incomplete", "bad_payload", "river_version",
     "spec_changed",
@@ -77,6 +81,17 @@ class Metrics:
     broker_up: Gauge
     broker_outages: Counter
     broker_outage_seconds: Counter
+    labels: Counter
+    labels_pending: Gauge
+    label_delay: Histogram
+    learner_active: Gauge
+    learner_generation: Gauge
+    learner_examples: Gauge
+    examples_duplicate: Counter
+    serving_examples: Gauge
+    model_staleness: Gauge
+    snapshot_load_seconds: Histogram
+    consumer_lag: Gauge
 
     def bind(self, pipeline: str, model: str, metric: str = "accuracy") -> BoundMetrics:
         """Children for one pipeline and model, created once so hot paths only inc/observe."""
@@ -329,5 +344,53 @@ def create(registry: CollectorRegistry, prefix: str = "streamlearn") -> Metrics:
         broker_outage_seconds=counter(
             "broker_outage_seconds", "Seconds spent without a broker (counted when it is back).",
             "pipeline",
+        ),
+        labels=counter(
+            "labels", "Labels and served records by what the join made of them: joined, late "
+            "(label after its record expired), orphan (label for an unknown event), duplicate "
+            "(a second label), expired (a served record whose label never came).",
+            "pipeline", "outcome",
+        ),
+        labels_pending=Gauge(
+            f"{prefix}_labels_pending", "Served records and labels waiting for their other "
+            "half in the label join.", ["pipeline", "partition"], registry=registry,
+        ),
+        label_delay=Histogram(
+            f"{prefix}_label_delay_seconds", "Event time from a served event to its label.",
+            ["pipeline"], buckets=LABEL_DELAY_BUCKETS, registry=registry,
+        ),
+        learner_active=Gauge(
+            f"{prefix}_learner_active", "1 on the worker whose learner is the active one "
+            "(it owns <name>.training), 0 on standbys.", ["pipeline"], registry=registry,
+        ),
+        learner_generation=Gauge(
+            f"{prefix}_learner_generation", "Generation of the active learner (bumped at each "
+            "takeover; snapshots of older generations are ignored).", ["pipeline"],
+            registry=registry,
+        ),
+        learner_examples=Gauge(
+            f"{prefix}_learner_examples", "Examples the active learner has learned, as last "
+            "published.", ["pipeline"], registry=registry,
+        ),
+        examples_duplicate=counter(
+            "examples_duplicate", "Training examples the learner skipped: their event was "
+            "learned already (a replay of the label join).", "pipeline",
+        ),
+        serving_examples=Gauge(
+            f"{prefix}_serving_examples", "Examples the model this worker serves had learned.",
+            ["pipeline"], registry=registry,
+        ),
+        model_staleness=Gauge(
+            f"{prefix}_model_staleness_examples", "Examples the learner has learned that the "
+            "model this worker serves lacks.", ["pipeline"], registry=registry,
+        ),
+        snapshot_load_seconds=Histogram(
+            f"{prefix}_snapshot_load_seconds", "Time to verify and unpickle a served snapshot "
+            "(holds the GIL).", ["pipeline"], buckets=LATENCY_BUCKETS, registry=registry,
+        ),
+        consumer_lag=Gauge(
+            f"{prefix}_consumer_lag", "Records of an input partition not yet consumed "
+            "(librdkafka's consumer_lag).", ["pipeline", "topic", "partition"],
+            registry=registry,
         ),
     )
