@@ -86,6 +86,9 @@ class Settings:
     """Snapshot a model after this many examples learned since the last snapshot..."""
     snapshot_interval: float = 60.0
     """...or after this many seconds with progress, whichever comes first."""
+    publish_interval: float = 2.0
+    """Global learning: seconds between the learner's snapshots that predictors serve (at
+    least 20x the time the last one took to pickle: unpickling it holds a predictor's GIL)."""
     snapshots_kept: int = 3
     """Snapshots kept per model in ``<name>.models``; older ones are deleted (tombstones)."""
     snapshot_chunk_bytes: int = 512 * 1024
@@ -154,6 +157,8 @@ class Settings:
                 raise ConfigError(name, PREFIX + name.upper(), "must be >= 1")
         if self.snapshot_interval <= 0:
             raise ConfigError("snapshot_interval", "STREAMLEARN_SNAPSHOT_INTERVAL", "must be > 0")
+        if self.publish_interval <= 0:
+            raise ConfigError("publish_interval", "STREAMLEARN_PUBLISH_INTERVAL", "must be > 0")
         if not 6 <= self.session_timeout <= 1800:
             raise ConfigError(
                 "session_timeout", "STREAMLEARN_SESSION_TIMEOUT",

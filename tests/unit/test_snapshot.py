@@ -117,7 +117,8 @@ def test_a_snapshot_signed_with_a_rotated_out_key_restores_only_while_that_key_i
     writer.write(old)
     records = [(k.encode(), v) for k, v in producer.records]
     monkeypatch.setattr(snapshots, "read_versions",
-                        lambda config, topic, models: collect_versions(records, models))
+                        lambda config, topic, models, claims:
+                        collect_versions(records, models, claims))
 
     def load(env: dict[str, str]) -> snapshots.Restored | None:
         settings = Settings.from_env(env)

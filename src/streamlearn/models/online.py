@@ -27,7 +27,7 @@ from river import base, compose, metrics
 from streamlearn.models.data_drift import DataDrift
 from streamlearn.models.drift import ConceptDrift, DriftSignal
 
-__all__ = ["OnlineModel", "Prediction", "RollingMean"]
+__all__ = ["OnlineModel", "Prediction", "PredictorState", "RollingMean"]
 
 Prediction = tuple[Any, dict[Any, float] | None]
 """(label or value, class probabilities or None)."""
@@ -136,3 +136,11 @@ class OnlineModel:
                     self.signals.extend(signals)
         self._learn(x, y)
         self.version += 1
+
+
+class PredictorState:
+    """What a predicting partition checkpoints under global learning, where the model
+    itself belongs to the learner: its data-drift state (positions are its offsets)."""
+
+    def __init__(self) -> None:
+        self.data_drift: DataDrift | None = None

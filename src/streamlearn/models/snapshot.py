@@ -9,7 +9,7 @@ unauthenticated bytes are never unpickled. Nothing here knows Kafka; ``streams.s
 moves the records.
 
 >>> from river import linear_model
->>> from streamlearn.models.online import OnlineModel
+>>> from streamlearn.models.online import OnlineModel, PredictorState
 >>> snap = build_snapshot(OnlineModel(linear_model.LogisticRegression()), model_name="p-0",
 ...     snapshot_id=3, parent=2, offsets={"ev": {0: 10}}, fingerprint="f", key=b"k",
 ...     chunk_bytes=1 << 20)
@@ -31,14 +31,14 @@ import pickle
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import river
 
 from streamlearn.errors import StreamlearnError
-from streamlearn.models.online import OnlineModel
+from streamlearn.models.online import OnlineModel, PredictorState
 
 __all__ = [
     "MANIFEST",
@@ -46,6 +46,7 @@ __all__ = [
     "SnapshotIncompatible",
     "SnapshotRefused",
     "build_snapshot",
+    "extra_bytes",
     "parse_key",
     "restore",
     "snapshot_key",
@@ -54,6 +55,7 @@ __all__ = [
 
 MANIFEST = "manifest"
 FORMAT = 1
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 class SnapshotRefused(StreamlearnError):
@@ -82,10 +84,14 @@ class Snapshot:
     manifest: dict[str, Any]
     chunks: list[bytes]
 
+    extra: list[bytes] = field(default_factory=list)
+    """Parts only the writer reads back (the learner's seen-set), keyed ``x<i>``."""
+
     def records(self) -> list[tuple[str, bytes]]:
         """(key, value) in write order: the chunks, then the manifest that commits them."""
         model, sid = self.manifest["model"], self.manifest["snapshot_id"]
         out = [(snapshot_key(model, sid, i), c) for i, c in enumerate(self.chunks)]
+        out += [(snapshot_key(model, sid, f"x{i}"), c) for i, c in enumerate(self.extra)]
         out.append((snapshot_key(model, sid, MANIFEST), orjson.dumps(self.manifest)))
         return out
 
@@ -114,7 +120,7 @@ def _signature(manifest: dict[str, Any], key: bytes) -> str:
 
 
 def build_snapshot(
-    model: OnlineModel,
+    model: OnlineModel | PredictorState,
     *,
     model_name: str,
     snapshot_id: int,
@@ -124,15 +130,19 @@ def build_snapshot(
     key: bytes,
     chunk_bytes: int,
     generation: int = 0,
+    extra: bytes = b"",
 ) -> Snapshot:
+    """``model``: an :class:`OnlineModel` or a :class:`PredictorState`; ``extra``: bytes
+    (not pickled) stored beside it under the same signature, e.g. the learner's seen-set."""
     payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-    chunks = [payload[i : i + chunk_bytes] for i in range(0, len(payload), chunk_bytes)]
+    chunks = _split(payload, chunk_bytes)
+    extras = _split(extra, chunk_bytes)
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "model": model_name,
         "snapshot_id": snapshot_id,
         "parent": parent,
-        "examples": model.version,
+        "examples": getattr(model, "version", 0),
         "offsets": {t: {str(p): o for p, o in parts.items()} for t, parts in offsets.items()},
         "river": river.__version__,
         "python": platform.python_version(),
@@ -143,10 +153,26 @@ def build_snapshot(
         "chunks": len(chunks) or 1,
         "generation": generation,
     }
+    if extras:
+        manifest["extra_sha256"] = hashlib.sha256(extra).hexdigest()
+        manifest["extra_chunks"] = len(extras)
     if not chunks:
         chunks = [b""]
     manifest["signature"] = _signature(manifest, key)
-    return Snapshot(manifest, chunks)
+    return Snapshot(manifest, chunks, extras)
+
+
+def _split(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def extra_bytes(manifest: dict[str, Any], parts: list[bytes]) -> bytes:
+    """The extra bytes of a snapshot whose manifest :func:`verify` accepted."""
+    data = b"".join(parts)
+    if len(parts) != manifest.get("extra_chunks", 0) or not hmac.compare_digest(
+            hashlib.sha256(data).hexdigest(), manifest.get("extra_sha256", EMPTY_SHA256)):
+        raise SnapshotRefused(manifest, "bad_digest", "the extra parts do not match their sha256")
+    return data
 
 
 def verify(manifest: dict[str, Any], key: bytes, fingerprint: str,
@@ -180,7 +206,7 @@ def verify(manifest: dict[str, Any], key: bytes, fingerprint: str,
 def restore(
     manifest: dict[str, Any], chunks: list[bytes], *, key: bytes, fingerprint: str,
     old_keys: Sequence[bytes] = (),
-) -> OnlineModel:
+) -> OnlineModel | PredictorState:
     """The model of a verified snapshot; :class:`SnapshotRefused` says why not."""
     verify(manifest, key, fingerprint, old_keys)
     if len(chunks) != manifest["chunks"]:
@@ -191,6 +217,6 @@ def restore(
     if not hmac.compare_digest(hashlib.sha256(payload).hexdigest(), manifest["sha256"]):
         raise SnapshotRefused(manifest, "bad_digest", "the payload does not match its sha256")
     model = pickle.loads(payload)  # authenticated above: signed manifest, matching digest
-    if not isinstance(model, OnlineModel):
+    if not isinstance(model, OnlineModel | PredictorState):
         raise SnapshotRefused(manifest, "bad_payload", f"unpickled a {type(model).__name__}")
     return model

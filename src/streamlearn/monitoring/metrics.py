@@ -141,11 +141,11 @@ class BoundMetrics:
     entities_expired: Counter
     entity_events_dropped: Counter
     entities_lost: Counter
-    _score_children: dict[int, tuple[Gauge, ...]] = field(default_factory=dict)
+    _score_children: dict[int | str, tuple[Gauge, ...]] = field(default_factory=dict)
     _entity_children: dict[tuple[str, int], Gauge] = field(default_factory=dict)
     _drift_children: dict[tuple[Gauge, tuple[str, ...]], Gauge] = field(default_factory=dict)
 
-    def set_scores(self, partition: int, score: float, rolling: float) -> None:
+    def set_scores(self, partition: int | str, score: float, rolling: float) -> None:
         """The prequential and rolling score of one partition's model (after it has one)."""
         children = self._score_children.get(partition)
         if children is None:  # bound once per partition: labels() costs a lock and a lookup

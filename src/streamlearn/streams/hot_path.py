@@ -34,13 +34,16 @@ from streamlearn.features.online import PartitionFeatures, meta_key
 from streamlearn.features.stages import Stage
 from streamlearn.keys import old_model_keys
 from streamlearn.models.drift import DriftOptions
-from streamlearn.models.online import OnlineModel
+from streamlearn.models.online import OnlineModel, PredictorState
 from streamlearn.models.snapshot import build_snapshot
 from streamlearn.monitoring.metrics import BoundMetrics
 from streamlearn.pipeline import Pipeline
 from streamlearn.security import failure_hint, librdkafka_config
 from streamlearn.streams.broker_watch import BrokerWatch
+from streamlearn.streams.join import JoinProcessor
+from streamlearn.streams.learner import LearnerRunner
 from streamlearn.streams.processor import PartitionProcessor
+from streamlearn.streams.serving import ModelFollower
 from streamlearn.streams.snapshots import Restored, SnapshotStore, records
 
 __all__ = ["HotPath", "kafka_config", "partition_model"]
@@ -118,7 +121,7 @@ class HotPath:
             **base,
             # An outage is one line when it starts and one when it ends (BrokerWatch).
             "error_cb": self._on_kafka_error,
-            "stats_cb": self.watch.stats,
+            "stats_cb": self._stats,
             "statistics.interval.ms": 1000,
             "log.connection.close": False,
         }
@@ -161,6 +164,23 @@ class HotPath:
         self._unsettled_since: float | None = None
         self._callback_error: Exception | None = None
         self._state_read: dict[int, list[tuple[str, bytes | None]]] = {}
+        self._lag_children: dict[tuple[str, int], Any] = {}
+        # Global learning: the label join per partition, the learner (active or standby) and
+        # the newest published model, which every predicting partition serves.
+        self.joins: dict[int, JoinProcessor] = {}
+        self._join_topics = ((spec.served_topic, spec.labels_topic)
+                             if spec.global_learner else ())
+        self._join_checkpoint_at = clock()
+        self.follower: ModelFollower | None = None
+        self.learner: LearnerRunner | None = None
+        if spec.global_learner:
+            adwin = settings.drift_adwin_delta if self.drift.enabled else None
+            self.follower = ModelFollower(
+                base, spec.models_topic, key, self.fingerprint,
+                lambda: OnlineModel(spec.model(), adwin_delta=adwin), metrics,
+                old_keys=old_model_keys(settings))
+            self.learner = LearnerRunner(spec, settings, watched, self.store, metrics,
+                                         self._flush, key, self.fingerprint, self.drift, clock)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -171,18 +191,29 @@ class HotPath:
         gc.freeze()
         librdkafka_log = logging.getLogger(LIBRDKAFKA_LOGGER)
         librdkafka_log.addFilter(self.watch)
+        if self.follower is not None:
+            self.follower.start()
+        if self.learner is not None:
+            self.learner.start()
         self.consumer.subscribe(
-            list(self._stages),
+            [*self._stages, *self._join_topics],
             on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost,
         )
         try:
             while not self._stop.is_set():
                 self.step()
             self._checkpoint(list(self.partitions))
+            self._checkpoint_joins(list(self.joins))
             self._commit(list(self.partitions), asynchronous=False)
             self.partitions.clear()
+            self.joins.clear()
         finally:
             self.consumer.close()
+            if self.learner is not None:
+                self._flush()
+                self.learner.close()
+            if self.follower is not None:
+                self.follower.stop()
             self.producer.flush(self.settings.session_timeout)
             librdkafka_log.removeFilter(self.watch)
 
@@ -220,14 +251,22 @@ class HotPath:
                 continue
             by_partition.setdefault((message.topic(), message.partition()), []).append(message)
         for position, batch in by_partition.items():
+            if position[0] in self._join_topics:
+                join = self.joins.get(position[1])
+                if join is not None:
+                    join.process_batch(batch, self.producer.produce)
+                continue
             state = self.partitions.get(position)
             if state is None:  # fetched before a revoke; the new owner reads it again
                 continue
             state.processor.process_batch(batch, self.producer.produce)
             model = state.processor.model
-            if model is not None and model.version:  # no score is exported before there is one
+            if model is not None and model.version and state.processor.learns:
+                # no score is exported before there is one
                 self.metrics.set_scores(position[1], model.score.get(),
                                         model.rolling_score.get())
+        if self.learner is not None:
+            self.learner.step(self.producer.produce)
         if self.clock() - self._stability_at >= self.settings.drift_psi_interval:
             self._stability_at = self.clock()
             for state in self.partitions.values():
@@ -236,10 +275,17 @@ class HotPath:
         if self._delivery_errors or len(self.producer) > MAX_UNACKED:
             self._flush()
         due = [p for p, s in self.partitions.items() if self._snapshot_due(s)]
+        joins_due = self._joins_due()
+        publish = self.learner is not None and self.learner.publish_due()
         commit_due = self.clock() - self._committed_at >= COMMIT_INTERVAL_S
-        if (due or commit_due) and self._outputs_settled():
+        if (due or joins_due or publish or commit_due) and self._outputs_settled():
             if due:
                 self._checkpoint(due, wait=False)
+            if joins_due:
+                self._checkpoint_joins(joins_due)
+            if publish:
+                assert self.learner is not None
+                self.learner.publish()
             if commit_due:
                 self._commit(list(self.partitions), asynchronous=True)
         return len(messages)
@@ -262,6 +308,29 @@ class HotPath:
         self._flush()
         self._unsettled_since = None
         return True
+
+    def _stats(self, raw: str) -> None:
+        """librdkafka's statistics (each second): broker health, and consumer lag."""
+        self.watch.stats(raw)
+        try:
+            topics = orjson.loads(raw).get("topics", {})
+        except orjson.JSONDecodeError:
+            return
+        for topic, info in topics.items():
+            for partition, stats in info.get("partitions", {}).items():
+                lag = stats.get("consumer_lag", -1)
+                if lag >= 0 and (topic, int(partition)) in self._owned():
+                    self._lag(topic, int(partition)).set(lag)
+
+    def _owned(self) -> set[Position]:
+        return {*self.partitions, *((t, p) for p in self.joins for t in self._join_topics)}
+
+    def _lag(self, topic: str, partition: int) -> Any:
+        child = self._lag_children.get((topic, partition))
+        if child is None:
+            child = self._lag_children[(topic, partition)] = (
+                self.metrics.family.consumer_lag.labels(self.spec.name, topic, str(partition)))
+        return child
 
     def _consume_error(self, error: KafkaError) -> None:
         if error.fatal():
@@ -299,6 +368,11 @@ class HotPath:
             if offset is not None and offset != self._committed.get(position):
                 offsets.append(TP(position[0], position[1], offset))
                 self._committed[position] = offset
+        for partition, join in self.joins.items():
+            for topic, offset in join.checkpoint_offsets.items():
+                if offset != self._committed.get((topic, partition)):
+                    offsets.append(TP(topic, partition, offset))
+                    self._committed[(topic, partition)] = offset
         if offsets:
             self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
 
@@ -308,7 +382,7 @@ class HotPath:
         processor = state.processor
         if processor.next_offset is None or processor.next_offset == state.snapshot_offset:
             return False
-        if processor.model is None:  # a forwarding stage: count events instead of examples
+        if processor.model is None or not processor.learns:  # count events, not examples
             learned = processor.next_offset - (state.snapshot_offset or 0)
         else:
             learned = processor.model.version - state.snapshot_examples
@@ -368,7 +442,8 @@ class HotPath:
         started = time.perf_counter()
         name = partition_model(position[1])
         snapshot = build_snapshot(
-            model, model_name=name, snapshot_id=snapshot_id, parent=state.snapshot_id,
+            state.processor.checkpoint_payload(), model_name=name, snapshot_id=snapshot_id,
+            parent=state.snapshot_id,
             offsets={position[0]: {position[1]: offset}}, fingerprint=self.fingerprint,
             key=self.key, chunk_bytes=self.settings.snapshot_chunk_bytes,
         )
@@ -401,6 +476,11 @@ class HotPath:
                  if tp.topic == final.topic}
         restored = self.store.load(names.values(), ignore_incompatible=self.rebuild)
         for tp in partitions:
+            if tp.topic in self._join_topics:
+                join = self.joins.get(tp.partition) or self._restore_join(tp.partition)
+                offset = join.offsets.get(tp.topic)
+                tp.offset = OFFSET_BEGINNING if offset is None else offset
+                continue
             stage = self._stages[tp.topic]
             if stage.final:
                 state = self._restore_final(stage, tp.partition,
@@ -416,24 +496,79 @@ class HotPath:
         offset = None
         if found is not None:
             offset = found.manifest.get("offsets", {}).get(stage.topic, {}).get(str(partition))
+        payload: OnlineModel | PredictorState | None = None
         if found is None or offset is None:
-            model = OnlineModel(self.spec.model(), adwin_delta=(
-                self.settings.drift_adwin_delta if self.drift.enabled else None))
             snapshot_id, offset = None, None
-            log.info("partition %d: no snapshot; learning from its earliest retained event",
-                     partition)
+            log.info("partition %d: no snapshot; %s from its earliest retained event", partition,
+                     "predicting" if self.follower else "learning")
         else:
-            model, snapshot_id = found.model, found.manifest["snapshot_id"]
+            payload, snapshot_id = found.model, found.manifest["snapshot_id"]
             self.metrics.restores.inc()
             log.info("partition %d: restored snapshot %d (%d examples); resuming at offset "
-                     "%d", partition, snapshot_id, model.version, offset)
+                     "%d", partition, snapshot_id, found.manifest.get("examples", 0), offset)
         features = self._restore_features(stage, partition, snapshot_id)
+        if self.follower is not None:  # global learning: serve the published model
+            model = None
+            state = payload if isinstance(payload, PredictorState) else PredictorState()
+        else:
+            model = payload if isinstance(payload, OnlineModel) else OnlineModel(
+                self.spec.model(), adwin_delta=(
+                    self.settings.drift_adwin_delta if self.drift.enabled else None))
+            state = None
         processor = PartitionProcessor(self.spec, model, self.metrics,
                                        self.settings.max_event_bytes, features=features,
-                                       stage=stage, drift=self.drift)
+                                       stage=stage, drift=self.drift, serving=self.follower,
+                                       predictor_state=state)
         processor.stage_partition = partition
         processor.next_offset = offset
-        return _Partition(stage, processor, snapshot_id, offset, model.version, self.clock())
+        return _Partition(stage, processor, snapshot_id, offset,
+                          model.version if model else 0, self.clock())
+
+    def _restore_join(self, partition: int) -> JoinProcessor:
+        """The label join of a partition as of its last checkpoint in ``<name>.state``."""
+        join = JoinProcessor(self.spec, partition, self.metrics, self.settings.max_event_bytes)
+        repairs = join.restore(self._stored_state(partition))
+        for key, value in repairs:
+            self._produce_state(partition, key, value)
+        if repairs:
+            self._flush()
+        self.joins[partition] = join
+        return join
+
+    def _stored_state(self, partition: int) -> list[tuple[str, bytes | None]]:
+        """``<name>.state`` of a partition, read once per assignment whatever reads it."""
+        stored = self._state_read.get(partition)
+        if stored is None:
+            stored = self._state_read[partition] = [
+                (k.decode(), v) for k, v in
+                records(self.consumer_config, self.spec.state_topic, [partition]) if k]
+        return stored
+
+    def _joins_due(self) -> list[int]:
+        every = self.settings.snapshot_every
+        interval_due = self.clock() - self._join_checkpoint_at >= self.settings.snapshot_interval
+        return [p for p, join in self.joins.items()
+                if join.checkpoint_due(1 if interval_due else every)]
+
+    def _checkpoint_joins(self, partitions: list[int]) -> None:
+        """Checkpoint label joins: examples acknowledged first, then the state records, then
+        (once those are acknowledged) each join's meta record, which commits them."""
+        self._join_checkpoint_at = self.clock()
+        partitions = [p for p in partitions if p in self.joins
+                      and self.joins[p].offsets != self.joins[p].checkpoint_offsets]
+        if not partitions:
+            return
+        self._flush()
+        metas = []
+        for partition in partitions:
+            state, meta = self.joins[partition].checkpoint_records()
+            for key, value in state:
+                self._produce_state(partition, key, value)
+            metas.append((partition, meta))
+        self._flush()
+        for partition, (key, value) in metas:
+            self._produce_state(partition, key, value)
+        self._flush()
 
     def _restore_forwarding(self, stage: Stage, partition: int) -> _Partition:
         """A stage that forwards: its features and position from its own meta record."""
@@ -455,11 +590,7 @@ class HotPath:
         if not stage.features and stage.final:
             return None
         features = stage.features.partition(partition, stage.operator)
-        stored = self._state_read.get(partition)
-        if stored is None:  # once per partition per assignment, whatever the stages
-            stored = self._state_read[partition] = [
-                (k.decode(), v) for k, v in
-                records(self.consumer_config, self.spec.state_topic, [partition]) if k]
+        stored = self._stored_state(partition)
         if marker:
             meta = [v for k, v in stored if k == meta_key(partition, stage.operator) and v]
             snapshot_id = orjson.loads(meta[-1])["ck"] if meta else None
@@ -481,18 +612,30 @@ class HotPath:
     def _on_revoke(self, consumer: Consumer, partitions: list[TP]) -> None:
         mine = [(tp.topic, tp.partition) for tp in partitions
                 if (tp.topic, tp.partition) in self.partitions]
+        joins = sorted({tp.partition for tp in partitions
+                        if tp.topic in self._join_topics and tp.partition in self.joins})
         try:
-            if mine:
+            if mine or joins:
                 self._checkpoint(mine)
+                self._checkpoint_joins(joins)
                 self._commit(mine, asynchronous=False)
         except Exception as exc:  # raised by _consume (see there)
             self._callback_error = exc
         self._forget(mine)
+        self._forget_joins(joins)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TP]) -> None:
         # Another member may own them already: no snapshot, no commit.
         log.warning("partitions lost: %s", [(tp.topic, tp.partition) for tp in partitions])
         self._forget([(tp.topic, tp.partition) for tp in partitions])
+        self._forget_joins([tp.partition for tp in partitions if tp.topic in self._join_topics])
+
+    def _forget_joins(self, partitions: list[int]) -> None:
+        for partition in partitions:
+            if self.joins.pop(partition, None) is not None:
+                for topic in self._join_topics:
+                    self._committed.pop((topic, partition), None)
+                self.metrics.family.labels_pending.remove(self.spec.name, str(partition))
 
     def _forget(self, partitions: list[Position]) -> None:
         for position in partitions:

@@ -15,8 +15,8 @@ meet in the same partition). Whichever side comes first waits for the other:
 
 Each count is kept; :meth:`take_counts` hands them over. The state is checkpointed as a
 changelog (``streamlearn.changelog``, keyed ``join/<partition>/<event_id>``) with the
-partition's offsets, like feature state. Not wired into the worker yet: the delayed-labels
-issue builds the labels topic, the training topic and the learner on it.
+partition's offsets, like feature state; its meta record, written once the others are
+acknowledged, commits it and carries the offsets of both topics (``streams.join``).
 
 >>> join = LabelJoin(ttl_ms=60_000)
 >>> join.served("e1", {"x": {"a": 1}}, event_time=0)
@@ -151,18 +151,28 @@ class LabelJoin:
         if event_id not in self._changes:
             self._changes.touch(event_id, self._cks.get(event_id), self._value(event_id))
 
-    def checkpoint_records(self, ck: int) -> list[tuple[str, bytes | None]]:
-        """The records of checkpoint ``ck`` (ids changed since the last one, then meta);
-        what commits it is written after them, as for feature state."""
+    def checkpoint_records(self, ck: int, offsets: dict[str, int] | None = None
+                           ) -> list[tuple[str, bytes | None]]:
+        """The records of checkpoint ``ck`` (ids changed since the last one, then meta, which
+        carries ``offsets``); the meta record commits the others, so it is written once they
+        are acknowledged."""
         records = self._changes.records(ck, self._value)
         prefix = self._changes.prefix
         for key, value in records:
             if value is not None:
                 self._cks[key[len(prefix):]] = ck
         now = {"ck": ck, "wm": None if self.watermark == float("-inf") else self.watermark}
-        meta = {**now, "prev": self._meta_prev}
+        meta = {**now, "prev": self._meta_prev, "offsets": offsets or {}}
         self._meta_prev = now
         return [*records, (f"join/{self.partition}", orjson.dumps(meta))]
+
+    def meta_key(self) -> str:
+        return f"join/{self.partition}"
+
+    def committed(self, records: list[tuple[str, bytes | None]]) -> dict[str, Any] | None:
+        """The last meta record among ``records``: the committed checkpoint, or None."""
+        metas = [v for k, v in records if k == self.meta_key() and v is not None]
+        return orjson.loads(metas[-1]) if metas else None
 
     def restore(self, records: list[tuple[str, bytes | None]], committed: int | None
                 ) -> list[tuple[str, bytes | None]]:

@@ -26,7 +26,7 @@ from streamlearn.features.online import PartitionFeatures
 from streamlearn.features.stages import Stage
 from streamlearn.models.data_drift import DataDrift
 from streamlearn.models.drift import DriftOptions, DriftSignal
-from streamlearn.models.online import OnlineModel
+from streamlearn.models.online import OnlineModel, PredictorState
 from streamlearn.monitoring.metrics import BoundMetrics, observe_many
 from streamlearn.pipeline import Pipeline
 from streamlearn.schema import NUMERIC, BadEvent, Schema, parse_time
@@ -38,7 +38,10 @@ from streamlearn.streams.records import (
     encode_served,
 )
 
-__all__ = ["Emit", "Outgoing", "OutputList", "PartitionProcessor", "SourceMessage"]
+__all__ = [
+    "Emit", "Outgoing", "OutputList", "PartitionProcessor", "Serving", "SourceMessage",
+    "dead_letter",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,13 @@ class Emit(Protocol):
 
     def __call__(self, topic: str, value: bytes, key: bytes | None, *,
                  headers: Headers | None = None) -> None: ...
+
+
+class Serving(Protocol):
+    """Where a predictor takes its model under global learning: the newest snapshot read
+    (``streams.serving.ModelFollower``); swapped between batches, never during one."""
+
+    model: OnlineModel
 
 
 class Outgoing(NamedTuple):
@@ -96,11 +106,18 @@ class PartitionProcessor:
         features: PartitionFeatures | None = None,
         stage: Stage | None = None,
         drift: DriftOptions = DriftOptions(),  # noqa: B008 (frozen)
+        serving: Serving | None = None,
+        predictor_state: PredictorState | None = None,
     ) -> None:
         self.spec = spec
         self.stage = stage or spec.stages[0]
-        self.model = model
-        """The partition's model; None on a stage that forwards."""
+        self.serving = serving
+        self.learns = serving is None
+        """False under global learning: the learner learns, this partition only predicts."""
+        self.model = serving.model if serving is not None else model
+        """The partition's model (global learning: the one served); None when forwarding."""
+        self.predictor_state = predictor_state or PredictorState()
+        """Global learning: what this partition checkpoints (its data-drift state)."""
         self.metrics = metrics
         self.max_event_bytes = max_event_bytes
         self.clock = clock
@@ -118,10 +135,12 @@ class PartitionProcessor:
         self._origin: tuple[int, int] = (0, 0)
         self.drift = drift
         self.drift_topic = spec.drift_topic
-        if model is not None and not drift.enabled:
+        if model is not None and self.learns and not drift.enabled:
             model.concept = None  # restored from a snapshot made with detection on
-        self.data_drift = (self._data_drift(model)
-                           if model is not None and drift.enabled else None)
+        holder = model if self.learns else self.predictor_state
+        self.data_drift = (self._data_drift(holder)
+                           if self.model is not None and holder is not None and drift.enabled
+                           else None)
         if self.data_drift is not None:  # bound once: they run per event
             watches = self.data_drift.watches
             self._note_prediction = watches["prediction"].sample.append
@@ -137,6 +156,8 @@ class PartitionProcessor:
         Outputs go straight to ``emit`` (the producer), not through a list: at ~30 µs per
         event, every object per event shows.
         """
+        if self.serving is not None:  # the newest snapshot read, for the whole batch
+            self.model = self.serving.model
         learned_before = self.model.version if self.model else 0
         self._emit = emit
         self._predicted = 0
@@ -162,14 +183,21 @@ class PartitionProcessor:
         if self.model is not None and messages:
             self._drift_gauges(self.model)
 
+    def checkpoint_payload(self) -> OnlineModel | PredictorState:
+        """What the partition's snapshot holds: its model, or (global learning) its state."""
+        assert self.model is not None
+        return self.model if self.learns else self.predictor_state
+
     # -- drift -----------------------------------------------------------------------------
 
-    def _data_drift(self, model: OnlineModel) -> DataDrift:
-        """The partition's data-drift state: it travels in the model's snapshot."""
+    def _data_drift(self, model: OnlineModel | PredictorState) -> DataDrift:
+        """The partition's data-drift state: it travels in the partition's snapshot (of its
+        model, or under global learning of its :class:`PredictorState`)."""
         if model.data_drift is None:
             watch = DataDrift(dict(self.spec.features or {}), self.drift.reference_events,
                               adwin_delta=self.drift.adwin_delta)
-            watch.add("prediction", not model.is_classifier, "prediction")
+            assert self.model is not None
+            watch.add("prediction", not self.model.is_classifier, "prediction")
             if self.schema.label is not None:
                 watch.add("label", self.schema.label[1] == NUMERIC, "label")
             model.data_drift = watch
@@ -199,7 +227,7 @@ class PartitionProcessor:
     def _drift_gauges(self, model: OnlineModel) -> None:
         """ADWIN's estimates, once per batch; the batch's values binned (numpy)."""
         m, p = self.metrics, self.stage_partition
-        if model.version and model.concept is not None:
+        if self.learns and model.version and model.concept is not None:
             m.set_drift_estimate("concept", "ADWIN", "", p, model.concept.estimate)
         if self.data_drift is not None:
             self.data_drift.end_batch()
@@ -303,6 +331,8 @@ class PartitionProcessor:
         if self.schema.label is not None:
             if watch is not None:
                 self._note_label(y)
+            if not self.learns:  # the label rides in the served record to the learner
+                return
             try:
                 model.learn(x, y, served=prediction)
             except Exception as exc:
@@ -329,17 +359,29 @@ class PartitionProcessor:
     def _dead_letter(self, message: SourceMessage, error: BadEvent,
                      event: dict[str, Any] | None = None) -> None:
         """The event to ``<name>.dlq``; from a re-keyed stage, as JSON with its origin."""
-        self.metrics.dead_letters[error.reason].inc()
-        topic, partition, offset = message.topic() or "", message.partition(), message.offset()
-        value, key, original = message.value() or b"", message.key(), message.headers()
         if self.stage.index and event is not None:
-            topic, (partition, offset) = self.spec.events_topic, self._origin
-            value, original = orjson.dumps(event), None
-        log.warning("dead letter %s[%s]@%s: %s", topic, partition, offset, error)
-        headers = dead_letter_headers(
-            topic, partition or 0, offset or 0, error, _header_list(original)
-        )
-        self._emit(self.spec.dlq_topic, value, key, headers=headers)
+            dead_letter(self.spec, self.metrics, message, error, self._emit,
+                        origin=(self.spec.events_topic, *self._origin),
+                        value=orjson.dumps(event))
+        else:
+            dead_letter(self.spec, self.metrics, message, error, self._emit)
+
+
+def dead_letter(spec: Pipeline, metrics: BoundMetrics, message: SourceMessage, error: BadEvent,
+                emit: Emit, origin: tuple[str, int, int] | None = None,
+                value: bytes | None = None) -> None:
+    """A record to ``<name>.dlq`` with the reason; ``origin``/``value`` replace the record's
+    own position and bytes (an event forwarded by an earlier stage)."""
+    metrics.dead_letters[error.reason].inc()
+    topic, partition, offset = message.topic() or "", message.partition(), message.offset()
+    original = message.headers()
+    if origin is not None:
+        (topic, partition, offset), original = origin, None
+    log.warning("dead letter %s[%s]@%s: %s", topic, partition, offset, error)
+    headers = dead_letter_headers(topic, partition or 0, offset or 0, error,
+                                  _header_list(original))
+    emit(spec.dlq_topic, value if value is not None else message.value() or b"",
+         message.key(), headers=headers)
 
 
 def _forwarded(raw: bytes | None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from streamlearn.schema import BadEvent
+from streamlearn.schema import BadEvent, coerce, parse_time
 
 __all__ = [
     "ERROR_HEADER",
@@ -26,6 +26,8 @@ __all__ = [
     "BadEvent",
     "dead_letter_headers",
     "decode_event",
+    "decode_label",
+    "encode_example",
     "encode_prediction",
     "encode_served",
 ]
@@ -52,6 +54,43 @@ def decode_event(raw: bytes | None, max_bytes: int) -> dict[str, Any]:
     if type(event) is not dict:
         raise BadEvent("not_object", f"event is a JSON {type(event).__name__}, not an object")
     return event
+
+
+def decode_label(raw: bytes | None, max_bytes: int, label_type: str | None
+                 ) -> tuple[str, Any, float | None]:
+    """``(event_id, label, time or None)`` of a record of ``<name>.labels``, or
+    :class:`BadEvent` (the dead-letter reason) when it is unusable.
+
+    >>> decode_label(b'{"event_id": 7, "label": true, "time": 5}', 1000, "boolean")
+    ('7', True, 5.0)
+    >>> decode_label(b'{"event_id": "e1", "label": "yes"}', 1000, "boolean")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    streamlearn.schema.BadEvent: bad_type: field 'label' is declared boolean, got a JSON ...('yes')
+    """
+    record = decode_event(raw, max_bytes)
+    event_id, label = record.get("event_id"), record.get("label")
+    if event_id is None or label is None:
+        missing = "event_id" if event_id is None else "label"
+        raise BadEvent("missing_field", f"label record lacks {missing!r}")
+    if type(event_id) not in (str, int):
+        raise BadEvent("bad_type", "field 'event_id' must be a JSON string or integer")
+    if label_type is not None:
+        label = coerce("label", label_type, label)
+    elif type(label) not in (str, int, float, bool):
+        raise BadEvent("bad_type", "field 'label' must be a JSON string, number or boolean")
+    t = record.get("time")
+    return str(event_id), label, None if t is None else parse_time(t, "time")
+
+
+def encode_example(served: dict[str, Any], label: Any, label_time: float) -> bytes:
+    """A training example: the served record joined with its label (wire formats).
+
+    >>> encode_example({"event_id": "e1", "x": {"a": 1}}, True, 9.0)
+    b'{"event_id":"e1","x":{"a":1},"label":true,"label_time":9.0}'
+    """
+    return orjson.dumps({**served, "label": label, "label_time": label_time},
+                        option=orjson.OPT_NON_STR_KEYS)
 
 
 def encode_prediction(

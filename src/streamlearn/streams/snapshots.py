@@ -19,19 +19,21 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from streamlearn.models.online import OnlineModel
+from streamlearn.models.online import OnlineModel, PredictorState
 from streamlearn.models.snapshot import (
     MANIFEST,
     Snapshot,
     SnapshotIncompatible,
     SnapshotRefused,
+    extra_bytes,
     parse_key,
     restore,
     snapshot_key,
 )
 
 __all__ = [
-    "Restored", "SnapshotStore", "StoredVersion", "collect_versions", "read_versions", "records",
+    "Restored", "SnapshotStore", "StoredVersion", "claim_key", "collect_versions",
+    "read_versions", "records",
 ]
 
 log = logging.getLogger(__name__)
@@ -43,19 +45,33 @@ READ_TIMEOUT_S = 30.0
 class StoredVersion:
     manifest: dict[str, Any] | None = None
     chunks: dict[int, bytes] = field(default_factory=dict)
+    extra: dict[int, bytes] = field(default_factory=dict)
+
+    def parts(self) -> list[int | str]:
+        """Every record key part of this version (to tombstone it)."""
+        m = self.manifest or {}
+        return [*range(m.get("chunks") or max(len(self.chunks), 1)),
+                *(f"x{i}" for i in range(m.get("extra_chunks") or len(self.extra))), MANIFEST]
 
 
 @dataclass(frozen=True)
 class Restored:
-    model: OnlineModel
+    model: OnlineModel | PredictorState
     manifest: dict[str, Any]
+    extra: bytes = b""
+
+
+def claim_key(model: str) -> str:
+    """Key of the record a learner writes when it takes over: its generation."""
+    return f"{model}/claim"
 
 
 def read_versions(
-    consumer_config: dict[str, Any], topic: str, models: Iterable[str]
+    consumer_config: dict[str, Any], topic: str, models: Iterable[str],
+    claims: dict[str, int] | None = None,
 ) -> dict[str, dict[int, StoredVersion]]:
     """Every stored version (manifest and chunks) of ``models``, by model and snapshot id."""
-    return collect_versions(records(consumer_config, topic), models)
+    return collect_versions(records(consumer_config, topic), models, claims)
 
 
 def records(consumer_config: dict[str, Any], topic: str, partitions: Iterable[int] | None = None
@@ -90,14 +106,24 @@ def records(consumer_config: dict[str, Any], topic: str, partitions: Iterable[in
 
 
 def collect_versions(
-    records: Iterable[tuple[bytes | None, bytes | None]], models: Iterable[str]
+    records: Iterable[tuple[bytes | None, bytes | None]], models: Iterable[str],
+    claims: dict[str, int] | None = None,
 ) -> dict[str, dict[int, StoredVersion]]:
-    """Fold the topic's records, in order, into the versions of ``models`` they leave."""
+    """Fold the topic's records, in order, into the versions of ``models`` they leave.
+
+    ``claims`` (if given) receives each model's highest learner generation claimed.
+    """
     wanted = set(models)
     found: dict[str, dict[int, StoredVersion]] = {m: defaultdict(StoredVersion) for m in wanted}
     for raw_key, value in records:
-        parsed = parse_key(raw_key.decode("utf-8", "replace")) if raw_key else None
-        if parsed is None or parsed[0] not in wanted:
+        text = raw_key.decode("utf-8", "replace") if raw_key else ""
+        parsed = parse_key(text) if text else None
+        if parsed is None:
+            model, _, kind = text.rpartition("/")
+            if claims is not None and kind == "claim" and model in wanted and value:
+                claims[model] = max(claims.get(model, 0), _generation(value))
+            continue
+        if parsed[0] not in wanted:
             continue
         model, sid, part = parsed
         versions = found[model]
@@ -113,7 +139,17 @@ def collect_versions(
             version.manifest = manifest if isinstance(manifest, dict) else {}
         elif part.isdigit():
             version.chunks[int(part)] = value
+        elif part[:1] == "x" and part[1:].isdigit():
+            version.extra[int(part[1:])] = value
     return found
+
+
+def _generation(value: bytes) -> int:
+    try:
+        generation = orjson.loads(value).get("generation", 0)
+    except (orjson.JSONDecodeError, AttributeError):
+        return 0
+    return generation if isinstance(generation, int) else 0
 
 
 class SnapshotStore:
@@ -139,11 +175,20 @@ class SnapshotStore:
         self.fingerprint = fingerprint
         self.kept = kept
         self.on_refused = on_refused
-        self._ids: dict[str, dict[int, int]] = defaultdict(dict)
-        """Versions known per model: snapshot id -> chunk count (for tombstones)."""
+        self._ids: dict[str, dict[int, list[int | str]]] = defaultdict(dict)
+        """Versions known per model: snapshot id -> its record key parts (for tombstones)."""
+        self.claims: dict[str, int] = {}
+        """Highest learner generation claimed per model, as of the last :meth:`load`."""
 
     def next_id(self, model: str) -> int:
         return max(self._ids[model], default=0) + 1
+
+    def claim(self, model: str, generation: int) -> None:
+        """Record a learner's takeover: from here on, older generations' snapshots are
+        ignored by every reader (acked at the caller's next flush)."""
+        self.claims[model] = generation
+        self.producer.produce(self.topic, key=claim_key(model).encode(),
+                              value=orjson.dumps({"generation": generation}))
 
     def load(self, models: Iterable[str], ignore_incompatible: bool = False
              ) -> dict[str, Restored | None]:
@@ -153,13 +198,11 @@ class SnapshotStore:
         the previous valid one is used. An authentic snapshot of another river version or
         spec raises :class:`SnapshotIncompatible` unless ``ignore_incompatible``.
         """
-        versions = read_versions(self.consumer_config, self.topic, models)
+        self.claims = {}
+        versions = read_versions(self.consumer_config, self.topic, models, self.claims)
         result: dict[str, Restored | None] = {}
         for model, by_id in versions.items():
-            self._ids[model] = {
-                sid: (v.manifest or {}).get("chunks") or max(len(v.chunks), 1)
-                for sid, v in by_id.items()
-            }
+            self._ids[model] = {sid: v.parts() for sid, v in by_id.items()}
             result[model] = self._newest_valid(model, by_id, ignore_incompatible)
         return result
 
@@ -170,10 +213,14 @@ class SnapshotStore:
             version = by_id[sid]
             if version.manifest is None:
                 continue  # chunks without a manifest: a write cut short, never committed
+            if version.manifest.get("generation", 0) < self.claims.get(model, 0):
+                continue  # written by a learner that had been replaced (a zombie): fenced
             chunks = [version.chunks[i] for i in sorted(version.chunks)]
             try:
                 restored = restore(version.manifest, chunks, key=self.key,
                                    fingerprint=self.fingerprint, old_keys=self.old_keys)
+                extra = extra_bytes(version.manifest,
+                                    [version.extra[i] for i in sorted(version.extra)])
             except SnapshotIncompatible as exc:
                 if not ignore_incompatible:
                     raise
@@ -183,7 +230,7 @@ class SnapshotStore:
                 log.error("%s; falling back to an older snapshot", exc)
                 self.on_refused(exc.reason)
                 continue
-            return Restored(restored, version.manifest)
+            return Restored(restored, version.manifest, extra)
         return None
 
     def write(self, snapshot: Snapshot) -> int:
@@ -197,10 +244,10 @@ class SnapshotStore:
             size += len(value)
         model, sid = snapshot.manifest["model"], snapshot.manifest["snapshot_id"]
         known = self._ids[model]
-        known[sid] = len(snapshot.chunks)
+        known[sid] = [*range(len(snapshot.chunks)),
+                      *(f"x{i}" for i in range(len(snapshot.extra))), MANIFEST]
         for old in sorted(known)[: -self.kept]:
-            parts: list[int | str] = [*range(known.pop(old)), MANIFEST]
-            for part in parts:
+            for part in known.pop(old):
                 self.producer.produce(self.topic, key=snapshot_key(model, old, part).encode(),
                                       value=None)
         return size

@@ -1,0 +1,154 @@
+"""Every worker serves the newest snapshot of the global model.
+
+A :class:`ModelFollower` reads ``<name>.models`` with no consumer group (every worker reads
+all of it), from the beginning, and keeps reading. When the manifest of a newer version of
+the global model arrives, it is verified (signature, versions, digest) before anything is
+unpickled, then unpickled on the follower's own thread and swapped in with one assignment:
+the hot path takes ``follower.model`` at the start of each batch, so a batch is served by
+one version. Unpickling holds the GIL, which is why the learner publishes no more often
+than ``STREAMLEARN_PUBLISH_INTERVAL`` (and at least 20x the time a snapshot takes).
+
+Fencing: a learner that takes over writes a claim with its generation first; versions from
+an older generation read after that claim (a learner that was replaced but does not know it
+yet) are ignored.
+
+Staleness: the learner writes its progress (examples learned) about once a second; the
+gap between that and the served model's examples is ``streamlearn_model_staleness_examples``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from streamlearn.models.online import OnlineModel
+from streamlearn.models.snapshot import MANIFEST, SnapshotRefused, parse_key, restore
+from streamlearn.monitoring.metrics import BoundMetrics
+from streamlearn.streams.snapshots import StoredVersion
+
+__all__ = ["GLOBAL_MODEL", "ModelFollower", "progress_key"]
+
+log = logging.getLogger(__name__)
+
+GLOBAL_MODEL = "global"
+POLL_S = 0.2
+CATCH_UP_TIMEOUT_S = 60.0
+
+
+def progress_key(model: str) -> str:
+    """Key of the learner's progress record (examples learned, generation)."""
+    return f"{model}/progress"
+
+
+class ModelFollower:
+    """The global model as last published, read from ``<name>.models``."""
+
+    def __init__(self, consumer_config: dict[str, Any], topic: str, key: bytes,
+                 fingerprint: str, fresh: Callable[[], OnlineModel], metrics: BoundMetrics,
+                 old_keys: Sequence[bytes] = ()) -> None:
+        self.topic = topic
+        self.key, self.old_keys, self.fingerprint = key, tuple(old_keys), fingerprint
+        self.model: OnlineModel = fresh()
+        """The model served: a fresh one until a snapshot is read."""
+        self.serving: tuple[int, int] = (0, 0)
+        """(generation, snapshot id) of the model served."""
+        self.claimed = 0
+        self.learner_examples = 0
+        self.metrics = metrics
+        self._versions: dict[int, StoredVersion] = defaultdict(StoredVersion)
+        self._consumer = Consumer({**consumer_config, "enable.auto.commit": False,
+                                   "group.id": "streamlearn-model-follower"})
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="streamlearn-model-follower",
+                                        daemon=True)
+        family, name = metrics.family, metrics.pipeline
+        self._staleness = family.model_staleness.labels(name)
+        self._serving_examples = family.serving_examples.labels(name)
+        self._load_seconds = family.snapshot_load_seconds.labels(name)
+
+    def start(self) -> None:
+        """Read what is there (the newest model is served before the first event), then
+        follow on a thread."""
+        self._consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+        low, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, 0),
+                                                         timeout=CATCH_UP_TIMEOUT_S)
+        position, deadline = low, time.monotonic() + CATCH_UP_TIMEOUT_S
+        while position < high and time.monotonic() < deadline:
+            for message in self._consumer.consume(500, timeout=POLL_S):
+                if not message.error():
+                    self._fold(message.key(), message.value())
+                    position = message.offset() + 1
+        if self.serving != (0, 0):
+            log.info("serving the global model, snapshot %d (%d examples)", self.serving[1],
+                     self.model.version)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._consumer.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for message in self._consumer.consume(500, timeout=POLL_S):
+                    if not message.error():
+                        self._fold(message.key(), message.value())
+            except Exception:  # a bad record must not stop serving; the next one may do
+                log.exception("reading %s", self.topic)
+
+    def _fold(self, raw_key: bytes | None, value: bytes | None) -> None:
+        key = raw_key.decode("utf-8", "replace") if raw_key else ""
+        parsed = parse_key(key)
+        if parsed is None:
+            model, _, kind = key.rpartition("/")
+            if model == GLOBAL_MODEL and value:
+                record = orjson.loads(value)
+                if kind == "claim":
+                    self.claimed = max(self.claimed, int(record["generation"]))
+                elif kind == "progress" and record.get("generation", 0) >= self.claimed:
+                    self.learner_examples = int(record["examples"])
+                    self._gauges()
+            return
+        model, sid, part = parsed
+        if model != GLOBAL_MODEL:
+            return
+        if value is None:
+            self._versions.pop(sid, None)
+        elif part == MANIFEST:
+            self._manifest(sid, orjson.loads(value))
+        elif part.isdigit():
+            self._versions[sid].chunks[int(part)] = value
+
+    def _manifest(self, sid: int, manifest: dict[str, Any]) -> None:
+        version = self._versions.pop(sid, StoredVersion())
+        for old in [s for s in self._versions if s < sid]:  # never committed, or superseded
+            del self._versions[old]
+        generation = manifest.get("generation", 0)
+        if generation < self.claimed or (generation, sid) <= self.serving:
+            return  # fenced (a replaced learner), or not newer than the model served
+        started = time.perf_counter()
+        try:
+            model = restore(manifest, [version.chunks[i] for i in sorted(version.chunks)],
+                            key=self.key, fingerprint=self.fingerprint, old_keys=self.old_keys)
+        except SnapshotRefused as exc:
+            log.error("%s; still serving snapshot %d", exc, self.serving[1])
+            self.metrics.snapshots_refused[exc.reason].inc()
+            return
+        if not isinstance(model, OnlineModel):
+            return
+        self._load_seconds.observe(time.perf_counter() - started)
+        self.model, self.serving = model, (generation, sid)  # the swap: one assignment
+        self.learner_examples = max(self.learner_examples, model.version)
+        self._gauges()
+
+    def _gauges(self) -> None:
+        self._serving_examples.set(self.model.version)
+        self._staleness.set(max(0, self.learner_examples - self.model.version))
