@@ -10,12 +10,15 @@ feature state of the entities whose key hashes there (``<name>.state``) and a si
 snapshot of the model (``<name>.models``) with the events topic's current end offsets. A
 worker started afterwards restores both and serves its first event warm. The snapshot also
 carries the history as the data-drift reference of every field, the prediction and the
-label, instead of the first live events. Every partition
-starts from the same model, trained on the whole history; each then learns its own events.
+label, instead of the first live events. Per-partition learning: every partition starts
+from the same model, trained on the whole history; each then learns its own events. Global
+learning: the model is published once, as the global learner's first snapshot (at the
+training topic's end), and each partition's snapshot holds its data-drift reference.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -30,7 +33,7 @@ from streamlearn.errors import StreamlearnError
 from streamlearn.features.offline import OfflineRun
 from streamlearn.features.online import PartitionFeatures
 from streamlearn.models.data_drift import DataDrift
-from streamlearn.models.online import OnlineModel
+from streamlearn.models.online import OnlineModel, PredictorState
 from streamlearn.models.snapshot import build_snapshot
 from streamlearn.pipeline import Pipeline
 from streamlearn.schema import NUMERIC
@@ -168,6 +171,7 @@ def publish(spec: Pipeline, settings: Settings, history: History, key: bytes,
     """
     from streamlearn.keys import old_model_keys
     from streamlearn.streams.hot_path import kafka_config, partition_model
+    from streamlearn.streams.serving import GLOBAL_MODEL
     from streamlearn.streams.snapshots import SnapshotStore
 
     base = kafka_config(settings, f"streamlearn-bootstrap-{spec.name}")
@@ -175,6 +179,8 @@ def publish(spec: Pipeline, settings: Settings, history: History, key: bytes,
     store = SnapshotStore(base, producer, spec.models_topic, key, spec.fingerprint(),
                           settings.snapshots_kept, old_keys=old_model_keys(settings))
     names = [partition_model(p) for p in range(spec.partitions)]
+    if spec.global_learner:
+        names.append(GLOBAL_MODEL)
     existing = [m for m, found in store.load(names, ignore_incompatible=True).items() if found]
     if existing or any(store.next_id(m) > 1 for m in names):
         raise BootstrapError(
@@ -198,8 +204,12 @@ def publish(spec: Pipeline, settings: Settings, history: History, key: bytes,
                 producer.produce(spec.state_topic, key=meta[0].encode(), value=meta[1],
                                  partition=p)
             if stage.final:
+                payload: OnlineModel | PredictorState = history.model
+                if spec.global_learner:  # the model is the learner's; the reference is here
+                    payload = PredictorState()
+                    payload.data_drift = history.model.data_drift
                 store.write(build_snapshot(
-                    history.model, model_name=partition_model(p), snapshot_id=ck,
+                    payload, model_name=partition_model(p), snapshot_id=ck,
                     parent=None, offsets={stage.topic: {p: ends[p]}},
                     fingerprint=spec.fingerprint(), key=key,
                     chunk_bytes=settings.snapshot_chunk_bytes,
@@ -207,6 +217,16 @@ def publish(spec: Pipeline, settings: Settings, history: History, key: bytes,
                 ids[p] = ck
             _flush(producer)
         advance(1)
+    if spec.global_learner:
+        model = copy.copy(history.model)
+        model.data_drift = None
+        end = _end_offsets(base, spec.training_topic, 1)[0]
+        store.write(build_snapshot(
+            model, model_name=GLOBAL_MODEL, snapshot_id=store.next_id(GLOBAL_MODEL),
+            parent=None, offsets={spec.training_topic: {0: end}},
+            fingerprint=spec.fingerprint(), key=key, chunk_bytes=settings.snapshot_chunk_bytes,
+        ))
+        _flush(producer)
     return ids
 
 

@@ -94,8 +94,9 @@ def restore(records: Iterable[tuple[str, bytes | None]], prefix: str, committed:
             ck, value = data["ck"], data["e"]
         elif data["pk"] is not None and data["pk"] <= c:
             ck, value = data["pk"], data["p"]
-            fixed = {"ck": ck, "e": value, "pk": ck, "p": value}
-            repairs.append((key, orjson.dumps(fixed) if value is not None else None))
+            if value is not None:  # (a value that was absent gets its tombstone below)
+                fixed = {"ck": ck, "e": value, "pk": ck, "p": value}
+                repairs.append((key, orjson.dumps(fixed)))
         else:
             lost += data["pk"] is not None and data["pk"] != ABSENT_SINCE_ALWAYS
             repairs.append((key, None))
