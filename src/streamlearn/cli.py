@@ -18,7 +18,9 @@ from streamlearn.config import load_settings
 from streamlearn.errors import StreamlearnError
 
 if TYPE_CHECKING:
+    from streamlearn.config import Settings
     from streamlearn.pipeline import Pipeline
+    from streamlearn.produce import LabelOptions
 
 __all__ = ["main", "shown_command"]
 
@@ -113,17 +115,68 @@ def main(verbose: bool) -> None:
 @click.option("--rebuild", is_flag=True,
               help="Ignore snapshots made by another river version or pipeline spec: relearn "
                    "from the events topic's earliest retained event.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes to run; worker i serves metrics on "
+                   "STREAMLEARN_METRICS_PORT + i.")
 @one_line_errors
-def run(pipeline_file: str, name: str | None, rebuild: bool) -> None:
+def run(pipeline_file: str, name: str | None, rebuild: bool, workers: int) -> None:
     """Run a worker for the pipeline defined in PIPELINE_FILE (until SIGTERM / Ctrl-C).
 
     Each input partition's model is restored from its newest valid snapshot in
     <name>.models and the partition is read from the offset that snapshot reflects.
-    """
-    from streamlearn.streams.worker import run_worker
 
+    With --workers N (N > 1) this command starts the broker (unless STREAMLEARN_BOOTSTRAP
+    names one) and the pipeline's topics, then runs N worker processes and supervises them:
+    worker i serves metrics on STREAMLEARN_METRICS_PORT + i and its output lines are
+    prefixed [worker i]; SIGTERM and SIGINT go to every worker. The workers share the input
+    partitions (workers beyond the partition count stand by); when one exits, the others
+    take over its partitions and keep running. The command ends when every worker has
+    exited, with the first non-zero exit code. --rebuild needs a single worker.
+    """
     settings = load_settings()
-    run_worker(_spec(pipeline_file, name), settings, rebuild=rebuild)
+    spec = _spec(pipeline_file, name)
+    if workers == 1:
+        from streamlearn.streams.worker import run_worker
+
+        run_worker(spec, settings, rebuild=rebuild)
+        return
+    if rebuild:
+        raise StreamlearnError("--rebuild relearns with one worker: run it without --workers, "
+                               "stop it once it serves, then start --workers N")
+    sys.exit(_run_workers(spec, settings, pipeline_file, name, workers))
+
+
+def _run_workers(spec: Pipeline, settings: Settings, pipeline_file: str, name: str | None,
+                 workers: int) -> int:
+    from streamlearn.broker import ensure_broker
+    from streamlearn.broker.admin import create_topics
+    from streamlearn.keys import model_key
+    from streamlearn.streams.worker import topic_configs
+    from streamlearn.supervisor import Child, supervise, worker_children
+
+    verbose = bool(click.get_current_context().find_root().params.get("verbose"))
+    children = worker_children(pipeline_file, name, workers, settings.metrics_port,
+                               sys.executable, verbose)
+    # Once here, not N times at once in the children: one local broker start, one topic
+    # creation, one model key file.
+    bootstrap = ensure_broker(settings)
+    create_topics(bootstrap, spec.topics, topic_configs(spec, settings), settings=settings)
+    model_key(settings)
+    idle = workers - spec.partitions
+    click.echo(f"{workers} workers of pipeline {spec.name!r} at {bootstrap}"
+               + (f" ({idle} stand by: {spec.events_topic} has {spec.partitions} partitions)"
+                  if idle > 0 else ""))
+    for child in children:
+        where = (f"http://{settings.metrics_host}:{child.metrics_port}/metrics"
+                 if child.metrics_port else "off (STREAMLEARN_METRICS_PORT=0)")
+        click.echo(f"worker {child.index}: metrics {where}")
+
+    def exited(child: Child, code: int, running: int) -> None:
+        rest = (f"; {running} still running (they take over its partitions)" if running
+                else "; none left running")
+        click.echo(f"worker {child.index} exited with code {code}{rest}", err=bool(code))
+
+    return supervise(children, os.environ, sys.stdout.buffer, exited)
 
 
 @main.command()
@@ -196,14 +249,45 @@ def bootstrap(pipeline_file: str, history: str, name: str | None, plot_path: str
 @click.option("--rate", type=float, default=0.0, show_default=True, help="Events/s; 0 = max.")
 @click.option("--limit", type=int, help="Send at most this many events.")
 @click.option("--label-field", default="label", show_default=True,
-              help="Field name of the label of a river: data set.")
+              help="Field of the label: where a river: data set puts it, and the field "
+                   "--labels-to takes out of each event.")
 @click.option("--key-field", help="Field used as record key (default: the event id).")
+@click.option("--event-id-field", default="event_id", show_default=True,
+              help="Field with each event's unique id, added as <run>-<n> to events that "
+                   "lack it; labels name their event by it (give the pipeline's "
+                   "event_id_field).")
 @click.option("--partitions", type=int, default=1, show_default=True,
-              help="Partitions if the topic has to be created.")
+              help="Partitions if the topic (and the --labels-to topic) has to be created.")
+@click.option("--labels-to", metavar="TOPIC",
+              help="Take the label out of each event and send it later to TOPIC (a "
+                   "pipeline's <name>.labels) as {event_id, label, time?}, keyed by the "
+                   "event id.")
+@click.option("--label-delay", metavar="D|A-B",
+              help="With --labels-to: seconds of wall clock from an event to its label, D, or "
+                   "A-B for a uniform random delay per event  [default: 0]")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the random label delays, so that a run repeats.")
+@click.option("--time-field",
+              help="With --labels-to: the events' own time field (epoch ms or ISO-8601); each "
+                   "label's time is then its event's plus the delay. Without it labels carry "
+                   "no time: the record timestamps (wall clock) are the clock.")
 @one_line_errors
 def produce(source: str, topic: str, rate: float, limit: int | None, label_field: str,
-            key_field: str | None, partitions: int) -> None:
-    """Replay SOURCE (a .csv/.parquet file or river:DATASET) into a topic as JSON events."""
+            key_field: str | None, event_id_field: str, partitions: int,
+            labels_to: str | None, label_delay: str | None, seed: int,
+            time_field: str | None) -> None:
+    """Replay SOURCE (a .csv/.parquet file or river:DATASET) into a topic as JSON events.
+
+    With --labels-to, labels arrive on their own, as they do in production: each event is
+    sent without its --label-field, and its label follows on the labels topic --label-delay
+    seconds later (labels due are sent between events; after the last event the command
+    waits for the rest). For a pipeline that learns from <name>.labels (it declares a
+    label_type and no label_field), e.g. one named phishing-delayed:
+
+    \b
+      streamlearn produce river:Phishing --topic phishing-delayed \\
+          --label-field is_phishing --labels-to phishing-delayed.labels --label-delay 1-5
+    """
     from rich.progress import Progress
 
     from streamlearn.broker import ensure_broker
@@ -211,19 +295,51 @@ def produce(source: str, topic: str, rate: float, limit: int | None, label_field
     from streamlearn.replay import ReplayOptions, replay
     from streamlearn.sources import iter_events, source_length
 
+    if labels_to is None and (label_delay is not None or time_field is not None):
+        raise StreamlearnError("--label-delay and --time-field go with --labels-to TOPIC")
+    labels = _label_options(labels_to, label_field, label_delay, seed, time_field)
     settings = load_settings()
     events = iter_events(source, label_field)
+    if labels is not None:
+        from streamlearn.produce import require_label
+
+        events = require_label(events, label_field)
     bootstrap = ensure_broker(settings)
-    create_topics(bootstrap, {topic: partitions})
+    create_topics(bootstrap, {topic: partitions} | ({labels_to: partitions} if labels_to else {}))
     total = source_length(source)
     if total is not None and limit is not None:
         total = min(total, limit)
-    options = ReplayOptions(topic=topic, rate=rate, limit=limit, key_field=key_field)
+    options = ReplayOptions(topic=topic, rate=rate, limit=limit, key_field=key_field,
+                            id_field=event_id_field)
     with Progress(transient=False) as progress:
         task = progress.add_task(f"→ {topic}", total=total)
-        sent = replay(events, bootstrap, options,
-                      on_sent=lambda n: progress.advance(task, n))
-    click.echo(f"sent {sent} events to {topic} at {bootstrap}")
+        if labels is None:
+            sent = replay(events, bootstrap, options,
+                          on_sent=lambda n: progress.advance(task, n))
+            click.echo(f"sent {sent} events to {topic} at {bootstrap}")
+            return
+        from streamlearn.produce import replay_with_labels
+
+        label_task = progress.add_task(f"→ {labels.topic}", total=total)
+        done = replay_with_labels(events, bootstrap, options, labels,
+                                  on_event=lambda n: progress.advance(task, n),
+                                  on_label=lambda n: progress.advance(label_task, n))
+    unlabelled = f" ({done.unlabelled} events had no label)" if done.unlabelled else ""
+    click.echo(f"sent {done.events} events to {topic} and {done.labels} labels to "
+               f"{labels.topic}{unlabelled} at {bootstrap}")
+
+
+def _label_options(labels_to: str | None, label_field: str, delay: str | None, seed: int,
+                   time_field: str | None) -> LabelOptions | None:
+    if labels_to is None:
+        return None
+    from streamlearn.produce import LabelOptions, parse_delay
+
+    try:
+        seconds = parse_delay(delay or "0")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--label-delay") from None
+    return LabelOptions(labels_to, label_field, seconds, seed, time_field)
 
 
 @main.command()

@@ -165,6 +165,13 @@ def test_compose_publishes_ports_on_loopback_only(compose: dict[str, Any]) -> No
     assert all(ip == "127.0.0.1" for _, ip in published), published
 
 
+def test_compose_worker_scales(compose: dict[str, Any]) -> None:
+    # `docker compose up --scale worker=N`: a fixed name or host port would collide.
+    worker = compose["services"]["worker"]
+    assert "container_name" not in worker and not worker.get("ports"), worker
+    assert worker["stop_grace_period"], "a scaled-down worker must have time to snapshot"
+
+
 def test_compose_bind_mounts_exist(compose: dict[str, Any]) -> None:
     # A missing bind source makes Docker create an empty directory in its place, and
     # Prometheus or Grafana then start with no config and no error.
@@ -220,6 +227,9 @@ ESTIMATE = ('streamlearn_drift_estimate{{pipeline="p", model="m", kind="{kind}",
 ERROR_RATE = ESTIMATE.format(kind="concept", feature="")
 STABILITY = ('streamlearn_stability_index{{pipeline="p", kind="{kind}", feature="{feature}", '
              'partition="0"}}')
+LAG = ('streamlearn_consumer_lag{{pipeline="p", topic="p", partition="{partition}", '
+       'instance="{instance}"}}')
+LABEL_OUTCOME = 'streamlearn_labels_total{{pipeline="p", outcome="{outcome}"}}'
 QUIET = [
     ('up{job="streamlearn", instance="worker:9108"}', "1x30"),
     ('streamlearn_events_total{pipeline="p"}', "0+100x30"),
@@ -235,6 +245,13 @@ QUIET = [
     (STABILITY.format(kind="data", feature="a"), "0.03+0.001x30"),
     (DETECTIONS.format(kind="concept", detector="DDM", feature="", level="warning"), "0+1x30"),
     (ERROR_RATE, "0.05-0.001x30"),
+    (LAG.format(partition=0, instance="w0"), "50+10x30"),
+    ('streamlearn_model_staleness_examples{pipeline="p", instance="w0"}', "3000x30"),
+    ('streamlearn_learner_active{pipeline="p", instance="w0"}', "1x30"),
+    ('streamlearn_learner_active{pipeline="p", instance="w1"}', "0x30"),
+    (LABEL_OUTCOME.format(outcome="joined"), "0+100x30"),
+    (LABEL_OUTCOME.format(outcome="orphan"), "0+2x30"),
+    (LABEL_OUTCOME.format(outcome="late"), "0x30"),
 ]
 ALERT_CASES = {
     "quiet when healthy": (
@@ -250,6 +267,10 @@ ALERT_CASES = {
             "StreamlearnConceptDrift": [],
             "StreamlearnDataDrift": [],
             "StreamlearnLabelsStalled": [],
+            "StreamlearnConsumerLagGrowing": [],
+            "StreamlearnModelStale": [],
+            "StreamlearnNoActiveLearner": [],
+            "StreamlearnLabelsUnmatched": [],
         },
     ),
     "snapshot refused": (
@@ -419,6 +440,66 @@ ALERT_CASES = {
         ],
         "27m",
         {"StreamlearnLabelsStalled": []},
+    ),
+    # Two workers report partition 0 (a rebalance): counted once. 20000 and growing.
+    "consumer lag grows": (
+        [
+            (LAG.format(partition=0, instance="w0"), "0+1000x30"),
+            (LAG.format(partition=0, instance="w1"), "0+1000x30"),
+            (LAG.format(partition=1, instance="w1"), "0x30"),
+        ],
+        "20m",
+        {"StreamlearnConsumerLagGrowing": [{"severity": "warning", "pipeline": "p"}]},
+    ),
+    "consumer lag above the threshold but not growing": (
+        [(LAG.format(partition=0, instance="w0"), "50000-100x30")],
+        "20m",
+        {"StreamlearnConsumerLagGrowing": []},
+    ),
+    "consumer lag grows, duplicate reports below the threshold": (
+        [
+            (LAG.format(partition=0, instance="w0"), "0+300x30"),
+            (LAG.format(partition=0, instance="w1"), "0+300x30"),
+        ],
+        "25m",
+        {"StreamlearnConsumerLagGrowing": []},
+    ),
+    "model stale": (
+        [('streamlearn_model_staleness_examples{pipeline="p", instance="w1"}', "0x5 80000x30")],
+        "20m",
+        {"StreamlearnModelStale": [{"severity": "warning", "pipeline": "p", "instance": "w1"}]},
+    ),
+    "model stale, not for 10m yet": (
+        [('streamlearn_model_staleness_examples{pipeline="p", instance="w1"}', "0x5 80000x30")],
+        "12m",
+        {"StreamlearnModelStale": []},
+    ),
+    "no active learner": (
+        [
+            ('streamlearn_learner_active{pipeline="p", instance="w0"}', "1x3 _x20"),
+            ('streamlearn_learner_active{pipeline="p", instance="w1"}', "0x20"),
+        ],
+        "15m",
+        {"StreamlearnNoActiveLearner": [{"severity": "critical", "pipeline": "p"}]},
+    ),
+    "no learner metrics at all (inline learning)": (
+        [('streamlearn_events_total{pipeline="p"}', "0+100x30")],
+        "15m",
+        {"StreamlearnNoActiveLearner": []},
+    ),
+    "labels orphaned": (
+        [
+            (LABEL_OUTCOME.format(outcome="joined"), "0+100x30"),
+            (LABEL_OUTCOME.format(outcome="orphan"), "0+60x30"),
+            (LABEL_OUTCOME.format(outcome="duplicate"), "0+500x30"),
+        ],
+        "20m",
+        {"StreamlearnLabelsUnmatched": [{"severity": "warning", "pipeline": "p"}]},
+    ),
+    "labels all late, none joined": (
+        [(LABEL_OUTCOME.format(outcome="late"), "0+10x30")],
+        "15m",
+        {"StreamlearnLabelsUnmatched": [{"severity": "warning", "pipeline": "p"}]},
     ),
 }
 
