@@ -431,6 +431,8 @@ def reset(pipeline_file: str, name: str | None, yes: bool) -> None:
     bootstrap = ensure_broker(load_settings())
     # Re-keyed copies of the events go too: their stages' state is forgotten with the rest.
     topics = [spec.models_topic, spec.state_topic, *(s.topic for s in spec.stages[1:])]
+    if spec.global_learner:  # the learner's examples: rebuilt by the joins from the start
+        topics.append(spec.training_topic)
     _confirm(f"Reset pipeline {spec.name!r} at {bootstrap}: delete topics "
              f"{', '.join(topics)} and consumer group {spec.group_id}?", yes)
     deleted = _reset(spec, bootstrap, topics)
@@ -450,6 +452,8 @@ def _reset(spec: Pipeline, bootstrap: str, topics: list[str]) -> list[str]:
     # The group first: while workers are in it, nothing is deleted.
     try:
         group_deleted = delete_group(bootstrap, spec.group_id)
+        if spec.global_learner:
+            delete_group(bootstrap, f"{spec.group_id}-learner")
     except GroupNotEmpty:
         raise StreamlearnError(
             f"consumer group {spec.group_id} still has members: stop the pipeline's "

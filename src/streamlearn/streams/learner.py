@@ -104,10 +104,11 @@ class LearnerRunner:
         for message in messages:
             if message.error():
                 continue
-            learner.learn(orjson.loads(message.value()))
+            example = orjson.loads(message.value())
+            learner.learn(example)
             if model.signals:
                 for signal in model.signals:
-                    self._drift_event(signal, produce)
+                    self._drift_event(signal, produce, example.get("label_time"))
                 model.signals.clear()
             self.next_offset = message.offset() + 1
         self.metrics.examples_learned.inc(model.version - before)
@@ -161,7 +162,7 @@ class LearnerRunner:
             self.consumer.commit(offsets=[TP(self.topic, 0, self.published_offset)],
                                  asynchronous=False)
 
-    def _drift_event(self, signal: Any, produce: Callable[..., None]) -> None:
+    def _drift_event(self, signal: Any, produce: Callable[..., None], at_time: Any) -> None:
         assert self.learner is not None
         model = self.learner.model
         self.metrics.count_drift("concept", signal.detector, "", signal.level)
@@ -170,7 +171,7 @@ class LearnerRunner:
         produce(self.spec.drift_topic, key=model.name.encode(), value=orjson.dumps({
             "model": model.name, "kind": "concept", "detector": signal.detector,
             "level": signal.level, "statistic": signal.statistic,
-            "at_example": signal.position, "at_time": None, "action": "alert",
+            "at_example": signal.position, "at_time": at_time, "action": "alert",
             "generation": self.generation,
         }))
 
