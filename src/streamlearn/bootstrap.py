@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
@@ -37,6 +36,7 @@ from streamlearn.models.online import OnlineModel, PredictorState
 from streamlearn.models.snapshot import build_snapshot
 from streamlearn.pipeline import Pipeline
 from streamlearn.schema import NUMERIC
+from streamlearn.streams.snapshots import watermark_offsets
 
 __all__ = ["BootstrapError", "CurvePoint", "History", "learn_history", "plot", "publish", "table"]
 
@@ -238,21 +238,10 @@ def _flush(producer: Producer) -> None:
 def _end_offsets(config: dict[str, Any], topic: str, partitions: int) -> dict[int, int]:
     consumer = Consumer({**config, "group.id": "streamlearn-bootstrap"})
     try:
-        return {p: _end_offset(consumer, TopicPartition(topic, p)) for p in range(partitions)}
+        return {p: watermark_offsets(consumer, TopicPartition(topic, p))[1]
+                for p in range(partitions)}
     finally:
         consumer.close()
-
-
-def _end_offset(consumer: Consumer, tp: TopicPartition) -> int:
-    """The partition's end offset; a topic created a moment ago may not have a leader yet."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return int(consumer.get_watermark_offsets(tp, timeout=30)[1])
-        except KafkaException as exc:
-            if not exc.args[0].retriable() or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def _iso(ms: float) -> str:

@@ -87,7 +87,7 @@ def assert_served_by_prefix_models(spec, served: list[dict], examples: list[dict
     for prediction in served:
         by_version.setdefault(prediction["model_version"], []).append(prediction)
     assert max(by_version) <= len(examples)
-    assert len(by_version) > 5, "the predictors never served a newer snapshot"
+    assert len(by_version) > 1, "the predictors never served a published snapshot"
     model = spec.model()
     for version in range(max(by_version) + 1):
         for prediction in by_version.get(version, []):

@@ -31,7 +31,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from streamlearn.models.online import OnlineModel
 from streamlearn.models.snapshot import MANIFEST, SnapshotRefused, parse_key, restore
 from streamlearn.monitoring.metrics import BoundMetrics
-from streamlearn.streams.snapshots import StoredVersion
+from streamlearn.streams.snapshots import StoredVersion, watermark_offsets
 
 __all__ = ["GLOBAL_MODEL", "ModelFollower", "progress_key"]
 
@@ -77,8 +77,8 @@ class ModelFollower:
         """Read what is there (the newest model is served before the first event), then
         follow on a thread."""
         self._consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
-        low, high = self._consumer.get_watermark_offsets(TopicPartition(self.topic, 0),
-                                                         timeout=CATCH_UP_TIMEOUT_S)
+        low, high = watermark_offsets(self._consumer, TopicPartition(self.topic, 0),
+                                      CATCH_UP_TIMEOUT_S)
         position, deadline = low, time.monotonic() + CATCH_UP_TIMEOUT_S
         while position < high and time.monotonic() < deadline:
             for message in self._consumer.consume(500, timeout=POLL_S):

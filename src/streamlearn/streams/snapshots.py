@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
 from streamlearn.models.online import OnlineModel, PredictorState
 from streamlearn.models.snapshot import (
@@ -33,7 +33,7 @@ from streamlearn.models.snapshot import (
 
 __all__ = [
     "Restored", "SnapshotStore", "StoredVersion", "claim_key", "collect_versions",
-    "read_versions", "records",
+    "read_versions", "records", "watermark_offsets",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,8 +85,7 @@ def records(consumer_config: dict[str, Any], topic: str, partitions: Iterable[in
         wanted = meta.partitions if partitions is None else partitions
         ends = {}
         for p in wanted:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p),
-                                                       timeout=READ_TIMEOUT_S)
+            low, high = watermark_offsets(consumer, TopicPartition(topic, p))
             if high > low:
                 ends[p] = high
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
@@ -103,6 +102,21 @@ def records(consumer_config: dict[str, Any], topic: str, partitions: Iterable[in
                     ends.pop(msg.partition(), None)
     finally:
         consumer.close()
+
+
+def watermark_offsets(consumer: Consumer, tp: TopicPartition,
+                      timeout: float = READ_TIMEOUT_S) -> tuple[int, int]:
+    """(low, high) of a partition; a topic created a moment ago may have no leader yet
+    (NOT_LEADER_FOR_PARTITION and other retriable errors are retried for ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
+            return int(low), int(high)
+        except KafkaException as exc:
+            if not exc.args[0].retriable() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def collect_versions(
