@@ -253,7 +253,7 @@ def groups(kafka: str) -> set[str]:
 def join_group(kafka: str, topic: str, group: str) -> KafkaConsumer:
     consumer = KafkaConsumer(topic, bootstrap_servers=kafka, group_id=group,
                              auto_offset_reset="earliest")
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a loaded machine: the first join can be slow
     while not consumer.assignment() and time.monotonic() < deadline:
         consumer.poll(timeout_ms=200)
     assert consumer.assignment(), "the consumer joined its group"
