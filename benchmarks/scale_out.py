@@ -1,11 +1,11 @@
 """Scale-out under global learning: 1 and 2 worker processes on 4 partitions.
 
-``python -m benchmarks.scale_out [--events 40000] [--reps 2] [--bootstrap HOST:PORT]``
+``python -m benchmarks.scale_out [--events 200000] [--reps 2] [--bootstrap HOST:PORT]``
 
 Throughput: a backlog of events (River's Hyperplane, 10 numeric features) with their labels
 on ``<name>.labels`` is served by N fresh workers (``streamlearn run``, one process each);
-events/s is counted from the first prediction to the last, and CPU from the workers'
-``/proc`` times over the same span (events per CPU-second = per core). Runs of 1 and 2
+events/s is counted while the backlog goes from 10% to 90% served, and CPU from the
+workers' ``/proc`` times over the same span (events per CPU-second = per core). Runs of 1 and 2
 workers are interleaved, medians reported. Then a paced run (1 worker, 300 events/s with
 each label right after its event) gives the end-to-end delay from a label being produced
 to the first prediction served by a model that learned it, and the predictors' snapshot
@@ -62,8 +62,8 @@ def produce(bootstrap: str, name: str, rows: list[tuple[dict, dict]], rate: floa
     sent, started = {}, time.monotonic()
     for i, (event, label) in enumerate(rows):
         key = event["event_id"].encode()
-        producer.produce(name, orjson.dumps(event), key)
-        producer.produce(f"{name}.labels", orjson.dumps(label), key)
+        _send(producer, name, orjson.dumps(event), key)
+        _send(producer, f"{name}.labels", orjson.dumps(label), key)
         if rate:
             sent[label["event_id"]] = time.time() * 1000
             delay = started + (i + 1) / rate - time.monotonic()
@@ -72,6 +72,15 @@ def produce(bootstrap: str, name: str, rows: list[tuple[dict, dict]], rate: floa
         producer.poll(0)
     producer.flush(60)
     return sent
+
+
+def _send(producer: Producer, topic: str, value: bytes, key: bytes) -> None:
+    while True:
+        try:
+            producer.produce(topic, value, key)
+            return
+        except BufferError:  # librdkafka's queue is full: let it drain
+            producer.poll(0.1)
 
 
 def ends(bootstrap: str, topic: str, partitions: int) -> int:
@@ -89,6 +98,13 @@ def cpu_seconds(pids: list[int]) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])
     return total / TICKS
+
+
+def machine_busy_seconds() -> float:
+    """CPU-seconds the whole machine has spent busy (every process: broker, producer...)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / TICKS
 
 
 def start_workers(bootstrap: str, name: str, count: int, env: dict[str, str]) -> list[Any]:
@@ -125,17 +141,22 @@ def throughput(bootstrap: str, rows: list, workers: int, env: dict[str, str]) ->
     produce(bootstrap, name, rows)
     procs = start_workers(bootstrap, name, workers, env)
     pids = [p.pid for p in procs]
+    # From 10% to 90% of the backlog served: start-up and the group's first rebalance
+    # (a second worker joining) stay out of the figure.
+    low, high = len(rows) // 10, len(rows) * 9 // 10
     try:
-        while ends(bootstrap, spec.predictions_topic, 4) == 0:
-            time.sleep(0.05)
-        t0, c0 = time.monotonic(), cpu_seconds(pids)
-        while ends(bootstrap, spec.predictions_topic, 4) < len(rows):
-            time.sleep(0.1)
-        t1, c1 = time.monotonic(), cpu_seconds(pids)
+        while (n0 := ends(bootstrap, spec.predictions_topic, 4)) < low:
+            time.sleep(0.02)
+        t0, c0, m0 = time.monotonic(), cpu_seconds(pids), machine_busy_seconds()
+        while (n1 := ends(bootstrap, spec.predictions_topic, 4)) < high:
+            time.sleep(0.02)
+        t1, c1, m1 = time.monotonic(), cpu_seconds(pids), machine_busy_seconds()
     finally:
         stop(procs)
-    return {"workers": workers, "events_per_s": len(rows) / (t1 - t0),
-            "events_per_cpu_s": len(rows) / (c1 - c0), "cpu_cores_used": (c1 - c0) / (t1 - t0)}
+    served = n1 - n0
+    return {"workers": workers, "events_per_s": served / (t1 - t0),
+            "events_per_cpu_s": served / (c1 - c0), "cpu_cores_used": (c1 - c0) / (t1 - t0),
+            "machine_cores_busy": (m1 - m0) / (t1 - t0)}
 
 
 def scrape(port: int) -> str:
@@ -167,13 +188,14 @@ def paced(bootstrap: str, rows: list, rate: float, env: dict[str, str]) -> dict:
     for i, event_id in enumerate(order):
         if i + 1 in first_at:
             delays.append(first_at[i + 1] - sent[event_id])
-    loads = [float(v) for v in re.findall(
-        r'^streamlearn_snapshot_load_seconds_(?:sum|count)\{[^}]*\} (\S+)$', text, re.M)]
+    loads = {kind: float(v) for kind, v in re.findall(
+        r'^streamlearn_snapshot_load_seconds_(sum|count)\{[^}]*\} (\S+)$', text, re.M)}
     return {"rate": rate, "label_to_served_ms_p50": statistics.median(delays),
             "label_to_served_ms_p99": statistics.quantiles(delays, n=100)[98],
             "examples_measured": len(delays),
-            "snapshot_load_ms_mean": 1000 * loads[0] / loads[1] if loads and loads[1] else None,
-            "snapshots_loaded": loads[1] if loads else 0}
+            "snapshot_load_ms_mean": (1000 * loads["sum"] / loads["count"]
+                                      if loads.get("count") else None),
+            "snapshots_loaded": loads.get("count", 0)}
 
 
 def _records(bootstrap: str, topic: str, partitions: int) -> list[dict]:
@@ -214,7 +236,7 @@ def _predictions(bootstrap: str, topic: str) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=40_000)
+    parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--bootstrap")
     args = parser.parse_args(argv)
@@ -229,7 +251,8 @@ def main(argv: list[str] | None = None) -> None:
             runs[workers].append(result)
             print(f"rep {rep + 1}: {workers} worker(s): {result['events_per_s']:,.0f} ev/s, "
                   f"{result['events_per_cpu_s']:,.0f} ev/CPU-s, "
-                  f"{result['cpu_cores_used']:.2f} cores", flush=True)
+                  f"{result['cpu_cores_used']:.2f} cores (machine: "
+                  f"{result['machine_cores_busy']:.2f})", flush=True)
     summary = {w: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
                for w, rs in runs.items()}
     delay = paced(bootstrap, rows[:9000], 300.0, env)
@@ -246,10 +269,12 @@ def main(argv: list[str] | None = None) -> None:
         "# Scale-out under global learning (4 partitions)\n\n"
         f"{args.events:,} events with labels on `<name>.labels`, medians of {args.reps} "
         f"interleaved runs, {os.cpu_count()} CPUs.\n\n"
-        "| workers | events/s (all) | events/s per worker | events per CPU-second | cores used |\n"
-        "|---|---|---|---|---|\n"
+        "| workers | events/s (all) | events/s per worker | events per worker CPU-second "
+        "| cores used by workers | cores busy (machine) |\n"
+        "|---|---|---|---|---|---|\n"
         + "".join(f"| {w} | {s['events_per_s']:,.0f} | {s['events_per_s'] / w:,.0f} | "
-                  f"{s['events_per_cpu_s']:,.0f} | {s['cpu_cores_used']:.2f} |\n"
+                  f"{s['events_per_cpu_s']:,.0f} | {s['cpu_cores_used']:.2f} | "
+                  f"{s['machine_cores_busy']:.2f} |\n"
                   for w, s in ((1, one), (2, two)))
         + f"\n2 workers / 1 worker: {two['events_per_s'] / one['events_per_s']:.2f}x.\n\n"
         f"Paced at {delay['rate']:.0f} events/s (1 worker, label right after its event, "
