@@ -13,35 +13,43 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from streamlearn.features.offline import OfflineRun
 from streamlearn.models.online import OnlineModel
 from streamlearn.models.snapshot import restore
 from streamlearn.pipeline import load_pipeline
 from streamlearn.streams.hot_path import partition_model
+from streamlearn.streams.serving import GLOBAL_MODEL
 from streamlearn.streams.snapshots import read_versions
 
 from .conftest import MODEL_KEY, ROOT, worker_log
 from .test_features_online import CARDS, card_stream, produce, served_all
 
 
-def bootstrap(history: Path, name: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+def bootstrap(history: Path, name: str, env: dict[str, str], pipeline: Path = CARDS
+              ) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "streamlearn", "bootstrap", str(CARDS), "--name", name,
+        [sys.executable, "-m", "streamlearn", "bootstrap", str(pipeline), "--name", name,
          "--history", str(history)],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=180,
     )
 
 
+@pytest.mark.parametrize("learning", ["per_partition", "global"])
 def test_bootstrap_then_run_serves_the_first_event_warm(
-        kafka, name, start_worker, worker_env, tmp_path: Path):
-    spec = load_pipeline(CARDS).renamed(name)
+        kafka, name, start_worker, worker_env, tmp_path: Path, learning: str):
+    pipeline = tmp_path / "cards.py"
+    pipeline.write_text(CARDS.read_text().replace('learning="per_partition"',
+                                                  f'learning="{learning}"'))
+    spec = load_pipeline(pipeline).renamed(name)
+    model = partition_model(0) if learning == "per_partition" else GLOBAL_MODEL
     events = card_stream(1500, seed=5)
     history, live = events[:1200], events[1200:]
     path = tmp_path / "history.parquet"
     pd.DataFrame(history).to_parquet(path)
 
-    done = bootstrap(path, name, worker_env)
+    done = bootstrap(path, name, worker_env, pipeline)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "prequential accuracy" in done.stdout and "published snapshot" in done.stdout
     assert (tmp_path / "history.prequential.png").stat().st_size > 10_000
@@ -50,17 +58,20 @@ def test_bootstrap_then_run_serves_the_first_event_warm(
     version = versions[1]
     published = restore(version.manifest, [version.chunks[i] for i in sorted(version.chunks)],
                         key=MODEL_KEY.encode(), fingerprint=spec.fingerprint())
-    watch = published.data_drift
+    watch = published.data_drift  # global learning: the partition's state holds it
     assert watch is not None and watch.watches["amount"].reference.sum() == len(history), (
         "the history is the data-drift reference")
-    again = bootstrap(path, name, worker_env)
+    again = bootstrap(path, name, worker_env, pipeline)
     assert again.returncode == 1 and "already has model snapshots" in again.stderr
 
     produce(kafka, spec.events_topic, live)
-    worker = start_worker(CARDS, name)
+    worker = start_worker(pipeline, name)
     records = served_all(kafka, spec.served_topic, {e["tx_id"] for e in live},
                          alive=lambda: worker.poll() is None)
-    assert "restored snapshot 1 (1200 examples)" in worker_log(tmp_path), worker_log(tmp_path)
+    restored = ("restored snapshot 1 (1200 examples)" if learning == "per_partition" else
+                "active learner (generation 1): restored snapshot 1 (1200 examples)")
+    assert restored in worker_log(tmp_path), worker_log(tmp_path)
+    assert model in read_versions({"bootstrap.servers": kafka}, spec.models_topic, [model])
 
     ordered = sorted(history, key=lambda e: e["time"])  # bootstrap learns in event-time order
     rows = list(OfflineRun(spec).rows(enumerate(ordered + live)))
@@ -71,7 +82,10 @@ def test_bootstrap_then_run_serves_the_first_event_warm(
     for row in rows[: len(history)]:
         reference.learn(row.x, row.label, served=None)
     firsts = [r for r in records if r["predictions"][r["champion"]]["model_version"] == 1200]
-    assert len(firsts) == spec.partitions, "each partition's first event, served warm"
+    if learning == "per_partition":
+        assert len(firsts) == spec.partitions, "each partition's first event, served warm"
+    else:  # the one global model serves every partition until its next snapshot
+        assert firsts and records[0] in firsts, "the first event, served warm"
     for record in firsts:
         _, proba = reference.predict(record["x"])
         served = record["predictions"][record["champion"]]["proba"]

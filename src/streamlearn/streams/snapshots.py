@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 
 from streamlearn.models.online import OnlineModel, PredictorState
 from streamlearn.models.snapshot import (
@@ -39,6 +46,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 30.0
+NO_LEADER_YET = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                 KafkaError.UNKNOWN_TOPIC_OR_PART)
 
 
 @dataclass
@@ -114,7 +123,11 @@ def watermark_offsets(consumer: Consumer, tp: TopicPartition,
             low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
             return int(low), int(high)
         except KafkaException as exc:
-            if not exc.args[0].retriable() or time.monotonic() > deadline:
+            error = exc.args[0]
+            # librdkafka does not flag these retriable here, but they pass once the new
+            # topic's partitions have leaders.
+            if not (error.retriable() or error.code() in NO_LEADER_YET) or (
+                    time.monotonic() > deadline):
                 raise
             time.sleep(0.5)
 
