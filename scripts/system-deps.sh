@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs beyond Python, Java and Maven: a real Prometheus
 # server (and promtool), docker-compose, which validates docker-compose.yml without an
-# engine, and chromium, which renders the console dashboard headless. Installs only what
-# is missing; `make test` and CI call this.
+# engine, chromium, which renders the console dashboard headless, and openssl, which writes
+# the client key of the local broker's SSL listener as PEM. Installs only what is missing;
+# `make test` and CI call this.
 set -euo pipefail
 
 need=()
@@ -11,6 +12,7 @@ command -v mvn >/dev/null || need+=(maven)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v chromium >/dev/null || need+=(chromium)
+command -v openssl >/dev/null || need+=(openssl)
 ((${#need[@]})) || exit 0
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -117,13 +117,16 @@ class Settings:
     """A file holding the SASL password (read when a client connects), instead of the value."""
     ssl_ca_file: Path | None = None
     """PEM of the CA that signed the broker's certificate (default: the system's; with the
-    local broker's SASL listener, the CA it generated)."""
+    local broker's SASL_SSL or SSL listener, the CA it generated)."""
     ssl_cert_file: Path | None = None
     """PEM client certificate, for brokers that require one (TLS client authentication)."""
     ssl_key_file: Path | None = None
     ssl_key_password: Secret = Secret("")  # noqa: RUF009 (immutable)
     broker_sasl_port: int = 0
     """Port of a SASL_SSL listener on the local broker (127.0.0.1); 0: none."""
+    broker_ssl_port: int = 0
+    """Port of an SSL listener on the local broker (127.0.0.1) that requires a client
+    certificate signed by the local CA (the launcher makes one); 0: none."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -138,9 +141,10 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        for name in ("kafka_port", "controller_port", "metrics_port", "broker_sasl_port"):
+        optional_ports = ("metrics_port", "broker_sasl_port", "broker_ssl_port")
+        for name in ("kafka_port", "controller_port", *optional_ports):
             port = getattr(self, name)
-            optional = name in ("metrics_port", "broker_sasl_port")
+            optional = name in optional_ports
             if not 0 <= port <= 65535 or (port == 0 and not optional):
                 raise ConfigError(name, PREFIX + name.upper(), f"{port} is not a valid port")
         if self.kafka_port == self.controller_port:
@@ -150,6 +154,11 @@ class Settings:
         if self.broker_sasl_port in (self.kafka_port, self.controller_port):
             raise ConfigError("broker_sasl_port", "STREAMLEARN_BROKER_SASL_PORT",
                               "must differ from kafka_port and controller_port")
+        if self.broker_ssl_port and self.broker_ssl_port in (
+                self.kafka_port, self.controller_port, self.broker_sasl_port):
+            raise ConfigError("broker_ssl_port", "STREAMLEARN_BROKER_SSL_PORT",
+                              "must differ from kafka_port, controller_port and "
+                              "broker_sasl_port")
         self._validate_security()
         for name in ("batch_size", "max_event_bytes", "snapshot_every", "snapshots_kept",
                      "snapshot_chunk_bytes", "drift_reference_events"):
@@ -197,11 +206,13 @@ class Settings:
                                   "required with STREAMLEARN_SECURITY_PROTOCOL=SASL_SSL (or set "
                                   "STREAMLEARN_SASL_PASSWORD_FILE)")
         if (self.security_protocol != "PLAINTEXT" and not self.uses_external_broker
-                and not (self.security_protocol == "SASL_SSL" and self.broker_sasl_port)):
+                and not self._local_listener_port):
             raise ConfigError("security_protocol", "STREAMLEARN_SECURITY_PROTOCOL",
-                              "the local broker serves SASL_SSL only, on "
-                              "STREAMLEARN_BROKER_SASL_PORT: set that port, or "
-                              "STREAMLEARN_BOOTSTRAP to reach another Kafka")
+                              "the local broker serves SASL_SSL on "
+                              "STREAMLEARN_BROKER_SASL_PORT and SSL on "
+                              "STREAMLEARN_BROKER_SSL_PORT: set the port of "
+                              f"{self.security_protocol}, or STREAMLEARN_BOOTSTRAP to reach "
+                              "another Kafka")
         if bool(self.ssl_cert_file) != bool(self.ssl_key_file):
             raise ConfigError("ssl_key_file", "STREAMLEARN_SSL_KEY_FILE",
                               "a client certificate needs both STREAMLEARN_SSL_CERT_FILE and "
@@ -217,8 +228,17 @@ class Settings:
 
     @property
     def local_tls_dir(self) -> Path:
-        """Certificates of the local broker's SASL_SSL listener; ``ca.pem`` is for clients."""
+        """Certificates of the local broker's SASL_SSL and SSL listeners; ``ca.pem`` is for
+        clients, and ``client.pem``/``client.key`` (with the SSL listener) a client's
+        certificate signed by the local CA."""
         return self.broker_dir / "tls"
+
+    @property
+    def _local_listener_port(self) -> int:
+        """The local broker's port for ``security_protocol`` (0: it has no such listener)."""
+        ports = {"PLAINTEXT": self.kafka_port, "SASL_SSL": self.broker_sasl_port,
+                 "SSL": self.broker_ssl_port}
+        return ports.get(self.security_protocol, 0)
 
     @property
     def uses_external_broker(self) -> bool:
@@ -230,8 +250,7 @@ class Settings:
         matches ``security_protocol``."""
         if self.bootstrap:
             return self.bootstrap
-        port = self.broker_sasl_port if self.security_protocol == "SASL_SSL" else self.kafka_port
-        return f"{self.kafka_host}:{port}"
+        return f"{self.kafka_host}:{self._local_listener_port or self.kafka_port}"
 
     @property
     def kafka_dir(self) -> Path:

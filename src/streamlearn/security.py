@@ -46,6 +46,12 @@ __all__ = [
 ]
 
 _AUTH_FAILED = re.compile(r"authenticat|invalid credentials|SaslAuthenticationFailed", re.I)
+# The broker's TLS alert when it wants a client certificate and got none, or one its CA did
+# not sign: Kafka's JVM sends bad_certificate (42); others send certificate_required (116,
+# TLS 1.3) or certificate_unknown (46). Python's ssl writes SSLV3_ALERT_BAD_CERTIFICATE,
+# OpenSSL (librdkafka) "sslv3 alert bad certificate".
+_CLIENT_CERT_REFUSED = re.compile(r"alert[ _](bad[ _]certificate|certificate[ _]required|"
+                                  r"certificate[ _]unknown)", re.I)
 _UNTRUSTED = re.compile(r"certificate verify failed|unknown ca|self[- ]signed|unable to get "
                         r"local issuer|CERTIFICATE_VERIFY_FAILED|ssl handshake failed", re.I)
 
@@ -169,6 +175,13 @@ def failure_hint(settings: Settings, error: str) -> str | None:
     if settings.security_protocol == "SASL_SSL" and _AUTH_FAILED.search(error):
         return (f"authentication failed for user {settings.sasl_username} (check "
                 "STREAMLEARN_SASL_USERNAME and STREAMLEARN_SASL_PASSWORD)")
+    if settings.uses_tls and _CLIENT_CERT_REFUSED.search(error):
+        if settings.ssl_cert_file is None:
+            return ("the broker requires a TLS client certificate (set "
+                    "STREAMLEARN_SSL_CERT_FILE and STREAMLEARN_SSL_KEY_FILE)")
+        return (f"the broker refused the TLS client certificate {settings.ssl_cert_file} "
+                "(set STREAMLEARN_SSL_CERT_FILE to one the broker's CA signed, and its key "
+                "in STREAMLEARN_SSL_KEY_FILE)")
     if settings.uses_tls and re.search(r"(hostname|IP address) mismatch", error, re.I):
         return ("the broker's TLS certificate does not name the host it was reached at "
                 "(check STREAMLEARN_BOOTSTRAP: use a name the certificate lists)")

@@ -21,6 +21,7 @@ import pytest
 
 from streamlearn.broker import LocalBroker
 from streamlearn.broker.admin import create_topics
+from streamlearn.broker.tls import CLIENT_CERT, CLIENT_KEY
 from streamlearn.config import Settings
 from streamlearn.pipeline import load_pipeline
 from streamlearn.streams.worker import topic_configs
@@ -64,10 +65,38 @@ class SecuredKafka:
         return Settings.from_env(self.env())
 
 
+@dataclass(frozen=True)
+class SslKafka:
+    """The session broker's SSL listener, which requires a client certificate its CA signed,
+    and the PEM files a client needs: the CA, the certificate the launcher made, its key."""
+
+    bootstrap: str
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    def env(self, cert: bool = True) -> dict[str, str]:
+        """Settings of an SSL client: with the client certificate, or (``cert=False``) the
+        CA only."""
+        env = {
+            "STREAMLEARN_BOOTSTRAP": self.bootstrap,
+            "STREAMLEARN_SECURITY_PROTOCOL": "SSL",
+            "STREAMLEARN_SSL_CA_FILE": str(self.ca_file),
+        }
+        if cert:
+            env["STREAMLEARN_SSL_CERT_FILE"] = str(self.cert_file)
+            env["STREAMLEARN_SSL_KEY_FILE"] = str(self.key_file)
+        return env
+
+    def settings(self, cert: bool = True) -> Settings:
+        return Settings.from_env(self.env(cert))
+
+
 @pytest.fixture(scope="session")
 def broker_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings | None]:
     """Settings of the session's own broker (None with STREAMLEARN_BOOTSTRAP): PLAINTEXT for
-    most tests, and a SASL_SSL listener on the same broker for the secured ones."""
+    most tests, and SASL_SSL and SSL (client certificates) listeners on the same broker for
+    the secured ones."""
     if os.environ.get("STREAMLEARN_BOOTSTRAP"):
         yield None
         return
@@ -78,6 +107,7 @@ def broker_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settin
             "STREAMLEARN_KAFKA_PORT": str(free_port()),
             "STREAMLEARN_CONTROLLER_PORT": str(free_port()),
             "STREAMLEARN_BROKER_SASL_PORT": str(free_port()),
+            "STREAMLEARN_BROKER_SSL_PORT": str(free_port()),
             "STREAMLEARN_SASL_USERNAME": SASL_USER,
             "STREAMLEARN_SASL_PASSWORD": SASL_PASSWORD,
         }
@@ -106,6 +136,19 @@ def secured_kafka(broker_settings: Settings | None) -> SecuredKafka:
                     "of ours to test against")
     host, port = broker_settings.kafka_host, broker_settings.broker_sasl_port
     return SecuredKafka(f"{host}:{port}", broker_settings.local_tls_dir / "ca.pem")
+
+
+@pytest.fixture(scope="session")
+def ssl_kafka(broker_settings: Settings | None) -> SslKafka:
+    """The same broker's SSL listener (client certificates required) and the client
+    certificate and key the launcher made, signed by its CA."""
+    if broker_settings is None:
+        pytest.skip("STREAMLEARN_BOOTSTRAP names an external broker: no SSL listener of ours "
+                    "to test against")
+    host, port = broker_settings.kafka_host, broker_settings.broker_ssl_port
+    tls_dir = broker_settings.local_tls_dir
+    return SslKafka(f"{host}:{port}", tls_dir / "ca.pem", tls_dir / CLIENT_CERT,
+                    tls_dir / CLIENT_KEY)
 
 
 @pytest.fixture

@@ -1,9 +1,13 @@
 """A secured Kafka: the phishing parity check with every client on SASL_SSL (SCRAM-SHA-512
 over TLS), then what a user sees when the password or the CA is wrong, and that the password
-shows up nowhere a user (or a log collector) could read it."""
+shows up nowhere a user (or a log collector) could read it. Then plain TLS with client
+certificates (the session broker's SSL listener): a worker serves events produced and read
+back over it, and a client without a certificate the broker's CA signed is told, in one
+line, which setting to fix."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import time
@@ -12,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import certifi
+import orjson
 from river import datasets, evaluate, metrics
 
 from streamlearn.broker.admin import create_topics
@@ -20,8 +25,9 @@ from streamlearn.predictions import prequential_accuracy
 from streamlearn.replay import ReplayOptions, replay
 from streamlearn.sources import iter_events
 from streamlearn.streams.worker import topic_configs
+from streamlearn.tail import read_to_end
 
-from .conftest import EXAMPLE, ROOT, SASL_PASSWORD, free_port, worker_log
+from .conftest import EXAMPLE, ROOT, SASL_PASSWORD, SslKafka, free_port, worker_log
 from .topics import predictions, wait_for_predictions
 
 # A refused login or certificate must end the command, not wait out broker_timeout (90 s):
@@ -92,3 +98,72 @@ def test_phishing_parity_over_sasl_ssl_and_clear_failures(secured_kafka, name, w
     assert f"pipeline {name}:" in shown[-1], "the worker logged (and its log is read)"
     for text in shown:
         assert SASL_PASSWORD not in text
+
+
+SSL_EVENTS = 400
+# A guard against a hung `produce` (a Python start, a connection, 400 events), not a speed check.
+PRODUCE_TIMEOUT_S = 300.0
+
+
+def _create_topics_over_ssl(ssl_kafka: SslKafka, name: str):
+    secured = ssl_kafka.settings()
+    spec = load_pipeline(EXAMPLE).renamed(name)
+    create_topics(ssl_kafka.bootstrap, spec.topics, topic_configs(spec, secured),
+                  settings=secured)
+    return spec, secured
+
+
+def test_phishing_over_ssl_with_client_certificates(ssl_kafka, name, worker_env, start_worker,
+                                                    tmp_path: Path):
+    spec, secured = _create_topics_over_ssl(ssl_kafka, name)
+    worker = start_worker(EXAMPLE, name, env=ssl_kafka.env())
+    produced = subprocess.run(
+        [sys.executable, "-m", "streamlearn", "produce", "river:Phishing", "--topic",
+         spec.events_topic, "--label-field", "is_phishing", "--limit", str(SSL_EVENTS)],
+        env={**worker_env, **ssl_kafka.env()}, cwd=ROOT, capture_output=True, text=True,
+        timeout=PRODUCE_TIMEOUT_S)
+    assert produced.returncode == 0, produced.stderr
+    assert f"sent {SSL_EVENTS} events to {spec.events_topic} at {ssl_kafka.bootstrap}" in (
+        produced.stdout)
+
+    # Everything is read back over the SSL listener too, with the client certificate.
+    events = [orjson.loads(r.value or b"{}")
+              for r in read_to_end(ssl_kafka.bootstrap, spec.events_topic, secured)]
+    assert len(events) == SSL_EVENTS
+    labels = {e["event_id"]: e["is_phishing"] for e in events}
+    assert len(labels) == SSL_EVENTS
+    wait_for_predictions(ssl_kafka.bootstrap, spec.predictions_topic, set(labels), 180,
+                         alive=lambda: worker.poll() is None, settings=secured)
+    assert worker.poll() is None, worker_log(tmp_path)
+    served = predictions(ssl_kafka.bootstrap, spec.predictions_topic, secured)
+    per_event = Counter(p["event_id"] for p in served)
+    assert set(per_event) == set(labels) and max(per_event.values()) == 1
+    # And they are River's own: test-then-train on the same events, in the same order.
+    reference = evaluate.progressive_val_score(
+        itertools.islice(datasets.Phishing(), SSL_EVENTS), spec.model(), metrics.Accuracy()
+    ).get()
+    assert prequential_accuracy(labels, {p["event_id"]: p for p in served}) == reference
+    log = worker_log(tmp_path)
+    assert f"pipeline {name}:" in log, "the worker logged (and its log is read)"
+
+
+def test_ssl_without_a_client_certificate_names_the_setting(ssl_kafka, name, worker_env,
+                                                            tmp_path: Path):
+    spec, _ = _create_topics_over_ssl(ssl_kafka, name)  # so only the certificate is wrong
+    without = {**worker_env, **ssl_kafka.env(cert=False)}
+    for args in (("tail", spec.events_topic, "--limit", "1", "--idle", "5"),
+                 ("run", str(EXAMPLE), "--name", name)):
+        done, seconds = cli(without, *args)
+        assert_one_line_error(done, seconds, "STREAMLEARN_SSL_CERT_FILE")
+        assert "requires a TLS client certificate" in done.stderr
+
+    # A certificate the broker's CA did not sign is refused the same way, and named.
+    other_cert, other_key = tmp_path / "other.pem", tmp_path / "other.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=not signed by the local CA", "-keyout", str(other_key),
+                    "-out", str(other_cert)], check=True, capture_output=True, timeout=60)
+    stranger = {**without, "STREAMLEARN_SSL_CERT_FILE": str(other_cert),
+                "STREAMLEARN_SSL_KEY_FILE": str(other_key)}
+    done, seconds = cli(stranger, "tail", spec.events_topic, "--limit", "1", "--idle", "5")
+    assert_one_line_error(done, seconds, "STREAMLEARN_SSL_CERT_FILE")
+    assert str(other_cert) in done.stderr

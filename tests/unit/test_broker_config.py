@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,14 @@ import streamlearn.broker
 from streamlearn.broker import LocalBroker, resolve_jars
 from streamlearn.broker.cli import EXIT_DOWN, broker
 from streamlearn.broker.jars import MARKER, is_cached, render_pom
-from streamlearn.broker.server_config import render_server_properties
+from streamlearn.broker.server_config import (
+    parse_identity,
+    render_server_properties,
+    tls_listeners,
+)
 from streamlearn.broker.system import check_ports_free
-from streamlearn.config import Settings
+from streamlearn.broker.tls import CLIENT_CERT, CLIENT_KEY, BrokerTls, ensure_certificates
+from streamlearn.config import Secret, Settings
 from streamlearn.errors import BrokerError
 
 
@@ -95,6 +101,143 @@ def test_sasl_listener_is_scram_over_tls_on_loopback_beside_plaintext(
     assert parse_identity(text) == (settings.kafka_version, "127.0.0.1:19192")
     assert add_scram_argument(secured) == "SCRAM-SHA-512=[name=ml,password=pw]"
     assert "SASL_SSL" not in render_server_properties(settings)
+
+
+def _stores(tmp_path: Path) -> BrokerTls:
+    return BrokerTls(tmp_path / "broker.p12", tmp_path / "trust.p12", tmp_path / "ca.pem", "sp")
+
+
+def test_ssl_listener_requires_a_client_certificate_on_loopback(
+        settings: Settings, tmp_path: Path) -> None:
+    tls = _stores(tmp_path)
+    text = render_server_properties(replace(settings, broker_ssl_port=19195), tls)
+    props = _properties(text)
+    assert props["listeners"] == ("PLAINTEXT://127.0.0.1:19192,CONTROLLER://127.0.0.1:19193,"
+                                  "MTLS://127.0.0.1:19195")
+    assert props["advertised.listeners"] == ("PLAINTEXT://127.0.0.1:19192,"
+                                             "MTLS://127.0.0.1:19195")
+    assert props["listener.security.protocol.map"] == (
+        "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,MTLS:SSL")
+    assert props["inter.broker.listener.name"] == "PLAINTEXT"
+    assert props["listener.name.mtls.ssl.client.auth"] == "required"
+    assert props["listener.name.mtls.ssl.truststore.location"] == str(tls.truststore)
+    assert props["listener.name.mtls.ssl.truststore.password"] == "sp"
+    assert props["listener.name.mtls.ssl.keystore.location"] == str(tls.keystore)
+    assert not [key for key in props if "sasl" in key], "no SASL without its port"
+    assert "ssl.client.auth" not in props, "the client check is the SSL listener's only"
+    assert "0.0.0.0" not in text
+    assert parse_identity(text) == (settings.kafka_version, "127.0.0.1:19192")
+
+
+def test_ssl_and_sasl_listeners_side_by_side(settings: Settings, tmp_path: Path) -> None:
+    tls = _stores(tmp_path)
+    sasl = replace(settings, broker_sasl_port=19194, sasl_username="ml",
+                   sasl_password=Secret("pw"))
+    both = _properties(render_server_properties(replace(sasl, broker_ssl_port=19195), tls))
+    assert both["listeners"].endswith(",SASL_SSL://127.0.0.1:19194,MTLS://127.0.0.1:19195")
+    assert both["listener.security.protocol.map"].endswith(",SASL_SSL:SASL_SSL,MTLS:SSL")
+    assert both["listener.name.mtls.ssl.client.auth"] == "required"
+    assert "listener.name.sasl_ssl.ssl.client.auth" not in both
+    # The SASL listener's lines are those it had alone.
+    alone = _properties(render_server_properties(sasl, tls))
+    assert {k: v for k, v in both.items() if "sasl" in k} == {
+        k: v for k, v in alone.items() if "sasl" in k}
+    assert tls_listeners(replace(sasl, broker_ssl_port=19195)) == {
+        "SASL_SSL": "127.0.0.1:19194", "MTLS": "127.0.0.1:19195"}
+
+
+def test_taken_ssl_port_is_named_with_its_env_var(settings: Settings, listening: int) -> None:
+    with pytest.raises(BrokerError, match=rf"127\.0\.0\.1:{listening} .*"
+                                          "STREAMLEARN_BROKER_SSL_PORT"):
+        check_ports_free(replace(settings, broker_ssl_port=listening))
+
+
+def test_a_running_broker_without_the_ssl_listener_is_named(settings: Settings) -> None:
+    local = LocalBroker(replace(settings, broker_ssl_port=19195))
+    settings.broker_dir.mkdir(parents=True)
+    local.config_path.write_text(render_server_properties(settings), encoding="utf-8")
+    with pytest.raises(BrokerError) as info:
+        local._check_tls_listeners(4242)
+    message = str(info.value)
+    assert "without a SSL listener on 127.0.0.1:19195" in message
+    assert "STREAMLEARN_BROKER_SSL_PORT" in message and "\n" not in message
+    # One that has it (beside a SASL_SSL listener) is fine.
+    both = replace(settings, broker_ssl_port=19195, broker_sasl_port=19194)
+    local.config_path.write_text(render_server_properties(both, _stores(settings.state_dir)),
+                                 encoding="utf-8")
+    local._check_tls_listeners(4242)
+    LocalBroker(replace(settings, broker_sasl_port=19194))._check_tls_listeners(4242)
+
+
+# Stand-ins for keytool and openssl: they write what the real ones would, without a JVM.
+_FAKE_KEYTOOL = """import sys
+command, args = sys.argv[1], sys.argv[1:]
+output = {"-genkeypair": "-keystore", "-importcert": "-keystore", "-exportcert": "-file",
+          "-certreq": "-file", "-gencert": "-outfile"}[command]
+with open(args[args.index(output) + 1], "a") as f:
+    f.write(command + "\\n")
+with open(sys.argv[0] + ".calls", "a") as f:
+    f.write(command + " " + args[args.index("-alias") + 1] + "\\n")
+"""
+_FAKE_OPENSSL = """import sys
+assert sys.argv[1] == "pkcs12" and "-nocerts" in sys.argv, sys.argv
+assert not any("pass:" in a for a in sys.argv), "the password is read from its file"
+print("Bag Attributes\\n    friendlyName: client\\nKey Attributes: <No Attributes>")
+print("-----BEGIN PRIVATE KEY-----\\nMIIfake\\n-----END PRIVATE KEY-----")
+"""
+
+
+@pytest.fixture
+def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
+    """A ``java`` with a fake keytool beside it, and a fake openssl on PATH."""
+    bin_dir = tmp_path / "jdk" / "bin"
+    bin_dir.mkdir(parents=True)
+    java = _script(bin_dir / "java", "")
+    _script(bin_dir / "keytool", _FAKE_KEYTOOL)
+    _script(bin_dir / "openssl", _FAKE_OPENSSL)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    return java, bin_dir / "keytool.calls"
+
+
+def test_an_older_tls_dir_gets_client_files_once(tmp_path: Path, fake_tools) -> None:
+    java, calls = fake_tools
+    tls_dir = tmp_path / "tls"
+    ensure_certificates(tls_dir, java)  # the SASL listener's set: no client files
+    assert not (tls_dir / CLIENT_KEY).exists()
+    made = calls.read_text().splitlines()
+    assert "-genkeypair client" not in made
+    ca = (tls_dir / "ca.pem").read_text()
+
+    ensure_certificates(tls_dir, java, client=True)  # the SSL listener turned on later
+    assert (tls_dir / "ca.pem").read_text() == ca, "the CA and broker stores are kept"
+    new = calls.read_text().splitlines()[len(made):]
+    assert new == ["-genkeypair client", "-certreq client", "-gencert ca"]
+    assert (tls_dir / CLIENT_KEY).read_text() == (
+        "-----BEGIN PRIVATE KEY-----\nMIIfake\n-----END PRIVATE KEY-----\n")
+    assert (tls_dir / CLIENT_CERT).is_file()
+    for path in tls_dir.iterdir():
+        if path.name != ".complete":
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+    before = calls.read_text()
+    ensure_certificates(tls_dir, java, client=True)
+    assert calls.read_text() == before, "made once"
+
+
+def test_missing_openssl_is_named_before_anything_is_made(
+        tmp_path: Path, fake_tools, monkeypatch: pytest.MonkeyPatch) -> None:
+    java, calls = fake_tools
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    tls_dir = tmp_path / "tls"
+    with pytest.raises(BrokerError) as info:
+        ensure_certificates(tls_dir, java, client=True)
+    message = str(info.value)
+    assert "openssl" in message and "STREAMLEARN_BROKER_SSL_PORT" in message
+    assert "\n" not in message
+    assert not tls_dir.exists() and not calls.exists()
+    # Without the SSL listener, openssl is never needed.
+    ensure_certificates(tls_dir, java)
+    assert (tls_dir / "ca.pem").is_file() and not (tls_dir / CLIENT_KEY).exists()
 
 
 @pytest.mark.parametrize(

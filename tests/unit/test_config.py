@@ -41,6 +41,14 @@ def test_paths_expand_user():
         ({"STREAMLEARN_SNAPSHOT_INTERVAL": "-1"}, "snapshot_interval"),
         ({"STREAMLEARN_SNAPSHOTS_KEPT": "0"}, "snapshots_kept"),
         ({"STREAMLEARN_SESSION_TIMEOUT": "1"}, "session_timeout"),
+        ({"STREAMLEARN_BROKER_SSL_PORT": "tls"}, "broker_ssl_port"),
+        ({"STREAMLEARN_BROKER_SSL_PORT": "70000"}, "broker_ssl_port"),
+        ({"STREAMLEARN_BROKER_SSL_PORT": "-1"}, "broker_ssl_port"),
+        ({"STREAMLEARN_BROKER_SSL_PORT": "9092"}, "broker_ssl_port"),
+        ({"STREAMLEARN_BROKER_SSL_PORT": "9093"}, "broker_ssl_port"),
+        ({"STREAMLEARN_BROKER_SSL_PORT": "9094", "STREAMLEARN_BROKER_SASL_PORT": "9094",
+          "STREAMLEARN_SASL_USERNAME": "ml", "STREAMLEARN_SASL_PASSWORD": "pw"},
+         "broker_ssl_port"),
     ],
 )
 def test_bad_values_name_the_setting_and_its_variable(env, setting):
@@ -56,3 +64,38 @@ def test_the_model_key_never_prints():
     s = Settings.from_env({"STREAMLEARN_MODEL_KEY": "s3cret"})
     assert "s3cret" not in repr(s) and "s3cret" not in str(s) and "s3cret" not in f"{s}"
     assert s.model_key.reveal() == "s3cret"
+
+
+def test_the_local_ssl_listener_is_off_by_default_and_serves_ssl_clients():
+    assert Settings.from_env({}).broker_ssl_port == 0
+    ssl = Settings.from_env({"STREAMLEARN_BROKER_SSL_PORT": "9095",
+                             "STREAMLEARN_SECURITY_PROTOCOL": "SSL"})
+    assert ssl.bootstrap_servers == "127.0.0.1:9095"
+    # Other clients of the same broker keep their own listeners.
+    plain = Settings.from_env({"STREAMLEARN_BROKER_SSL_PORT": "9095"})
+    assert plain.bootstrap_servers == "127.0.0.1:9092"
+    both = {"STREAMLEARN_BROKER_SSL_PORT": "9095", "STREAMLEARN_BROKER_SASL_PORT": "9094",
+            "STREAMLEARN_SASL_USERNAME": "ml", "STREAMLEARN_SASL_PASSWORD": "pw"}
+    assert Settings.from_env(
+        {**both, "STREAMLEARN_SECURITY_PROTOCOL": "SASL_SSL"}).bootstrap_servers == (
+        "127.0.0.1:9094")
+    assert Settings.from_env(
+        {**both, "STREAMLEARN_SECURITY_PROTOCOL": "SSL"}).bootstrap_servers == "127.0.0.1:9095"
+    external = Settings.from_env({"STREAMLEARN_BROKER_SSL_PORT": "9095",
+                                  "STREAMLEARN_SECURITY_PROTOCOL": "SSL",
+                                  "STREAMLEARN_BOOTSTRAP": "kafka:9093"})
+    assert external.bootstrap_servers == "kafka:9093"
+
+
+@pytest.mark.parametrize(
+    ("protocol", "port_variable"),
+    [("SSL", "STREAMLEARN_BROKER_SASL_PORT"), ("SASL_SSL", "STREAMLEARN_BROKER_SSL_PORT")],
+)
+def test_a_tls_protocol_needs_its_own_local_listener(protocol, port_variable):
+    env = {"STREAMLEARN_SECURITY_PROTOCOL": protocol, port_variable: "9095",
+           "STREAMLEARN_SASL_USERNAME": "ml", "STREAMLEARN_SASL_PASSWORD": "pw"}
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    message = str(info.value)
+    assert "STREAMLEARN_SECURITY_PROTOCOL" in message and "\n" not in message
+    assert "STREAMLEARN_BROKER_SSL_PORT" in message and "STREAMLEARN_BROKER_SASL_PORT" in message

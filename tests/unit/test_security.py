@@ -127,3 +127,79 @@ def test_the_password_never_prints_and_failures_name_the_settings(tmp_path):
                            "not valid for '10.0.0.1'")
     assert host is not None and "STREAMLEARN_BOOTSTRAP" in host
     assert failure_hint(s, "Connection refused") is None
+
+
+def test_local_ssl_clients_use_its_ssl_listener_its_ca_and_their_certificate(tmp_path):
+    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
+    cert.touch()
+    key.touch()
+    s = Settings.from_env({
+        "STREAMLEARN_STATE_DIR": str(tmp_path), "STREAMLEARN_BROKER_SSL_PORT": "9095",
+        "STREAMLEARN_SECURITY_PROTOCOL": "SSL", "STREAMLEARN_SSL_CERT_FILE": str(cert),
+        "STREAMLEARN_SSL_KEY_FILE": str(key), "STREAMLEARN_SSL_KEY_PASSWORD": "kp",
+    })
+    assert s.bootstrap_servers == "127.0.0.1:9095"
+    s.local_tls_dir.mkdir(parents=True)
+    ca = s.local_tls_dir / "ca.pem"
+    ca.touch()
+    assert librdkafka_config(s) == {
+        "security.protocol": "SSL", "ssl.ca.location": str(ca),
+        "ssl.certificate.location": str(cert), "ssl.key.location": str(key),
+        "ssl.key.password": "kp",
+    }
+    python = kafka_python_config(s)
+    assert (python["security_protocol"], python["ssl_cafile"], python["ssl_certfile"],
+            python["ssl_keyfile"], python["ssl_password"]) == (
+        "SSL", str(ca), str(cert), str(key), "kp")
+    assert not [k for k in python if k.startswith("sasl")]
+    # An external broker's CA is the setting's or the system's, never the local one.
+    external = Settings.from_env({"STREAMLEARN_STATE_DIR": str(tmp_path),
+                                  "STREAMLEARN_BOOTSTRAP": "kafka:9093",
+                                  "STREAMLEARN_SECURITY_PROTOCOL": "SSL"})
+    assert "ssl.ca.location" not in librdkafka_config(external)
+
+
+def test_a_missing_client_certificate_file_names_its_variable(tmp_path):
+    s = secured(tmp_path, STREAMLEARN_SECURITY_PROTOCOL="SSL",
+                STREAMLEARN_SSL_CERT_FILE=str(tmp_path / "nope.pem"),
+                STREAMLEARN_SSL_KEY_FILE=str(tmp_path / "ca.pem"))
+    with pytest.raises(ConfigError, match="STREAMLEARN_SSL_CERT_FILE"):
+        librdkafka_config(s)
+
+
+# What kafka-python (Python's ssl) and librdkafka (OpenSSL) report when the broker wants a
+# client certificate: Kafka's JVM alerts bad_certificate; TLS 1.3 peers certificate_required.
+REFUSED = [
+    "KafkaConnectionError: [SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate "
+    "(_ssl.c:2580)",
+    "ssl://127.0.0.1:9095/bootstrap: Receive failed: error:0A000412:SSL routines::sslv3 alert "
+    "bad certificate: SSL alert number 42 (after 1ms in state APIVERSION_QUERY)",
+    "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required (_ssl.c:2580)",
+    "SSL handshake failed: error:0A000416:SSL routines::sslv3 alert certificate unknown",
+]
+
+
+@pytest.mark.parametrize("error", REFUSED)
+def test_a_refused_client_certificate_names_the_certificate_settings(tmp_path, error):
+    without = secured(tmp_path, STREAMLEARN_SECURITY_PROTOCOL="SSL")
+    hint = failure_hint(without, error)
+    assert hint is not None and "STREAMLEARN_SSL_CERT_FILE" in hint
+    assert "client certificate" in hint and "STREAMLEARN_SSL_CA_FILE" not in hint
+    cert = tmp_path / "mine.pem"
+    refused = failure_hint(secured(tmp_path, STREAMLEARN_SECURITY_PROTOCOL="SSL",
+                                   STREAMLEARN_SSL_CERT_FILE=str(cert),
+                                   STREAMLEARN_SSL_KEY_FILE=str(cert)), error)
+    assert refused is not None and str(cert) in refused
+    assert "STREAMLEARN_SSL_CERT_FILE" in refused
+    # Over SASL_SSL the same alert means the same thing; over PLAINTEXT there is no TLS.
+    sasl = failure_hint(secured(tmp_path), error)
+    assert sasl is not None and "STREAMLEARN_SSL_CERT_FILE" in sasl
+    assert failure_hint(Settings(), error) is None
+
+
+def test_an_untrusted_broker_is_not_taken_for_a_refused_client(tmp_path):
+    s = secured(tmp_path, STREAMLEARN_SECURITY_PROTOCOL="SSL")
+    hint = failure_hint(s, "SSL handshake failed: error:0A000086:SSL routines::certificate "
+                           "verify failed: broker certificate could not be verified")
+    assert hint is not None and "STREAMLEARN_SSL_CA_FILE" in hint
+    assert "STREAMLEARN_SSL_CERT_FILE" not in hint

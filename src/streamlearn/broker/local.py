@@ -17,10 +17,13 @@ from pathlib import Path
 
 from streamlearn.broker import admin, jars
 from streamlearn.broker.server_config import (
+    PROTOCOLS,
     SASL_LISTENER,
+    SSL_LISTENER,
     new_cluster_id,
     parse_identity,
     render_server_properties,
+    tls_listeners,
 )
 from streamlearn.broker.system import check_java, check_ports_free, pid_alive, signal_pid, wait_gone
 from streamlearn.broker.tls import BrokerTls, ensure_certificates
@@ -120,7 +123,7 @@ class LocalBroker:
                 f"{self.bootstrap}: run `streamlearn broker stop` first, "
                 "or set STREAMLEARN_KAFKA_PORT to match"
             )
-        self._check_sasl_listener(pid)
+        self._check_tls_listeners(pid)
         if version != self.settings.kafka_version:
             log.warning(
                 "kafka %s is running, not %s: stop it to switch versions",
@@ -142,8 +145,9 @@ class LocalBroker:
         check_ports_free(self.settings)
         libs = jars.resolve_jars(self.settings)
         tls = None
-        if self.settings.broker_sasl_port:
-            tls = ensure_certificates(self.settings.local_tls_dir, java)
+        if tls_listeners(self.settings):
+            tls = ensure_certificates(self.settings.local_tls_dir, java,
+                                      client=bool(self.settings.broker_ssl_port))
         self._write_config(tls)
         formatted_now = self._format_storage(java, libs)
         bootstrap = self.bootstrap
@@ -151,7 +155,7 @@ class LocalBroker:
         started = time.monotonic()
         proc = self._spawn(java, libs)
         self._wait_started(proc, bootstrap, log_offset)
-        if tls is not None and not formatted_now:
+        if self.settings.broker_sasl_port and not formatted_now:
             # Storage formatted before the listener was turned on (or with another password)
             # has no such SCRAM user yet; the controller stores it like --add-scram does.
             upsert_scram_user(bootstrap, self.settings, self.settings.broker_timeout)
@@ -245,20 +249,22 @@ class LocalBroker:
             except BrokerError:
                 continue
 
-    def _check_sasl_listener(self, pid: int) -> None:
-        if not self.settings.broker_sasl_port:
-            return
-        host, port = self.settings.kafka_host, self.settings.broker_sasl_port
+    def _check_tls_listeners(self, pid: int) -> None:
         try:
             text = self.config_path.read_text(encoding="utf-8")
         except OSError:
             text = ""
-        if f"{SASL_LISTENER}://{host}:{port}" not in text:
-            raise BrokerError(
-                f"kafka from {self.dir} (pid {pid}) runs without a SASL_SSL listener on "
-                f"{host}:{port}: run `streamlearn broker stop`, then start again to add it "
-                "(STREAMLEARN_BROKER_SASL_PORT)"
-            )
+        variables = {SASL_LISTENER: "STREAMLEARN_BROKER_SASL_PORT",
+                     SSL_LISTENER: "STREAMLEARN_BROKER_SSL_PORT"}
+        listed = re.search(r"^listeners=(.*)$", text, re.MULTILINE)
+        running = set(listed.group(1).split(",")) if listed else set()
+        for name, address in tls_listeners(self.settings).items():
+            if f"{name}://{address}" not in running:
+                raise BrokerError(
+                    f"kafka from {self.dir} (pid {pid}) runs without a {PROTOCOLS[name]} listener "
+                    f"on {address}: run `streamlearn broker stop`, then start again to add "
+                    f"it ({variables[name]})"
+                )
 
     def _kill(self, proc: subprocess.Popen[bytes]) -> None:
         signal_pid(proc.pid, signal.SIGKILL, group=True)

@@ -9,22 +9,46 @@ import uuid
 from streamlearn.broker.tls import BrokerTls
 from streamlearn.config import Settings
 
-__all__ = ["new_cluster_id", "parse_identity", "render_server_properties"]
+__all__ = [
+    "PROTOCOLS",
+    "new_cluster_id",
+    "parse_identity",
+    "render_server_properties",
+    "tls_listeners",
+]
 
 _VERSION_LINE = re.compile(r"^# kafka_version=(\S+)$", re.MULTILINE)
 _ADVERTISED = re.compile(r"^advertised\.listeners=PLAINTEXT://([^,\s]+)", re.MULTILINE)
 SASL_LISTENER = "SASL_SSL"
+SSL_LISTENER = "MTLS"
+"""The SSL listener's name: mutual TLS (not ``SSL``, a suffix of the other one's name)."""
+PROTOCOLS = {SASL_LISTENER: "SASL_SSL", SSL_LISTENER: "SSL"}
+"""Security protocol of each TLS listener."""
+
+
+def tls_listeners(settings: Settings) -> dict[str, str]:
+    """Name -> ``host:port`` of the local broker's TLS listeners the settings ask for.
+
+    >>> tls_listeners(Settings(broker_ssl_port=9095))
+    {'MTLS': '127.0.0.1:9095'}
+    """
+    ports = {SASL_LISTENER: settings.broker_sasl_port, SSL_LISTENER: settings.broker_ssl_port}
+    return {name: f"{settings.kafka_host}:{port}" for name, port in ports.items() if port}
 
 
 def render_server_properties(settings: Settings, tls: BrokerTls | None = None) -> str:
     """``server.properties`` of a combined broker+controller bound to ``kafka_host`` only.
+
+    With ``tls`` (the stores :func:`~streamlearn.broker.tls.ensure_certificates` made), the
+    SASL_SSL and SSL listeners the settings ask for are added beside the PLAINTEXT one.
 
     >>> text = render_server_properties(Settings(kafka_port=19092, controller_port=19093))
     >>> "listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093" in text
     True
     """
     host, data = settings.kafka_host, settings.broker_dir / "data"
-    sasl = f",{SASL_LISTENER}://{host}:{settings.broker_sasl_port}" if tls else ""
+    extra = tls_listeners(settings) if tls else {}
+    added = "".join(f",{name}://{address}" for name, address in extra.items())
     lines = [
         "# written by streamlearn on every start; edits are overwritten",
         f"# kafka_version={settings.kafka_version}",
@@ -32,12 +56,12 @@ def render_server_properties(settings: Settings, tls: BrokerTls | None = None) -
         "node.id=1",
         f"controller.quorum.voters=1@{host}:{settings.controller_port}",
         f"listeners=PLAINTEXT://{host}:{settings.kafka_port},"
-        f"CONTROLLER://{host}:{settings.controller_port}{sasl}",
-        f"advertised.listeners=PLAINTEXT://{host}:{settings.kafka_port}{sasl}",
+        f"CONTROLLER://{host}:{settings.controller_port}{added}",
+        f"advertised.listeners=PLAINTEXT://{host}:{settings.kafka_port}{added}",
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
         "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
-        + (f",{SASL_LISTENER}:SASL_SSL" if tls else ""),
+        + "".join(f",{name}:{PROTOCOLS[name]}" for name in extra),
         f"log.dirs={data}",
         "num.partitions=1",
         # The defaults (3) block consumer groups and transactions on a single broker.
@@ -51,9 +75,25 @@ def render_server_properties(settings: Settings, tls: BrokerTls | None = None) -
         # streamlearn creates its topics with explicit partition counts; a typo in a
         # topic name must fail, not create a 1-partition topic.
         "auto.create.topics.enable=false",
-        *(_sasl_listener(settings, tls) if tls else []),
     ]
+    if tls and SASL_LISTENER in extra:
+        lines += _sasl_listener(settings, tls)
+    if tls and SSL_LISTENER in extra:
+        lines += _ssl_listener(tls)
     return "\n".join(lines) + "\n"
+
+
+def _stores(listener: str, tls: BrokerTls) -> list[str]:
+    prefix = f"listener.name.{listener.lower()}."
+    return [
+        f"{prefix}ssl.keystore.type=PKCS12",
+        f"{prefix}ssl.keystore.location={tls.keystore}",
+        f"{prefix}ssl.keystore.password={tls.password}",
+        f"{prefix}ssl.key.password={tls.password}",
+        f"{prefix}ssl.truststore.type=PKCS12",
+        f"{prefix}ssl.truststore.location={tls.truststore}",
+        f"{prefix}ssl.truststore.password={tls.password}",
+    ]
 
 
 def _sasl_listener(settings: Settings, tls: BrokerTls) -> list[str]:
@@ -67,13 +107,15 @@ def _sasl_listener(settings: Settings, tls: BrokerTls) -> list[str]:
         + ("org.apache.kafka.common.security.plain.PlainLoginModule required;"
            if mechanism == "PLAIN" else
            "org.apache.kafka.common.security.scram.ScramLoginModule required;"),
-        f"{prefix}ssl.keystore.type=PKCS12",
-        f"{prefix}ssl.keystore.location={tls.keystore}",
-        f"{prefix}ssl.keystore.password={tls.password}",
-        f"{prefix}ssl.key.password={tls.password}",
-        f"{prefix}ssl.truststore.type=PKCS12",
-        f"{prefix}ssl.truststore.location={tls.truststore}",
-        f"{prefix}ssl.truststore.password={tls.password}",
+        *_stores(SASL_LISTENER, tls),
+    ]
+
+
+def _ssl_listener(tls: BrokerTls) -> list[str]:
+    """TLS that lets in only clients whose certificate the local CA signed."""
+    return [
+        f"listener.name.{SSL_LISTENER.lower()}.ssl.client.auth=required",
+        *_stores(SSL_LISTENER, tls),
     ]
 
 

@@ -80,6 +80,9 @@ def check_ports_free(settings: Settings) -> None:
     if settings.broker_sasl_port:
         ports.append(("broker_sasl_port", "STREAMLEARN_BROKER_SASL_PORT",
                       settings.broker_sasl_port))
+    if settings.broker_ssl_port:
+        ports.append(("broker_ssl_port", "STREAMLEARN_BROKER_SSL_PORT",
+                      settings.broker_ssl_port))
     for name, env, port in ports:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             # Like the JVM's server sockets: ignore TIME_WAIT leftovers of a previous run.
