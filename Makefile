@@ -41,9 +41,11 @@ bench: setup
 bench-smoke: setup
 	$(PY) -m benchmarks --smoke
 
-# Not in CI: the fraud worker at 70% of its measured maximum rate for 30 minutes (about 33
-# min in all); lag, RSS and p99 over time to benchmarks/results/soak.{md,png,json}.
-# Shorter: make soak SOAK_ARGS="--minutes 6" (python -m benchmarks.soak --help).
+# Not in CI (its 60-second form is: tests/integration/test_soak.py). The fraud worker is
+# warmed up to its steady state (~197,000 events), its maximum rate measured on that state,
+# then it is fed at 70% of it for 30 minutes (about 33 min in all); lag, RSS and p99 over
+# time to benchmarks/results/soak.{md,png,json}; benchmarks/README.md has the method.
+# Shorter: make soak SOAK_ARGS="--minutes 5" (python -m benchmarks.soak --help).
 SOAK_ARGS ?=
 .PHONY: soak
 soak: setup

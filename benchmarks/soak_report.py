@@ -1,12 +1,14 @@
 """The soak run's figures over time, its pass criteria, and its report (JSON, markdown, PNG).
 
-Criteria, with the 30-minute windows (``Windows.scaled`` keeps their proportions for other
-durations):
+The soak starts on warm state (``benchmarks.soak``: the warm-up backlog filled the feature
+windows and the key space first), so "after warm-up" below only leaves out the paced feed's
+first minutes. Criteria, with the 30-minute windows (``Windows.scaled`` keeps their
+proportions for other durations):
 
 - **lag bounded**: the median lag of the last minute is at most ``Limits.lag_s`` seconds of
-  events at the target rate, and the least-squares trend of the lag after warm-up (2 min)
-  adds at most as much over that span. The worker commits about once a second, so a
-  healthy one sits between 0 and a couple of seconds of events.
+  events at the target rate, and the least-squares trend of the lag after the first 2
+  minutes adds at most as much over that span. The worker commits about once a second, so
+  a healthy one sits between 0 and a couple of seconds of events.
 - **RSS**: the median RSS of the last minute is less than ``Limits.rss_growth`` (10%)
   above the median of minutes 2-3.
 - **p99**: the p99 latency of events sent in the last 5 minutes is at most
@@ -17,6 +19,10 @@ durations):
 >>> w = Windows.scaled(60.0)
 >>> w.warmup_s, w.rss_base, w.last_s, w.p99_base, w.p99_last_s
 (4.0, (4.0, 6.0), 2.0, (10.0, 20.0), 10.0)
+>>> from benchmarks.soak_probes import Progress
+>>> ticks = [Progress(t, 100 * t * t, t / 10, 100.0 + t) for t in range(11)]
+>>> [(r["to"], r["events_per_s"], r["rss_mb"]) for r in progress_rows(ticks, 2)]
+[(6400, 900.0, 108.0), (10000, 1800.0, 110.0)]
 >>> from benchmarks.stats import percentile
 >>> values = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5]
 >>> hist_percentile(Counter(values), 90) == percentile(values, 90), hist_percentile({}, 99)
@@ -25,12 +31,12 @@ durations):
 
 from __future__ import annotations
 
-import math
+import itertools
 import os
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,14 +45,14 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.report import _num, _table
-from benchmarks.runs import RunResult
-from benchmarks.soak_probes import PredictionReader, Sample
+from benchmarks.soak_probes import PredictionReader, Progress, Sample
 from benchmarks.stats import median
 
 if TYPE_CHECKING:
-    from benchmarks.soak import SoakOptions, SoakRun
+    from benchmarks.soak import Burst, PacedMax, SoakOptions, SoakRun, WarmUp
 
-__all__ = ["Limits", "Windows", "build", "hist_percentile", "print_summary", "progress_line",
+__all__ = ["Limits", "Windows", "build", "burst_line", "hist_percentile", "paced_line",
+           "print_summary", "progress_line", "progress_rows", "saturation", "warmup_line",
            "write"]
 
 FULL_S = 1800.0
@@ -59,7 +65,7 @@ class Windows:
     """Where the criteria look, in seconds from the feed's start."""
 
     warmup_s: float
-    """The lag trend starts here."""
+    """The lag trend starts here (the state is warm from 0: this is the feed's start)."""
     rss_base: tuple[float, float]
     last_s: float
     """RSS and lag: the run's last ``last_s`` seconds."""
@@ -68,27 +74,12 @@ class Windows:
 
     @classmethod
     def scaled(cls, seconds: float) -> Windows:
-        """The 30-minute windows (warm-up 2 min, RSS minute 2-3 against the last, p99
-        minutes 5-10 against the last 5), in proportion to ``seconds``."""
+        """The 30-minute windows (the lag trend from 2 min, RSS minute 2-3 against the
+        last, p99 minutes 5-10 against the last 5), in proportion to ``seconds``."""
         def at(full_s: float) -> float:
             return full_s * seconds / FULL_S
 
         return cls(at(120), (at(120), at(180)), at(60), (at(300), at(600)), at(300))
-
-    def after_fill(self, fill_s: float | None, seconds: float) -> Windows:
-        """Warm-up and the RSS baseline moved to ``fill_s`` when that is later: until the
-        feature windows are full, state grows by design. Unchanged if the baseline would
-        then reach into the last window (the run is too short for it).
-
-        >>> Windows.scaled(360).after_fill(31.0, 360).rss_base
-        (31.0, 43.0)
-        """
-        if fill_s is None or fill_s <= self.warmup_s:
-            return self
-        base = (fill_s, fill_s + self.rss_base[1] - self.rss_base[0])
-        if base[1] > seconds - self.last_s:
-            return self
-        return replace(self, warmup_s=fill_s, rss_base=base)
 
 
 @dataclass(frozen=True)
@@ -232,24 +223,100 @@ def latency_windows(run: SoakRun, opts: SoakOptions) -> list[dict[str, Any]]:
     return out
 
 
-def build(run: SoakRun, ceiling: Sequence[RunResult], environment: dict[str, Any],
-          opts: SoakOptions) -> dict[str, Any]:
-    fill_s = None if run.feed.filled is None else float(math.ceil(run.feed.filled / run.rate))
-    w = opts.windows.after_fill(fill_s, opts.seconds)
+def progress_rows(progress: Sequence[Progress], parts: int = 10) -> list[dict[str, Any]]:
+    """The worker's rate, CPU per event and RSS over each ``1/parts`` of the outputs of a
+    phase, counted from its first sample with an output (a row ends at the first sample
+    that reaches its share)."""
+    # From the first sample with an output: the worker's start-up is not an event's cost.
+    start = next((i for i, p in enumerate(progress) if p.outputs > progress[0].outputs), None)
+    if start is None or start == len(progress) - 1:
+        return []
+    origin = progress[0].outputs
+    progress = progress[start:]
+    base, total = progress[0].outputs, progress[-1].outputs - progress[0].outputs
+    rows, prev = [], progress[0]
+    for k in range(1, parts + 1):
+        end = next((p for p in progress if p.outputs - base >= total * k / parts), None)
+        if end is None or end.t <= prev.t or end.outputs <= prev.outputs:
+            continue
+        done = end.outputs - prev.outputs
+        rows.append({"from": prev.outputs - origin, "to": end.outputs - origin,
+                     "seconds": end.t - prev.t, "events_per_s": done / (end.t - prev.t),
+                     "cpu_us_per_event": (end.cpu_s - prev.cpu_s) / done * 1e6,
+                     "rss_mb": end.rss_mb})
+        prev = end
+    return rows
+
+
+def warmup_line(warm: WarmUp) -> str:
+    rows = progress_rows(warm.progress)
+    if not rows:
+        return f"warm-up: {warm.events:,} events"
+    first, last = rows[0], rows[-1]
+    return (f"warm-up: {warm.events:,} events in {_num(warm.seconds)} s; first tenth "
+            f"{_num(first['events_per_s'])} ev/s at {_num(first['cpu_us_per_event'])} µs "
+            f"CPU/event, last tenth {_num(last['events_per_s'])} ev/s at "
+            f"{_num(last['cpu_us_per_event'])} µs; from event {warm.steady_from:,} on "
+            f"{_num(warm.tail_events_per_s)} ev/s; RSS {_num(first['rss_mb'], 1)} -> "
+            f"{_num(last['rss_mb'], 1)} MB")
+
+
+def burst_line(b: Burst) -> str:
+    return (f"  burst of {b.events:,} (produced in {b.produced_s:.1f} s): "
+            f"{_num(b.events_per_s)} ev/s over the {b.counted:,} answered after, "
+            f"{_num(b.cpu_us_per_event)} µs CPU/event")
+
+
+SATURATED = 0.95
+"""A sample period in which the machine's CPUs were this busy (all of them) is saturated."""
+
+
+def saturation(samples: Sequence[Sample]) -> float | None:
+    """The share of sample periods in which the machine was saturated: a worker that falls
+    behind then may lack CPU rather than capacity (the soak's own feed, reader and broker
+    share the machine).
+
+    >>> ncpu = os.cpu_count() or 1
+    >>> samples = [Sample(t, 0, 0, 0, 0, None, 0.0, 0.0, t * b * ncpu)
+    ...            for t, b in [(1, 0.5), (2, 0.99), (3, 0.6)]]
+    >>> saturation(samples)
+    0.5
+    """
+    cpus = os.cpu_count() or 1
+    busy = [(b.machine_busy_s - a.machine_busy_s) / (b.t - a.t) / cpus
+            for a, b in itertools.pairwise(samples) if b.t > a.t]
+    return sum(x >= SATURATED for x in busy) / len(busy) if busy else None
+
+
+def paced_line(m: PacedMax) -> str:
+    return (f"  fed {_num(m.fed)} ev/s for {m.seconds:g} s: answered {_num(m.events_per_s)} "
+            f"ev/s at {_num(m.cpu_us_per_event)} µs CPU/event, {m.behind:,} behind when the "
+            f"feed stopped, drained in {_num(m.drain_s, 1)} s")
+
+
+def build(run: SoakRun, environment: dict[str, Any], opts: SoakOptions) -> dict[str, Any]:
+    w = opts.windows
     criteria = {"lag": lag_criterion(run, opts, w), "rss": rss_criterion(run, opts, w),
                 "p99": p99_criterion(run, opts, w), "answers": answers_criterion(run, opts)}
     last = run.samples[-1] if run.samples else None
+    warm = run.warmup
     return {
         **environment,
         "options": {"seconds": opts.seconds, "fraction": opts.fraction, "step_s": opts.step_s,
-                    "windows_asked": asdict(opts.windows), "limits": asdict(opts.limits),
+                    "windows": asdict(w), "limits": asdict(opts.limits),
+                    "warmup_margin": opts.warmup_margin,
                     "ceiling_events": opts.ceiling_events, "ceiling_reps": opts.ceiling_reps,
-                    "ceiling_warmup": opts.ceiling_warmup},
+                    "paced_max_s": opts.paced_max_s, "overfeed": opts.overfeed},
+        "warmup": {**warm.to_dict(), "rows": progress_rows(warm.progress),
+                   "progress": [asdict(p) for p in warm.progress]},
         "ceiling": {"events_per_s": run.rate / opts.fraction,
-                    "runs": [r.to_dict() for r in ceiling]},
+                    "backlog_events_per_s": run.backlog_rate,
+                    "bursts": [b.to_dict() for b in run.bursts],
+                    "paced": run.paced.to_dict() if run.paced else None},
         "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
         "rate": run.rate,
-        "windows_full_at_s": fill_s,
+        "saturated": saturation(run.samples),
+        "drift_at_s": (run.feed.drift_at - run.feed.skip) / run.rate,
         "windows": asdict(w),
         "sent_per_s": last.produced / last.t if last else None,
         "sent": run.feed.produced, "answered": run.reader.answered,
@@ -292,23 +359,54 @@ def _over_time_rows(built: dict[str, Any]) -> list[tuple[str, ...]]:
             for r in built["rows"]]
 
 
+WARMUP_HEAD = ("events answered", "seconds", "ev/s", "worker CPU µs/event", "RSS MB")
+
+
+def _warmup_rows(built: dict[str, Any]) -> list[tuple[str, ...]]:
+    return [(f"{r['from']:,}-{r['to']:,}", _num(r["seconds"], 1), _num(r["events_per_s"]),
+             _num(r["cpu_us_per_event"]), _num(r["rss_mb"], 1))
+            for r in built["warmup"]["rows"]]
+
+
 def _ceiling_line(built: dict[str, Any]) -> str:
-    o, c = built["options"], built["ceiling"]
-    runs = "; ".join(
-        f"{_num(r['events_per_s'])} over the whole backlog"
-        + (f", {_num(r['extra']['steady_events_per_s'])} from event "
-           f"{r['extra']['steady_from']:,} on" if r["extra"].get("steady_events_per_s") else "")
-        + (" (discarded)" if r["warmup"] else "")
-        for r in c["runs"])
-    return (f"Maximum rate, A on a backlog of {o['ceiling_events']:,} events as the harness "
-            f"measures it: {runs} events/s. Maximum: **{_num(c['events_per_s'])}** (median; "
-            "the rate from the event on which the feature windows are full, where the backlog "
-            "reaches it: before, each event finds less state and costs less).")
+    c = built["ceiling"]
+    bursts = "; ".join(
+        f"{_num(b['events_per_s'])} ev/s at {_num(b['cpu_us_per_event'])} µs CPU/event "
+        f"({b['counted']:,} of {b['events']:,} counted)" for b in c["bursts"])
+    line = (f"Backlog maximum on that warm state, bursts of "
+            f"{built['options']['ceiling_events']:,} events produced at once, each counted "
+            f"from when the producer was done: {bursts}; median "
+            f"**{_num(c['backlog_events_per_s'])} events/s**.")
+    paced = c["paced"]
+    if paced is None:
+        return line + " The soak's rate is a fraction of it."
+    ratio = (paced["events_per_s"] / c["backlog_events_per_s"]
+             if paced["events_per_s"] and c["backlog_events_per_s"] else None)
+    used = ("the maximum the soak takes a fraction of" if paced["behind"] >= paced["fed"]
+            else "not a maximum: the worker kept up with the feed, so the soak takes a "
+                 "fraction of the backlog maximum")
+    return line + (
+        f" Under the soak's conditions (its paced feed at {_num(paced['fed'])} ev/s for "
+        f"{paced['seconds']:g} s, its prediction reader running, the broker serving both): "
+        f"the worker answered **{_num(paced['events_per_s'])} events/s** "
+        f"({_num(None if ratio is None else ratio * 100)}% of the backlog maximum) at "
+        f"{_num(paced['cpu_us_per_event'])} µs CPU/event, {paced['behind']:,} events behind "
+        f"when the feed stopped: {used}.")
 
 
 def _intro(built: dict[str, Any]) -> list[str]:
-    m, o, w = built["machine"], built["options"], built["windows"]
-    full = built["windows_full_at_s"]
+    m, o, w, warm = built["machine"], built["options"], built["windows"], built["warmup"]
+    rows = warm["rows"]
+    cold_warm = ""
+    if rows:
+        first, last = rows[0], rows[-1]
+        cold_warm = (f" The first tenth (cold) ran at {_num(first['events_per_s'])} ev/s and "
+                     f"{_num(first['cpu_us_per_event'])} µs of worker CPU per event, the last "
+                     f"(warm) at {_num(last['events_per_s'])} ev/s and "
+                     f"{_num(last['cpu_us_per_event'])} µs; RSS {_num(first['rss_mb'], 1)} -> "
+                     f"{_num(last['rss_mb'], 1)} MB. From event {warm['steady_from']:,} on: "
+                     f"{_num(warm['tail_events_per_s'])} ev/s at "
+                     f"{_num(warm['tail_cpu_us_per_event'])} µs.")
     return [
         f"# streamlearn soak, {built['date']}",
         "",
@@ -317,23 +415,41 @@ def _intro(built: dict[str, Any]) -> list[str]:
         "Versions: " + ", ".join(f"{k} {v}" for k, v in built["versions"].items()) + ".",
         "",
         "Worker: `benchmarks/pipelines/fraud.py` (7 per-card windowed features, then a "
-        "logistic regression), drift detection on, one partition, a fresh model; events of "
-        "`streamlearn.datasets.fraud.generate` (seed 42), keyed by card.",
+        "logistic regression), drift detection on, one partition, one process from the "
+        "warm-up to the end; events of `streamlearn.datasets.fraud.generate` (seed 42, 2,000 "
+        "cards), keyed by card, one stream across the phases.",
+        "",
+        f"Warm-up: a backlog of {warm['events']:,} events (a full day and a minute of event "
+        f"time, the longest window plus the lateness, from event {warm['steady_from']:,} on, "
+        f"plus {o['warmup_margin']:.0%}): every card seen, its windows full, the state at "
+        f"its steady size. Answered in {_num(warm['seconds'])} s.{cold_warm}",
+        "",
+        *_table(WARMUP_HEAD, _warmup_rows(built)),
+        "",
         _ceiling_line(built),
+        "",
         f"Soak at {o['fraction']:g} of it, **{_num(built['rate'])} events/s** for "
         f"{o['seconds'] / 60:g} min (sent {built['sent']:,}, {_num(built['sent_per_s'])}/s); "
-        f"every prediction in {_num(built['drain_s'], 1)} s after the last send. Feature "
-        f"windows full from {_num(full, 1)} s on.",
+        f"every prediction in {_num(built['drain_s'], 1)} s after the last send. The "
+        f"stream's drift (bursts to card testing) at {_clock(built['drift_at_s'])}.",
         f"Samples every {o['step_s']:g} s. Lag: the input's end offset minus the group's "
         "committed offset (the worker commits about once a second). Latency: the "
         "prediction's LogAppendTime minus its event's CreateTime (its send time), whole ms, "
-        "by send time. RSS: the worker's VmRSS.",
-        f"Windows: warm-up {w['warmup_s']:g} s; RSS {w['rss_base'][0]:g}-{w['rss_base'][1]:g} "
-        f"s against the last {w['last_s']:g} s; p99 {w['p99_base'][0]:g}-{w['p99_base'][1]:g} "
-        f"s against the last {w['p99_last_s']:g} s (warm-up and RSS baseline no earlier "
-        "than the full feature windows).",
+        "by send time. RSS: the worker's VmRSS. Machine busy: CPU time of all CPUs (200% "
+        "is two CPUs) spent neither idle nor in niced processes, which give way to the soak's.",
+        f"Windows: lag trend from {w['warmup_s']:g} s; RSS {w['rss_base'][0]:g}-"
+        f"{w['rss_base'][1]:g} s against the last {w['last_s']:g} s; p99 "
+        f"{w['p99_base'][0]:g}-{w['p99_base'][1]:g} s against the last {w['p99_last_s']:g} s.",
         "",
     ]
+
+
+def _saturation_line(built: dict[str, Any]) -> str:
+    share = built["saturated"]
+    return (f"The machine's CPUs were all busy (>= {SATURATED:.0%}, niced processes left "
+            f"out) in "
+            f"{_num(None if share is None else share * 100)}% of the sample periods: in those, "
+            "a worker below 100% of a core is short of CPU, not of capacity.")
 
 
 def markdown(built: dict[str, Any], png_name: str) -> str:
@@ -342,6 +458,8 @@ def markdown(built: dict[str, Any], png_name: str) -> str:
         f"## Pass criteria: {'all met' if built['passed'] else '**not all met**'}",
         "",
         *_table(CRITERIA_HEAD, _criteria_rows(built)),
+        "",
+        _saturation_line(built),
         "",
         "## Over time (min:s from the first send)",
         "",
@@ -357,8 +475,10 @@ def plot(built: dict[str, Any], path: Path) -> None:
 
     o = built["options"]
     w, minutes = built["windows"], [s["t"] / 60 for s in built["samples"]]
-    fig = Figure(figsize=(10, 8), dpi=100, layout="constrained")
-    lag, rss, p99 = fig.subplots(3, 1, sharex=True)
+    fig = Figure(figsize=(10, 10), dpi=100, layout="constrained")
+    lag, rss, p99, warm = fig.subplots(4, 1, height_ratios=(1, 1, 1, 0.8))
+    rss.sharex(lag)
+    p99.sharex(lag)
     lag.plot(minutes, [s["lag"] for s in built["samples"]], lw=0.8)
     lag.axhline(built["criteria"]["lag"]["bound_events"], color="tab:red", ls="--", lw=0.8,
                 label="bound")
@@ -376,10 +496,28 @@ def plot(built: dict[str, Any], path: Path) -> None:
     p99.axvspan((o["seconds"] - w["p99_last_s"]) / 60, o["seconds"] / 60, alpha=0.15,
                 color="gray")
     p99.set_ylabel(f"latency per {o['step_s']:g} s (ms)")
-    p99.set_xlabel("minutes from the first send (shaded: the windows the criteria compare)")
+    p99.set_xlabel("soak: minutes from the first paced send (shaded: the windows the "
+                   "criteria compare)")
     p99.legend(loc="upper right")
-    fig.suptitle(f"soak: {built['rate']:,.0f} events/s ({o['fraction']:g} of the maximum), "
-                 f"{built['date']}")
+    rows = built["warmup"]["rows"]
+    ends = [r["to"] / 1000 for r in rows]
+    edges = [rows[0]["from"] / 1000, *ends] if rows else []
+    warm.stairs([r["cpu_us_per_event"] for r in rows], edges, color="tab:purple",
+                label="worker CPU µs/event")
+    warm.set_ylabel("µs CPU / event")
+    warm.set_ylim(bottom=0)
+    warm.axvline(built["warmup"]["steady_from"] / 1000, color="gray", ls="--", lw=0.8,
+                 label="a full day of event time")
+    warm.set_xlabel("warm-up: thousands of backlog events answered")
+    ev = warm.twinx()
+    ev.stairs([r["rss_mb"] for r in rows], edges, color="tab:green", lw=0.8,
+              label="RSS (MiB)", baseline=None)
+    ev.set_ylabel("RSS (MiB)")
+    handles, labels = warm.get_legend_handles_labels()
+    more, more_labels = ev.get_legend_handles_labels()
+    warm.legend(handles + more, labels + more_labels, loc="lower right")
+    fig.suptitle(f"soak: {built['rate']:,.0f} events/s ({o['fraction']:g} of the warm "
+                 f"maximum), {built['date']}")
     fig.savefig(path)
 
 
@@ -398,4 +536,5 @@ def print_summary(built: dict[str, Any], console: Console) -> None:
         table.add_row(*(cell.replace("**", "") for cell in row))
     console.print(table)
     verdict = "[green]passed[/green]" if built["passed"] else "[red]FAILED[/red]"
+    console.print(_saturation_line(built))
     console.print(f"soak {verdict}")
