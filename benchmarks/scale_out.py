@@ -107,6 +107,18 @@ def machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / TICKS
 
 
+def broker_pids() -> list[int]:
+    """Every Kafka broker JVM on this machine (the one under test does the work)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"kafka.Kafka" in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
 def start_workers(bootstrap: str, name: str, count: int, env: dict[str, str]) -> list[Any]:
     procs = []
     for i in range(count):
@@ -147,16 +159,19 @@ def throughput(bootstrap: str, rows: list, workers: int, env: dict[str, str]) ->
     try:
         while (n0 := ends(bootstrap, spec.predictions_topic, 4)) < low:
             time.sleep(0.02)
+        brokers = broker_pids()
         t0, c0, m0 = time.monotonic(), cpu_seconds(pids), machine_busy_seconds()
+        b0 = cpu_seconds(brokers)
         while (n1 := ends(bootstrap, spec.predictions_topic, 4)) < high:
             time.sleep(0.02)
         t1, c1, m1 = time.monotonic(), cpu_seconds(pids), machine_busy_seconds()
+        b1 = cpu_seconds(brokers)
     finally:
         stop(procs)
     served = n1 - n0
     return {"workers": workers, "events_per_s": served / (t1 - t0),
             "events_per_cpu_s": served / (c1 - c0), "cpu_cores_used": (c1 - c0) / (t1 - t0),
-            "machine_cores_busy": (m1 - m0) / (t1 - t0)}
+            "machine_cores_busy": (m1 - m0) / (t1 - t0), "broker_cores": (b1 - b0) / (t1 - t0)}
 
 
 def scrape(port: int) -> str:
@@ -251,8 +266,8 @@ def main(argv: list[str] | None = None) -> None:
             runs[workers].append(result)
             print(f"rep {rep + 1}: {workers} worker(s): {result['events_per_s']:,.0f} ev/s, "
                   f"{result['events_per_cpu_s']:,.0f} ev/CPU-s, "
-                  f"{result['cpu_cores_used']:.2f} cores (machine: "
-                  f"{result['machine_cores_busy']:.2f})", flush=True)
+                  f"{result['cpu_cores_used']:.2f} cores (broker {result['broker_cores']:.2f}, "
+                  f"machine {result['machine_cores_busy']:.2f})", flush=True)
     summary = {w: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
                for w, rs in runs.items()}
     delay = paced(bootstrap, rows[:9000], 300.0, env)
@@ -270,11 +285,11 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.events:,} events with labels on `<name>.labels`, medians of {args.reps} "
         f"interleaved runs, {os.cpu_count()} CPUs.\n\n"
         "| workers | events/s (all) | events/s per worker | events per worker CPU-second "
-        "| cores used by workers | cores busy (machine) |\n"
-        "|---|---|---|---|---|---|\n"
+        "| cores used by workers | by the broker | busy (machine) |\n"
+        "|---|---|---|---|---|---|---|\n"
         + "".join(f"| {w} | {s['events_per_s']:,.0f} | {s['events_per_s'] / w:,.0f} | "
                   f"{s['events_per_cpu_s']:,.0f} | {s['cpu_cores_used']:.2f} | "
-                  f"{s['machine_cores_busy']:.2f} |\n"
+                  f"{s['broker_cores']:.2f} | {s['machine_cores_busy']:.2f} |\n"
                   for w, s in ((1, one), (2, two)))
         + f"\n2 workers / 1 worker: {two['events_per_s'] / one['events_per_s']:.2f}x.\n\n"
         f"Paced at {delay['rate']:.0f} events/s (1 worker, label right after its event, "
