@@ -37,6 +37,7 @@ integration: setup system-deps
 bench: setup
 	$(PY) -m benchmarks
 	$(PY) -m benchmarks.feature_value
+	$(PY) -m benchmarks.scale_out
 
 bench-smoke: setup
 	$(PY) -m benchmarks --smoke
