@@ -1,0 +1,283 @@
+"""Several named models side by side: one champion serves, the others shadow it.
+
+Every candidate is scored on every labelled example, then learns from it (test-then-train),
+so each has its prequential score, overall and over a rolling window, and its own concept
+drift detectors. The prediction scored is the one that was served for the candidate when
+the caller passes it (the served record's ``predictions``), otherwise the candidate
+predicts the example itself just before learning it. After each example the drift policy
+(:mod:`.policies`) may replace, promote or switch candidates; what it did comes back as
+:class:`Action` records, in order.
+
+A candidate's models come from its factory; a model that replaces another gets the next
+*instance id* of its name (``tree#0``, ``tree#1``, ...), so records say which model a
+prediction or an action concerns. The object pickles without its factories (a pipeline's
+are often lambdas): after unpickling, :meth:`Candidates.bind` gives them back.
+
+>>> from river import linear_model, tree
+>>> candidates = Candidates({"lr": linear_model.LogisticRegression,
+...                          "tree": tree.HoeffdingTreeClassifier}, champion="tree")
+>>> candidates.names, candidates.ids
+(['tree', 'lr'], {'tree': 'tree#0', 'lr': 'lr#0'})
+>>> for i in range(200):
+...     x = {"a": i % 7 - 3.0}
+...     served = {name: p[0] for name, p in candidates.predict(x).items()}
+...     actions = candidates.learn(x, x["a"] > 0, served)
+>>> {name: label for name, (label, proba) in candidates.predict({"a": 2.0}).items()}
+{'tree': True, 'lr': True}
+>>> candidates.examples, round(candidates.rolling("tree"), 3), candidates.rolling("lr"), actions
+(200, 0.99, 1.0, [])
+>>> candidates.policy.name, candidates.models["tree"].score
+('alert', Accuracy: 98.99%)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from river import base
+
+from streamlearn.errors import StreamlearnError
+from streamlearn.models.drift import DriftSignal
+from streamlearn.models.online import ROLLING_WINDOW, OnlineModel, Prediction, RollingMean
+
+if TYPE_CHECKING:
+    from streamlearn.models.policies import Policy
+
+__all__ = ["Action", "Candidates", "CandidatesError", "Duel", "scored_value"]
+
+log = logging.getLogger(__name__)
+
+Factory = Callable[[], base.Estimator]
+
+
+class CandidatesError(StreamlearnError):
+    """A candidate set or drift policy that cannot work: no candidates, an unknown
+    champion, a missing factory, a bad policy setting."""
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a drift policy did, for ``<name>.drift`` and the registry.
+
+    ``kind`` is ``alert`` (reported only), ``reset`` (a fresh model replaced a drifting
+    one), ``challenge`` (a challenger started learning in the background), ``promote`` (it
+    replaced its incumbent), ``retire`` (it was dropped) or ``switch`` (another candidate
+    became the champion). ``source`` and ``target`` are instance ids (``tree#1``).
+    """
+
+    kind: str
+    at_example: int
+    """The number of the labelled example it happened at (1 for the first)."""
+    source: str | None
+    target: str | None
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "at_example": self.at_example, "from": self.source,
+                "to": self.target, "reason": self.reason}
+
+
+def scored_value(model: OnlineModel, prediction: Any, y: Any) -> float | None:
+    """What ``model``'s rolling window gets for ``prediction`` of ``y``: a hit (1 or 0) or
+    the absolute error; None when there was no prediction to score."""
+    if prediction is None:
+        return None
+    if model.is_classifier:
+        return 1.0 if prediction == y else 0.0
+    return float(abs(y - prediction))
+
+
+class Duel:
+    """Two models compared example by example over the last ``size`` examples both scored.
+
+    ``lead`` is how far the first leads the second: accuracy points, or for a regressor
+    the relative cut in MAE; ``t`` is the paired t statistic of the per-example
+    differences, so a lead that noise could make is told from a real one (for a classifier
+    this is close to McNemar's test on the examples the two disagree on).
+
+    >>> duel = Duel(100, is_classifier=True)
+    >>> for i in range(100):
+    ...     duel.update(1.0, 0.0 if i % 5 == 0 else 1.0)
+    >>> duel.lead, round(duel.t, 2), duel.count
+    (0.2, 4.97, 100)
+    """
+
+    def __init__(self, size: int, is_classifier: bool) -> None:
+        self.is_classifier = is_classifier
+        self.diffs: deque[tuple[float, float]] = deque(maxlen=size)
+        """(first's gain over the second, second's value) per example."""
+        self.total = self.total_sq = self.base = 0.0
+
+    def update(self, first: float | None, second: float | None) -> None:
+        if first is None or second is None:
+            return
+        diff = first - second if self.is_classifier else second - first
+        if len(self.diffs) == self.diffs.maxlen:
+            old, old_base = self.diffs[0]
+            self.total -= old
+            self.total_sq -= old * old
+            self.base -= old_base
+        self.diffs.append((diff, second))
+        self.total += diff
+        self.total_sq += diff * diff
+        self.base += second
+
+    @property
+    def count(self) -> int:
+        return len(self.diffs)
+
+    @property
+    def lead(self) -> float:
+        if not self.diffs:
+            return 0.0
+        if self.is_classifier:
+            return self.total / len(self.diffs)
+        return self.total / self.base if self.base > 0 else 0.0
+
+    @property
+    def t(self) -> float:
+        k = len(self.diffs)
+        if k < 2:
+            return 0.0
+        mean = self.total / k
+        variance = max(self.total_sq - self.total * mean, 0.0) / (k - 1)
+        if variance <= 1e-12:
+            return math.copysign(math.inf, mean) if mean else 0.0
+        return mean / math.sqrt(variance / k)
+
+
+class Candidates:
+    """Named models, one champion; scores and trains them all on every labelled example.
+
+    ``factories`` maps each name to a callable returning a fresh River estimator; the
+    champion (default: the first name) comes first in :attr:`names`. ``window`` is the
+    rolling window of every candidate's score (examples); ``adwin_delta`` the drift
+    detectors' setting (None: no detection, so no policy ever acts).
+    """
+
+    def __init__(self, factories: Mapping[str, Factory], champion: str | None = None, *,
+                 policy: Policy | None = None, window: int = ROLLING_WINDOW,
+                 adwin_delta: float | None = 0.002) -> None:
+        if not factories:
+            raise CandidatesError("candidates need at least one model factory")
+        champion = next(iter(factories)) if champion is None else champion
+        if champion not in factories:
+            raise CandidatesError(f"champion {champion!r} is not one of the candidates "
+                                  f"{sorted(factories)}")
+        if window < 1:
+            raise CandidatesError(f"window must be >= 1 (got {window})")
+        if policy is None:
+            from streamlearn.models.policies import Alert
+
+            policy = Alert()
+        self.factories: dict[str, Factory] = dict(factories)
+        self.window = window
+        self.adwin_delta = adwin_delta
+        self.policy = policy
+        self.champion = champion
+        self.examples = 0
+        """Labelled examples learned so far."""
+        self.errors: dict[str, int] = {}
+        """Examples a candidate raised on (logged; the others still learned them)."""
+        self.error_before: dict[str, float] = {}
+        """Each candidate's ADWIN error estimate before the latest example: a drift that
+        raised it is a worsening (ADWIN also fires when a learning model improves)."""
+        self.scored: dict[str, float | None] = {}
+        """What each candidate scored on the latest example (:func:`scored_value`)."""
+        self.signals: list[tuple[str, DriftSignal]] = []
+        """(candidate, drift signal) since the caller last took them: the raw detector
+        output, whatever the policy made of it."""
+        self._generations: dict[str, int] = {}
+        self.models: dict[str, OnlineModel] = {}
+        self.ids: dict[str, str] = {}
+        for name in [champion, *(n for n in factories if n != champion)]:
+            self.ids[name], self.models[name] = self.fresh(name)
+
+    @property
+    def names(self) -> list[str]:
+        """Candidate names, the champion first."""
+        return list(self.models)
+
+    # A snapshot holds the models' state, not their factories (often lambdas).
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["factories"] = {}
+        return state
+
+    def bind(self, factories: Mapping[str, Factory]) -> None:
+        """Give an unpickled candidate set its factories back (needed to reset, challenge)."""
+        missing = sorted(set(self.models) - set(factories))
+        if missing:
+            raise CandidatesError(f"no factory for candidates {missing}")
+        self.factories = dict(factories)
+
+    def fresh(self, name: str) -> tuple[str, OnlineModel]:
+        """A new untrained model of candidate ``name`` and its instance id."""
+        factory = self.factories.get(name)
+        if factory is None:
+            raise CandidatesError(f"no factory for candidate {name!r} (after unpickling, "
+                                  "call bind(factories))")
+        generation = self._generations.get(name, -1) + 1
+        self._generations[name] = generation
+        model = OnlineModel(factory(), name=name, adwin_delta=self.adwin_delta)
+        model.rolling_score = RollingMean(self.window)
+        return f"{name}#{generation}", model
+
+    def replace(self, name: str, instance: str, model: OnlineModel) -> str:
+        """Put ``model`` (instance id ``instance``) in place of candidate ``name``; returns
+        the instance id it replaced."""
+        old = self.ids[name]
+        self.ids[name], self.models[name] = instance, model
+        return old
+
+    def crown(self, name: str) -> None:
+        """Make ``name`` the champion (it moves to the front of :attr:`names`)."""
+        self.champion = name
+        self.models = {name: self.models[name],
+                       **{n: m for n, m in self.models.items() if n != name}}
+        self.ids = {n: self.ids[n] for n in self.models}
+
+    def predict(self, x: dict[str, Any]) -> dict[str, Prediction]:
+        """Every candidate's prediction, the champion's (served) first, then the shadows."""
+        return {name: model.predict(x) for name, model in self.models.items()}
+
+    def predict_champion(self, x: dict[str, Any]) -> Prediction:
+        return self.models[self.champion].predict(x)
+
+    def rolling(self, name: str) -> float:
+        """Candidate ``name``'s score over its rolling window (accuracy or MAE)."""
+        return self.models[name].rolling_score.get()
+
+    def learn(self, x: dict[str, Any], y: Any,
+              served: Mapping[str, Any] | None = None) -> list[Action]:
+        """Score each candidate's prediction for ``x`` (``served[name]`` when given, else
+        its own now), let it learn ``(x, y)``, then let the policy act."""
+        self.examples += 1
+        fired: list[tuple[str, DriftSignal]] = []
+        scored, before = self.scored, self.error_before
+        for name, model in self.models.items():
+            scored[name] = None
+            if model.concept is not None:
+                before[name] = model.concept.estimate
+            try:
+                if served is not None and name in served:
+                    prediction = served[name]
+                else:
+                    prediction = model.predict(x)[0]
+                model.learn(x, y, served=prediction)
+                scored[name] = scored_value(model, prediction, y)
+            except Exception as exc:  # one candidate's failure must not stop the others
+                self.errors[name] = self.errors.get(name, 0) + 1
+                log.warning("candidate %s raised on example %d: %r", self.ids[name],
+                            self.examples, exc)
+                continue
+            if model.signals:
+                fired.extend((name, signal) for signal in model.signals)
+                model.signals.clear()
+        self.signals.extend(fired)
+        return self.policy.update(self, x, y, fired)
