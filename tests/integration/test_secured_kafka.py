@@ -3,7 +3,8 @@ over TLS), then what a user sees when the password or the CA is wrong, and that 
 shows up nowhere a user (or a log collector) could read it. Then plain TLS with client
 certificates (the session broker's SSL listener): a worker serves events produced and read
 back over it, and a client without a certificate the broker's CA signed is told, in one
-line, which setting to fix."""
+line, which setting to fix. Last, global learning (label join, learner, snapshot follower)
+with every client on SASL_SSL."""
 
 from __future__ import annotations
 
@@ -17,18 +18,21 @@ from pathlib import Path
 
 import certifi
 import orjson
+from kafka import KafkaProducer
 from river import datasets, evaluate, metrics
 
 from streamlearn.broker.admin import create_topics
 from streamlearn.pipeline import load_pipeline
 from streamlearn.predictions import prequential_accuracy
 from streamlearn.replay import ReplayOptions, replay
+from streamlearn.security import kafka_python_config
 from streamlearn.sources import iter_events
 from streamlearn.streams.worker import topic_configs
 from streamlearn.tail import read_to_end
 
 from .conftest import EXAMPLE, ROOT, SASL_PASSWORD, SslKafka, free_port, worker_log
-from .topics import predictions, wait_for_predictions
+from .test_global_learner import DELAYED, phishing_stream, sample, scrape
+from .topics import predictions, wait_for_predictions, wait_until
 
 # A refused login or certificate must end the command, not wait out broker_timeout (90 s):
 # the subprocess times out (and the test fails) past this. Not a speed check.
@@ -167,3 +171,36 @@ def test_ssl_without_a_client_certificate_names_the_setting(ssl_kafka, name, wor
     done, seconds = cli(stranger, "tail", spec.events_topic, "--limit", "1", "--idle", "5")
     assert_one_line_error(done, seconds, "STREAMLEARN_SSL_CERT_FILE")
     assert str(other_cert) in done.stderr
+
+
+def test_global_learner_over_sasl_ssl(secured_kafka, name, start_worker, tmp_path: Path):
+    """Every client of global learning on SASL_SSL: the predictors, the label join, the
+    learner's own consumer and the snapshot follower; labels come from their own topic."""
+    secured = secured_kafka.settings()
+    spec = load_pipeline(DELAYED).renamed(name)
+    create_topics(secured_kafka.bootstrap, spec.topics, topic_configs(spec, secured),
+                  settings=secured)
+    events, labels = phishing_stream(seed=5, max_delay_ms=20_000)
+    events, labels = events[:400], labels[:400]
+    producer = KafkaProducer(bootstrap_servers=secured_kafka.bootstrap, acks="all",
+                             **kafka_python_config(secured))
+    for event, label in zip(events, labels, strict=True):
+        producer.send(spec.events_topic, key=event["event_id"].encode(),
+                      value=orjson.dumps(event))
+        producer.send(spec.labels_topic, key=label["event_id"].encode(),
+                      value=orjson.dumps(label))
+    producer.flush()
+    producer.close()
+    port = free_port()
+    worker = start_worker(DELAYED, name, env=secured_kafka.env(), metrics_port=port)
+    wait_for_predictions(secured_kafka.bootstrap, spec.predictions_topic,
+                         {e["event_id"] for e in events}, 120,
+                         alive=lambda: worker.poll() is None, settings=secured)
+
+    def learned_and_served() -> bool:
+        text = scrape(port)
+        return (sample(text, f'streamlearn_learner_examples{{pipeline="{name}"}}') == 400
+                and sample(text, f'streamlearn_serving_examples{{pipeline="{name}"}}') == 400)
+
+    wait_until(learned_and_served, 60, "the learner's snapshot served over SASL_SSL")
+    assert worker.poll() is None, worker_log(tmp_path)[-3000:]
