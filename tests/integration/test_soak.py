@@ -1,6 +1,6 @@
 """The soak benchmark's code, CI-sized: the fraud worker (7 per-card windowed features, drift
-detection on) warmed up to its steady state, then fed at half its maximum rate on that state
-for 60 s, on the session broker (``make soak`` runs the same at 70% for 30 minutes).
+detection on) warmed up to its steady state, then fed at 35% of its maximum rate on that
+state for 60 s, on the session broker (``make soak`` runs the same at 70% for 30 minutes).
 
 Warm-up: a backlog of ~197,000 events, a full day and a minute of event time (the longest
 window plus the lateness) plus 10%: every one of the 2,000 cards is seen by event ~3,600
@@ -10,9 +10,11 @@ The maximum is then measured on that warm state (a burst of 30,000 more events p
 once, counted from when the producer is done): on fresh state an event costs less (in
 process, 65 µs against ~110 once the windows are full), and a rate measured there is one
 the worker cannot hold (the test this replaces fell behind at 50% of such a rate in CI).
-Half of the warm maximum, not the long soak's 70%: on a shared 2-CPU runner the soak's own
-feed, reader and broker take much of the second CPU (``make soak`` measures a maximum under
-those conditions too; here it would cost another ~40 s), and this test is about
+35% of the warm (backlog) maximum, not the long soak's 70% of the paced one: on a 2-CPU
+runner the soak's own feed, reader and broker take much of the second CPU, and the rate the
+worker holds under them was 52-63% of the backlog maximum here (``make soak`` measures it;
+here it would cost another ~40 s). At 50%, one CI run fell behind (4,106 ev/s against a
+burst maximum of 8,212: lag 34,000 events after a minute). This test is about
 boundedness, not capacity.
 
 Asserted, and nothing else about performance (latency is printed, never asserted: on a
@@ -21,7 +23,7 @@ shared CI machine a timing assertion tests the machine):
 - **lag bounded**: the median lag of the last 10 s, and the growth the least-squares trend
   of the lag from 10 s to the end implies, are each at most ``LAG_BOUND_S`` seconds of
   events. A worker that keeps up commits once a second and pauses for each checkpoint
-  (every 10,000 events, a ~10 MB state write it waits for), so its lag swings between 0 and
+  (every 100,000 events or 60 s, a ~10 MB state write it waits for), so its lag swings between 0 and
   2-3 s of events; one that cannot keep up falls behind by the shortfall every second, and
   5 s of events is reached over the 50 s by a shortfall of 10%.
 - **RSS**: the median RSS of the last 10 s is less than ``RSS_MARGIN`` (10%, the long
@@ -30,7 +32,7 @@ shared CI machine a timing assertion tests the machine):
   checkpoint's records make spikes of ~20 MB that the medians leave out): 0.0% in the three
   runs of this test here, -1.8% and 0.0% in 1- and 5-minute soaks. 10% of the ~220-230 MB
   worker is ~22 MB, so a leak of 100-180 bytes per event over the minute's 125,000-225,000
-  events (half of a warm maximum of 4,200-7,500 ev/s here) fails it.
+  events (35-50% of a warm maximum of 4,200-8,200 ev/s here) fails it.
 - every event answered exactly once, and the report (table, PNG) written.
 
 106-128 s in the runs here (warm-up 33-46 s with the machine quiet or shared, the burst
@@ -48,7 +50,7 @@ from benchmarks.soak_report import Limits, Windows
 from rich.console import Console
 
 SECONDS = 60.0
-FRACTION = 0.5
+FRACTION = 0.35
 RSS_MARGIN = 0.10
 LAG_BOUND_S = 5.0
 WINDOWS = Windows(warmup_s=10.0, rss_base=(10.0, 20.0), last_s=10.0, p99_base=(10.0, 30.0),
