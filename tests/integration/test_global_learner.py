@@ -141,6 +141,7 @@ def test_delayed_labels_served_predictions_equal_offline_prefix_models(
     wait_for_predictions(kafka, spec.predictions_topic, ids, 120,
                          alive=lambda: worker.poll() is None)
     wait_until(lambda: len(training(kafka, spec)) == len(events), 60, "every example joined")
+    wait_until(lambda: learned(port, name) == len(events), 60, "every example learned")
     worker.send_signal(signal.SIGTERM)  # a clean stop publishes the last snapshot
     assert worker.wait(timeout=60) == 0
 
@@ -167,6 +168,11 @@ def test_delayed_labels_served_predictions_equal_offline_prefix_models(
     record_property("river_delayed_accuracy", river_accuracy)
     print(f"served accuracy {served_accuracy:.4f}; River progressive_val_score with the same "
           f"delays {river_accuracy:.4f}")
+
+
+def learned(port: int, name: str) -> float:
+    """Examples the active learner on ``port`` has learned (its gauge, set each second)."""
+    return sample(scrape(port), f'streamlearn_learner_examples{{pipeline="{name}"}}')
 
 
 def learner_port(ports: list[int], name: str) -> int | None:
@@ -208,6 +214,8 @@ def test_scale_out_survives_the_learner_worker_being_killed(
                          alive=lambda: survivor.poll() is None)
     wait_until(lambda: len(training(kafka, spec)) == len(events), 90, "every example joined")
     wait_until(lambda: learner_port([ports[survivor_index]], name), 60, "the standby taking over")
+    wait_until(lambda: learned(ports[survivor_index], name) == len(events), 60,
+               "every example learned")
     survivor.send_signal(signal.SIGTERM)
     assert survivor.wait(timeout=60) == 0
 
