@@ -18,13 +18,13 @@ from pathlib import Path
 
 import orjson
 from kafka import KafkaProducer
-from river import datasets, evaluate, metrics
+from river import datasets
 
 from streamlearn.pipeline import load_pipeline
-from streamlearn.predictions import prequential_accuracy
 from streamlearn.tail import read_to_end
 
 from .conftest import EXAMPLE, worker_log
+from .test_poison_pills import assert_parity_on_valid
 from .topics import wait_for_predictions, wait_until
 
 MAX_BYTES = 200_000
@@ -123,11 +123,4 @@ def test_thousands_of_malformed_events_never_crash_the_worker(
     assert log.count("partition 0: no snapshot") == 1, "the hot path never restarted"
     assert "Traceback" not in log
 
-    by_id = {r["event_id"]: r for r in records}
-    labels = {e["event_id"]: e["is_phishing"] for e in valid}
-    reference = evaluate.progressive_val_score(
-        [({k: e[k] for k in spec.features if e.get(k) is not None}, e["is_phishing"])
-         for e in valid],
-        spec.model(), metrics.Accuracy(),
-    ).get()
-    assert prequential_accuracy(labels, by_id) == reference
+    assert_parity_on_valid(spec, valid, records)

@@ -88,6 +88,11 @@ def test_poison_pills_are_dead_lettered_alone(kafka, name, topics, start_worker,
     assert worker.poll() is None, log
     assert log.count("partition 0: no snapshot") == 1, "the hot path never restarted"
 
+    assert_parity_on_valid(spec, valid, records)
+
+
+def assert_parity_on_valid(spec, valid: list[dict], records: list[dict]) -> None:
+    """The accuracy served on the valid events == River's progressive score on them alone."""
     by_id = {r["event_id"]: r for r in records}
     labels = {e["event_id"]: e["is_phishing"] for e in valid}
     reference = evaluate.progressive_val_score(
