@@ -432,7 +432,8 @@ def reset(pipeline_file: str, name: str | None, yes: bool) -> None:
     # Re-keyed copies of the events go too: their stages' state is forgotten with the rest.
     topics = [spec.models_topic, spec.state_topic, *(s.topic for s in spec.stages[1:])]
     if spec.global_learner:  # the learner's examples: rebuilt by the joins from the start
-        topics.append(spec.training_topic)
+        # Commands go with the snapshots that record which were applied (else replayed).
+        topics += [spec.training_topic, spec.commands_topic]
     _confirm(f"Reset pipeline {spec.name!r} at {bootstrap}: delete topics "
              f"{', '.join(topics)} and consumer group {spec.group_id}?", yes)
     deleted = _reset(spec, bootstrap, topics)
@@ -621,6 +622,15 @@ def _add_broker_group() -> None:
 
 
 _add_broker_group()
+
+def _register() -> None:
+    from streamlearn.cli_models import models, report
+
+    main.add_command(models)
+    main.add_command(report)
+
+
+_register()
 
 if __name__ == "__main__":
     main()

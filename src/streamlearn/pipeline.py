@@ -35,6 +35,7 @@ streamlearn.errors.PipelineError: pipeline name 'bad name' may only use letters,
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import runpy
@@ -61,6 +62,7 @@ __all__ = ["Pipeline", "load_pipeline"]
 LEARNING_MODES = ("auto", "global", "per_partition")
 DEFAULT_LABEL_TTL = "1d"
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+_CANDIDATE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
@@ -70,8 +72,9 @@ class Pipeline:
 
     name: str
     key_field: str
-    model: Callable[[], Any]
-    """A factory that returns a fresh River estimator (called once per model)."""
+    model: Callable[[], Any] = None  # type: ignore[assignment]  # set from models= if None
+    """A factory that returns a fresh River estimator (called once per model). With
+    ``models``, the champion's factory."""
     features: Mapping[str, str] | None = None
     """The fields the model sees, with their types: ``{"amount": "numeric", ...}``."""
     label_field: str | None = None
@@ -101,6 +104,16 @@ class Pipeline:
     partition with labels in the events, else global."""
     label_ttl: Duration = DEFAULT_LABEL_TTL
     """Event time a served prediction waits for its label on ``<name>.labels`` (global)."""
+    models: Mapping[str, Callable[[], Any]] | None = None
+    """Candidate models by name, instead of ``model``: ``{"lr": ..., "tree": ...}``. The
+    learner trains every one on every example; predictors serve the champion and compute the
+    others in shadow (global learning)."""
+    champion: str | None = None
+    """The candidate served first (default: the first of ``models``)."""
+    drift_policy: Any = "alert"
+    """What the learner does when a candidate's error drifts: ``"alert"``, ``"reset"``,
+    ``"challenger"``, ``"best"`` (see :mod:`streamlearn.models.policies`), or a policy
+    instance with other settings, e.g. ``policies.Challenger(margin=0.02)``."""
     stages: tuple[Stage, ...] = field(init=False, repr=False, compare=False)
     """The compiled ``derived`` declaration: one stage per entity field (see features.stages)."""
     feature_set: FeatureSet = field(init=False, repr=False, compare=False)
@@ -115,8 +128,7 @@ class Pipeline:
             object.__setattr__(self, "events_topic", self.name)
         if not _TOPIC_NAME.match(self.events_topic):
             raise PipelineError(f"events_topic {self.events_topic!r} is not a valid topic name")
-        if not callable(self.model):
-            raise PipelineError(f"pipeline {self.name!r}: model must be a factory (a callable)")
+        self._check_models()
         if self.partitions < 1:
             raise PipelineError(f"pipeline {self.name!r}: partitions must be >= 1")
         if not self.key_field:
@@ -163,10 +175,42 @@ class Pipeline:
                 "key, id, time or label field"
             )
 
+    def _check_models(self) -> None:
+        if self.models is not None:
+            champion = next(iter(self.models), None) if self.champion is None else self.champion
+            # (a copy made by dataclasses.replace has model = the champion's factory already)
+            if self.model is not None and self.model is not self.models.get(champion):
+                raise PipelineError(f"pipeline {self.name!r}: give model= or models=, not both")
+            if not self.models or not all(callable(f) for f in self.models.values()):
+                raise PipelineError(f"pipeline {self.name!r}: models must map names to "
+                                    "factories (callables)")
+            bad = [n for n in self.models if not _CANDIDATE_NAME.match(str(n))]
+            if bad:
+                raise PipelineError(f"pipeline {self.name!r}: candidate names {bad} may only "
+                                    "use letters, digits, '.', '_' and '-'")
+            if champion not in self.models:
+                raise PipelineError(f"pipeline {self.name!r}: champion {champion!r} is not one "
+                                    f"of the models {list(self.models)}")
+            object.__setattr__(self, "champion", champion)
+            object.__setattr__(self, "model", self.models[champion])
+        elif self.champion is not None:
+            raise PipelineError(f"pipeline {self.name!r}: champion= needs models=")
+        if not callable(self.model):
+            raise PipelineError(f"pipeline {self.name!r}: model must be a factory (a callable)")
+        from streamlearn.models.policies import POLICIES, Policy
+
+        policy = self.drift_policy
+        if not (isinstance(policy, Policy) or policy in POLICIES):
+            raise PipelineError(f"pipeline {self.name!r}: drift_policy={policy!r}; use one of "
+                                f"{', '.join(POLICIES)} or a policy instance")
+
     def _check_learning(self) -> None:
         if self.learning not in LEARNING_MODES:
             raise PipelineError(f"pipeline {self.name!r}: learning={self.learning!r}; use one "
                                 f"of {', '.join(LEARNING_MODES)}")
+        if self.learning == "per_partition" and self.has_candidates:
+            raise PipelineError(f"pipeline {self.name!r}: candidate models and drift policies "
+                                "need one learner: learning='global' (or 'auto')")
         try:
             parse_duration(self.label_ttl)
         except ValueError as exc:
@@ -176,8 +220,36 @@ class Pipeline:
     def global_learner(self) -> bool:
         """True when one learner learns for every partition (``learning``)."""
         if self.learning == "auto":
-            return not (self.partitions == 1 and self.label_field)
+            return self.has_candidates or not (self.partitions == 1 and self.label_field)
         return self.learning == "global"
+
+    @property
+    def has_candidates(self) -> bool:
+        """True when the learner keeps a candidate set: several models, or a policy that
+        acts (a single ``model`` with the ``alert`` policy is one plain model)."""
+        return self.models is not None or self.drift_policy != "alert"
+
+    def candidates(self) -> dict[str, Callable[[], Any]]:
+        """Each candidate's factory by name, the champion first (one model: its River name)."""
+        if self.models is None:
+            return {str(self.model()): self.model}
+        assert self.champion is not None
+        return {self.champion: self.models[self.champion],
+                **{n: f for n, f in self.models.items() if n != self.champion}}
+
+    def policy(self) -> Any:
+        """A fresh drift policy object for this pipeline's learner."""
+        from streamlearn.models.policies import POLICIES
+
+        policy = self.drift_policy
+        if isinstance(policy, str):
+            return POLICIES[policy]()
+        return copy.deepcopy(policy)
+
+    @property
+    def commands_topic(self) -> str:
+        """Signed registry commands (promote, rollback) for the learner (one partition)."""
+        return f"{self.name}.commands"
 
     @property
     def label_ttl_ms(self) -> float:
@@ -239,7 +311,8 @@ class Pipeline:
             self.models_topic: 1,
             **({self.state_topic: self.partitions}
                if self.derived or self.global_learner else {}),
-            **({self.labels_topic: self.partitions, self.training_topic: 1}
+            **({self.labels_topic: self.partitions, self.training_topic: 1,
+                self.commands_topic: 1}
                if self.global_learner else {}),
         }
 
@@ -263,6 +336,10 @@ class Pipeline:
             # Global learning changes what a snapshot holds (one model, and the predictors'
             # own state); older fingerprints stay as they were.
             *(["global"] if self.global_learner else []),
+            # Candidates change what the learner's snapshot holds (a candidate set).
+            *([sorted((n, _ADDRESS.sub("", repr(f()))) for n, f in self.models.items())]
+              if self.models is not None else []),
+            *(["candidates"] if self.has_candidates else []),
         ])
         return hashlib.sha256(body).hexdigest()[:16]
 

@@ -102,8 +102,9 @@ def final_model(kafka: str, spec) -> Any:
     stored = versions[GLOBAL_MODEL]
     sid = max(i for i, v in stored.items() if v.manifest)
     version = stored[sid]
-    return restore(version.manifest, [version.chunks[i] for i in sorted(version.chunks)],
-                   key=MODEL_KEY.encode(), fingerprint=spec.fingerprint())
+    candidates = restore(version.manifest, [version.chunks[i] for i in sorted(version.chunks)],
+                         key=MODEL_KEY.encode(), fingerprint=spec.fingerprint())
+    return candidates.models[candidates.champion]  # the one model, as a candidate set
 
 
 def assert_final_model_is_offline(kafka: str, spec, examples: list[dict],

@@ -9,8 +9,8 @@ import orjson
 from prometheus_client import CollectorRegistry
 from river import linear_model
 
+from streamlearn.models.candidates import Candidates
 from streamlearn.models.learner import Learner
-from streamlearn.models.online import OnlineModel
 from streamlearn.monitoring import metrics as sl_metrics
 from streamlearn.pipeline import Pipeline
 from streamlearn.streams.join import JoinProcessor
@@ -118,7 +118,7 @@ def test_restore_resumes_at_the_checkpoint_offsets_with_what_was_waiting():
 
 
 def test_the_learner_learns_each_event_once_and_forgets_after_two_ttls():
-    learner = Learner(OnlineModel(linear_model.LogisticRegression()), ttl_ms=1_000)
+    learner = Learner(Candidates({"m": linear_model.LogisticRegression}), ttl_ms=1_000)
 
     def example(event_id: str, t: float) -> dict:
         return {"event_id": event_id, "x": {"a": 1.0}, "label": True, "label_time": t,
@@ -128,7 +128,7 @@ def test_the_learner_learns_each_event_once_and_forgets_after_two_ttls():
     assert learner.learn(example("e2", 1_500))
     assert learner.learn(example("e3", 2_500))  # e1 is now more than 2 TTLs behind
     assert set(learner.seen) == {"e2", "e3"} and learner.duplicates == 1
-    again = Learner(OnlineModel(linear_model.LogisticRegression()), ttl_ms=1_000)
+    again = Learner(Candidates({"m": linear_model.LogisticRegression}), ttl_ms=1_000)
     again.load_seen(learner.seen_bytes())
     assert not again.learn(example("e2", 1_500))
     assert learner.model.version == 3 and learner.model.score.get() == 0.0

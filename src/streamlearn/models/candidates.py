@@ -209,6 +209,20 @@ class Candidates:
         state["factories"] = {}
         return state
 
+    def adopt(self, model: OnlineModel) -> None:
+        """Make ``model`` (e.g. bootstrapped on history) the champion's current instance."""
+        model.name = self.champion
+        if model.rolling_score.values.maxlen != self.window:
+            model.rolling_score = RollingMean(self.window)
+        self.models[self.champion] = model
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Each candidate's instance, examples learned and scores (for the registry)."""
+        return {name: {"instance": self.ids[name], "examples": model.version,
+                       "metric": model.metric_name, "score": model.score.get(),
+                       "rolling": model.rolling_score.get()}
+                for name, model in self.models.items()}
+
     def bind(self, factories: Mapping[str, Factory]) -> None:
         """Give an unpickled candidate set its factories back (needed to reset, challenge)."""
         missing = sorted(set(self.models) - set(factories))

@@ -1,18 +1,28 @@
-"""The global learner's per-example logic: one model, every partition's examples, in the
-order of ``<name>.training``; nothing here knows Kafka (``streams.learner`` does).
+"""The global learner's per-example logic: one candidate set (one model, or several side by
+side), every partition's examples, in the order of ``<name>.training``; nothing here knows
+Kafka (``streams.learner`` does).
 
 Each example is the served record joined with its label: the learner scores the prediction
-that was served (prequential with delay), then learns from the features as served, never
-recomputed later. The training topic is written at least once (a label join replays after a
-crash), so the learner keeps the ids it learned, for twice the label TTL of event time, and
-skips a second copy: a duplicate never makes the model learn twice.
+that was served (prequential with delay; a candidate whose served instance has since been
+replaced predicts the example itself), then learns from the features as served, never
+recomputed later. With candidates or a drift policy that acts, every candidate instead
+predicts the example just before learning it (test-then-train in training order): a
+challenger is never served, and comparing it with a champion scored on predictions made
+seconds earlier by an older model would favour it; the served accuracy of every candidate
+is still in the training records (``streamlearn report``). Then the drift policy acts.
+
+The training topic is written at least once (a label join replays after a crash), so the
+learner keeps the ids it learned, for twice the label TTL of event time, and skips a second
+copy: a duplicate never makes the model learn twice.
 
 >>> from river import linear_model
->>> learner = Learner(OnlineModel(linear_model.LogisticRegression()), ttl_ms=60_000)
+>>> learner = Learner(Candidates({"m": linear_model.LogisticRegression}), ttl_ms=60_000)
 >>> example = {"event_id": "e1", "x": {"a": 1.0}, "label": True, "label_time": 5,
 ...            "champion": "m", "predictions": {"m": {"prediction": False}}}
 >>> learner.learn(example), learner.learn(example), learner.model.version
 (True, False, 1)
+>>> learner.model.score.get()  # the served False was scored
+0.0
 """
 
 from __future__ import annotations
@@ -23,9 +33,10 @@ from typing import Any
 
 import orjson
 
+from streamlearn.models.candidates import Action, Candidates
 from streamlearn.models.online import OnlineModel
 
-__all__ = ["Learner", "served_prediction"]
+__all__ = ["Learner", "served_prediction", "served_predictions"]
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +47,29 @@ def served_prediction(example: dict[str, Any]) -> Any:
     return (example.get("predictions") or {}).get(champion, {}).get("prediction")
 
 
+def served_predictions(example: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
+    """What was served for each candidate, by name, when it was served by the instance that
+    will learn now (``ids``: name -> instance id); a record without instance ids (one model,
+    or an older record) counts for the candidate of the same name."""
+    out = {}
+    for name, served in (example.get("predictions") or {}).items():
+        instance = ids.get(name)
+        if instance is not None and served.get("instance", instance) == instance:
+            out[name] = served.get("prediction")
+    return out
+
+
 class Learner:
     """Deduplicates by event id, scores, learns; ``seen`` is bounded by the label TTL."""
 
-    def __init__(self, model: OnlineModel, ttl_ms: float) -> None:
-        self.model = model
+    def __init__(self, candidates: Candidates, ttl_ms: float, score_served: bool = True) -> None:
+        self.candidates = candidates
+        self.score_served = score_served
+        """Score what was served (one model: its delayed, served accuracy), or let each
+        candidate predict the example itself just before learning it, so that candidates
+        and a challenger (never served) are compared on the same footing (policies)."""
+        self.actions: list[Action] = []
+        """What the drift policy did since the caller last took them."""
         self.keep_ms = 2 * ttl_ms
         self.seen: dict[str, float] = {}
         """Event ids learned -> their label time, while within ``2 * ttl`` of the newest."""
@@ -57,11 +86,13 @@ class Learner:
             self.duplicates += 1
             return False
         label_time = float(example.get("label_time") or 0.0)
+        candidates = self.candidates
         try:
-            self.model.learn(example["x"], example["label"], served=served_prediction(example))
+            served = served_predictions(example, candidates.ids) if self.score_served else None
+            self.actions += candidates.learn(example["x"], example["label"], served)
         except Exception as exc:  # the example is skipped; learning goes on
             self.errors += 1
-            log.warning("the model raised while learning event %s: %r", event_id, exc)
+            log.warning("learning event %s raised: %r", event_id, exc)
             return False
         self.seen[event_id] = label_time
         heapq.heappush(self._expiry, (label_time, event_id))
@@ -72,6 +103,16 @@ class Learner:
                 _, old = heapq.heappop(self._expiry)
                 self.seen.pop(old, None)
         return True
+
+    @property
+    def model(self) -> OnlineModel:
+        """The champion (the candidate served)."""
+        return self.candidates.models[self.candidates.champion]
+
+    @property
+    def examples(self) -> int:
+        """Examples learned (each by every candidate)."""
+        return self.candidates.examples
 
     def seen_bytes(self) -> bytes:
         """The seen-set as JSON, stored beside the model in its snapshot."""

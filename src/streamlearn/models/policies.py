@@ -77,6 +77,12 @@ class Policy:
         self.buffer: deque[tuple[dict[str, Any], Any]] = deque(maxlen=pretrain)
         """The last ``pretrain`` examples, which a fresh model learns first."""
 
+    def settings(self) -> dict[str, Any]:
+        """The policy's name and numeric settings (a pipeline that changed them gets a fresh
+        policy on restore, not the snapshot's)."""
+        return {"policy": self.name, **{k: v for k, v in vars(self).items()
+                                        if type(v) in (int, float)}}
+
     def update(self, candidates: Candidates, x: dict[str, Any], y: Any,
                fired: Fired) -> list[Action]:
         """React to the signals ``fired`` on example ``(x, y)``; returns what was done."""

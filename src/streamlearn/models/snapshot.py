@@ -9,7 +9,7 @@ unauthenticated bytes are never unpickled. Nothing here knows Kafka; ``streams.s
 moves the records.
 
 >>> from river import linear_model
->>> from streamlearn.models.online import OnlineModel, PredictorState
+>>> from streamlearn.models.online import OnlineModel
 >>> snap = build_snapshot(OnlineModel(linear_model.LogisticRegression()), model_name="p-0",
 ...     snapshot_id=3, parent=2, offsets={"ev": {0: 10}}, fingerprint="f", key=b"k",
 ...     chunk_bytes=1 << 20)
@@ -38,6 +38,7 @@ import orjson
 import river
 
 from streamlearn.errors import StreamlearnError
+from streamlearn.models.candidates import Candidates
 from streamlearn.models.online import OnlineModel, PredictorState
 
 __all__ = [
@@ -52,6 +53,9 @@ __all__ = [
     "snapshot_key",
     "verify",
 ]
+
+Payload = OnlineModel | PredictorState | Candidates
+"""What a snapshot holds: a partition's model or state, or the learner's candidate set."""
 
 MANIFEST = "manifest"
 FORMAT = 1
@@ -120,7 +124,7 @@ def _signature(manifest: dict[str, Any], key: bytes) -> str:
 
 
 def build_snapshot(
-    model: OnlineModel | PredictorState,
+    model: Payload,
     *,
     model_name: str,
     snapshot_id: int,
@@ -131,9 +135,12 @@ def build_snapshot(
     chunk_bytes: int,
     generation: int = 0,
     extra: bytes = b"",
+    meta: dict[str, Any] | None = None,
 ) -> Snapshot:
-    """``model``: an :class:`OnlineModel` or a :class:`PredictorState`; ``extra``: bytes
-    (not pickled) stored beside it under the same signature, e.g. the learner's seen-set."""
+    """``model``: an :class:`OnlineModel`, a :class:`PredictorState` or the learner's
+    :class:`Candidates`; ``extra``: bytes (not pickled) stored beside it under the same
+    signature, e.g. the learner's seen-set; ``meta``: more manifest fields, signed with it
+    (the registry's: candidates' metrics, the action that made the version)."""
     payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     chunks = _split(payload, chunk_bytes)
     extras = _split(extra, chunk_bytes)
@@ -142,7 +149,7 @@ def build_snapshot(
         "model": model_name,
         "snapshot_id": snapshot_id,
         "parent": parent,
-        "examples": getattr(model, "version", 0),
+        "examples": getattr(model, "version", None) or getattr(model, "examples", 0),
         "offsets": {t: {str(p): o for p, o in parts.items()} for t, parts in offsets.items()},
         "river": river.__version__,
         "python": platform.python_version(),
@@ -152,6 +159,7 @@ def build_snapshot(
         "bytes": len(payload),
         "chunks": len(chunks) or 1,
         "generation": generation,
+        **(meta or {}),
     }
     if extras:
         manifest["extra_sha256"] = hashlib.sha256(extra).hexdigest()
@@ -206,7 +214,7 @@ def verify(manifest: dict[str, Any], key: bytes, fingerprint: str,
 def restore(
     manifest: dict[str, Any], chunks: list[bytes], *, key: bytes, fingerprint: str,
     old_keys: Sequence[bytes] = (),
-) -> OnlineModel | PredictorState:
+) -> Payload:
     """The model of a verified snapshot; :class:`SnapshotRefused` says why not."""
     verify(manifest, key, fingerprint, old_keys)
     if len(chunks) != manifest["chunks"]:
@@ -217,6 +225,6 @@ def restore(
     if not hmac.compare_digest(hashlib.sha256(payload).hexdigest(), manifest["sha256"]):
         raise SnapshotRefused(manifest, "bad_digest", "the payload does not match its sha256")
     model = pickle.loads(payload)  # authenticated above: signed manifest, matching digest
-    if not isinstance(model, OnlineModel | PredictorState):
+    if not isinstance(model, OnlineModel | PredictorState | Candidates):
         raise SnapshotRefused(manifest, "bad_payload", f"unpickled a {type(model).__name__}")
     return model

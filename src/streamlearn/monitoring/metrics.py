@@ -92,6 +92,9 @@ class Metrics:
     model_staleness: Gauge
     snapshot_load_seconds: Histogram
     consumer_lag: Gauge
+    candidate_score: Gauge
+    policy_actions: Counter
+    commands_refused: Counter
 
     def bind(self, pipeline: str, model: str, metric: str = "accuracy") -> BoundMetrics:
         """Children for one pipeline and model, created once so hot paths only inc/observe."""
@@ -181,6 +184,15 @@ class BoundMetrics:
             self.family.broker_outage_seconds.labels(self.pipeline).inc(seconds)
         else:
             self.family.broker_outages.labels(self.pipeline).inc()
+
+    def set_candidate_scores(self, name: str, score: float, rolling: float) -> None:
+        """One candidate's prequential and rolling score (on the learner)."""
+        gauge = self.family.candidate_score
+        gauge.labels(self.pipeline, name, self.metric).set(score)
+        gauge.labels(self.pipeline, name, "rolling_" + self.metric).set(rolling)
+
+    def count_action(self, action: str) -> None:
+        self.family.policy_actions.labels(self.pipeline, action).inc()
 
     def count_drift(self, kind: str, detector: str, feature: str, level: str) -> None:
         """One drift signal (rare: the label lookup per call does not matter)."""
@@ -392,5 +404,18 @@ def create(registry: CollectorRegistry, prefix: str = "streamlearn") -> Metrics:
             f"{prefix}_consumer_lag", "Records of an input partition not yet consumed "
             "(librdkafka's consumer_lag).", ["pipeline", "topic", "partition"],
             registry=registry,
+        ),
+        candidate_score=Gauge(
+            f"{prefix}_candidate_score", "Prequential score of each candidate model on the "
+            "learner (scored on what was served for it); rolling_* over the last 1000.",
+            ["pipeline", "candidate", "metric"], registry=registry,
+        ),
+        policy_actions=counter(
+            "policy_actions", "What the drift policy did (reset, challenge, promote, retire, "
+            "switch) and registry commands applied (promote, rollback).", "pipeline", "action",
+        ),
+        commands_refused=counter(
+            "commands_refused", "Registry commands the learner refused (bad_signature, "
+            "replayed, not_found, ...).", "pipeline", "reason",
         ),
     )

@@ -33,9 +33,10 @@ from streamlearn.config import Settings
 from streamlearn.features.online import PartitionFeatures, meta_key
 from streamlearn.features.stages import Stage
 from streamlearn.keys import old_model_keys
+from streamlearn.models.candidates import Candidates
 from streamlearn.models.drift import DriftOptions
 from streamlearn.models.online import OnlineModel, PredictorState
-from streamlearn.models.snapshot import build_snapshot
+from streamlearn.models.snapshot import Payload, build_snapshot
 from streamlearn.monitoring.metrics import BoundMetrics
 from streamlearn.pipeline import Pipeline
 from streamlearn.security import failure_hint, librdkafka_config
@@ -177,7 +178,7 @@ class HotPath:
             adwin = settings.drift_adwin_delta if self.drift.enabled else None
             self.follower = ModelFollower(
                 base, spec.models_topic, key, self.fingerprint,
-                lambda: OnlineModel(spec.model(), adwin_delta=adwin), metrics,
+                lambda: Candidates(spec.candidates(), adwin_delta=adwin), metrics,
                 old_keys=old_model_keys(settings))
             self.learner = LearnerRunner(spec, settings, watched, self.store, metrics,
                                          self._flush, key, self.fingerprint, self.drift, clock)
@@ -496,7 +497,7 @@ class HotPath:
         offset = None
         if found is not None:
             offset = found.manifest.get("offsets", {}).get(stage.topic, {}).get(str(partition))
-        payload: OnlineModel | PredictorState | None = None
+        payload: Payload | None = None
         if found is None or offset is None:
             snapshot_id, offset = None, None
             log.info("partition %d: no snapshot; %s from its earliest retained event", partition,

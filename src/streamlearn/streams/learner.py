@@ -3,13 +3,18 @@
 Every worker runs a :class:`LearnerRunner`: a consumer of ``<name>.training`` (one
 partition) in a group of its own, ``<group>-learner``. The member that owns the partition is
 the active learner; the others are standbys with nothing assigned. On assignment the new
-learner reads the newest valid snapshot of the global model (with its seen-set), claims the
-next generation (a record that makes every reader ignore older generations' snapshots, so a
-replaced learner that does not know it yet cannot publish over its successor) and resumes
-at the snapshot's offset of the training topic. It learns each example in the topic's order
-(``models.learner``), writes drift events, and publishes a snapshot every
-``STREAMLEARN_PUBLISH_INTERVAL`` seconds (plus a progress record each second, for the
-predictors' staleness gauge). On revoke and on a clean stop it publishes and commits.
+learner reads the newest valid snapshot of the global candidate set (with its seen-set),
+claims the next generation (a record that makes every reader ignore older generations'
+snapshots, so a replaced learner that does not know it yet cannot publish over its
+successor) and resumes at the snapshot's offset of the training topic. It learns each
+example in the topic's order (``models.learner``), writes drift events, and publishes a
+snapshot every ``STREAMLEARN_PUBLISH_INTERVAL`` seconds (plus a progress record each second,
+for the predictors' staleness gauge). On revoke and on a clean stop it publishes and commits.
+
+Registry (:mod:`streamlearn.registry`): each snapshot's manifest carries the candidates'
+scores and the action that made it; a drift policy's action is published at once, as a
+version of its own; signed commands on ``<name>.commands`` (read from the start by the
+active learner, each applied once) promote a stored version or roll back.
 """
 
 from __future__ import annotations
@@ -24,14 +29,21 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer
 from confluent_kafka import TopicPartition as TP
 
 from streamlearn.config import Settings
+from streamlearn.models.candidates import Action, Candidates
 from streamlearn.models.drift import DriftOptions
 from streamlearn.models.learner import Learner
 from streamlearn.models.online import OnlineModel
-from streamlearn.models.snapshot import build_snapshot
+from streamlearn.models.snapshot import SnapshotRefused, build_snapshot
 from streamlearn.monitoring.metrics import BoundMetrics
 from streamlearn.pipeline import Pipeline
+from streamlearn.registry import (
+    CommandRefused,
+    decode_command,
+    rollback_target,
+    serving_key,
+)
 from streamlearn.streams.serving import GLOBAL_MODEL, progress_key
-from streamlearn.streams.snapshots import SnapshotStore
+from streamlearn.streams.snapshots import Restored, SnapshotStore
 
 __all__ = ["LearnerRunner"]
 
@@ -60,6 +72,11 @@ class LearnerRunner:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": int(settings.session_timeout * 1000),
         })
+        self.commands = Consumer({**consumer_config, "enable.auto.commit": False,
+                                  "group.id": f"{spec.group_id}-commands"})
+        """Reads ``<name>.commands`` whole (assigned, no group) while active."""
+        self.command_seq = 0
+        """The newest command applied (in every snapshot: a replayed command is refused)."""
         self.learner: Learner | None = None
         """The active learner; None on a standby."""
         self.generation = 0
@@ -70,6 +87,7 @@ class LearnerRunner:
         self._publish_cost = 0.0
         self._callback_error: Exception | None = None
         family, name = metrics.family, metrics.pipeline
+        self._commands_refused = family.commands_refused
         self._active = family.learner_active.labels(name)
         self._generation = family.learner_generation.labels(name)
         self._examples = family.learner_examples.labels(name)
@@ -88,6 +106,7 @@ class LearnerRunner:
                 self._commit()
         finally:
             self.consumer.close()
+            self.commands.close()
             self._active.set(0)
 
     def step(self, produce: Callable[..., None]) -> int:
@@ -99,29 +118,38 @@ class LearnerRunner:
         learner = self.learner
         if learner is None:
             return 0
-        model = learner.model
-        before, duplicates = model.version, learner.duplicates
+        candidates = learner.candidates
+        before, duplicates = candidates.examples, learner.duplicates
         for message in messages:
             if message.error():
                 continue
             example = orjson.loads(message.value())
+            served = candidates.ids[candidates.champion]
             learner.learn(example)
-            if model.signals:
-                for signal in model.signals:
-                    self._drift_event(signal, produce, example.get("label_time"))
-                model.signals.clear()
             self.next_offset = message.offset() + 1
-        self.metrics.examples_learned.inc(model.version - before)
+            if candidates.signals or learner.actions:
+                self._drift_events(produce, example.get("label_time"), served)
+        self._apply_commands(produce)
+        learner = self.learner
+        if learner is None:  # a command's version could not be loaded, and we stood down
+            return len(messages)
+        candidates = learner.candidates
+        self.metrics.examples_learned.inc(max(0, candidates.examples - before))
         if learner.duplicates > duplicates:
             self._duplicates.inc(learner.duplicates - duplicates)
-        if model.version:
+        if candidates.examples:
+            model = learner.model
             self.metrics.set_scores(GLOBAL_MODEL, model.score.get(), model.rolling_score.get())
+            if len(candidates.models) > 1 or self.spec.models is not None:
+                for name, each in candidates.models.items():
+                    self.metrics.set_candidate_scores(name, each.score.get(),
+                                                      each.rolling_score.get())
         now = self.clock()
         if now - self._progress_at >= PROGRESS_INTERVAL_S:
             self._progress_at = now
-            self._examples.set(model.version)
+            self._examples.set(candidates.examples)
             produce(self.spec.models_topic, key=progress_key(GLOBAL_MODEL).encode(),
-                    value=orjson.dumps({"examples": model.version,
+                    value=orjson.dumps({"examples": candidates.examples,
                                         "generation": self.generation}))
         return len(messages)
 
@@ -132,19 +160,30 @@ class LearnerRunner:
                        PUBLISH_COST_FACTOR * self._publish_cost)
         return self.clock() - self._published_at >= interval
 
-    def publish(self) -> None:
-        """Snapshot the model with its training offset and seen-set (callers flush first,
-        so every drift event before it is acknowledged)."""
+    def publish(self, action: dict[str, Any] | None = None, replaced: int | None = None,
+                parent: int | None = None) -> None:
+        """Snapshot the candidates with their training offset and seen-set (callers flush
+        first, so every drift event before it is acknowledged). ``action``: what made this
+        version (a registry entry); ``replaced``: the version served before, when the
+        champion's model changed."""
         learner = self.learner
         if learner is None or self.next_offset is None:
             return
         started = time.perf_counter()
         sid = self.store.next_id(GLOBAL_MODEL)
+        candidates = learner.candidates
+        meta: dict[str, Any] = {
+            "champion": candidates.champion, "candidates": candidates.summary(),
+            "policy": candidates.policy.name, "action": action, "command_seq": self.command_seq,
+        }
+        if replaced is not None:
+            meta.update(replaced=replaced, promoted=True)
         snapshot = build_snapshot(
-            learner.model, model_name=GLOBAL_MODEL, snapshot_id=sid, parent=self.snapshot_id,
+            candidates, model_name=GLOBAL_MODEL, snapshot_id=sid,
+            parent=self.snapshot_id if parent is None else parent,
             offsets={self.topic: {0: self.next_offset}}, fingerprint=self.fingerprint,
             key=self.key, chunk_bytes=self.settings.snapshot_chunk_bytes,
-            generation=self.generation, extra=learner.seen_bytes(),
+            generation=self.generation, extra=learner.seen_bytes(), meta=meta,
         )
         size = self.store.write(snapshot)
         self._publish_cost = time.perf_counter() - started
@@ -153,27 +192,107 @@ class LearnerRunner:
         self.metrics.set_snapshot_bytes(size)
         self.snapshot_id, self.published_offset = sid, self.next_offset
         self._published_at = self.clock()
-        self._examples.set(learner.model.version)
+        self._examples.set(candidates.examples)
         log.debug("published global snapshot %d (%d examples, offset %d)", sid,
-                  learner.model.version, self.next_offset)
+                  candidates.examples, self.next_offset)
 
     def _commit(self) -> None:
         if self.published_offset is not None:
             self.consumer.commit(offsets=[TP(self.topic, 0, self.published_offset)],
                                  asynchronous=False)
 
-    def _drift_event(self, signal: Any, produce: Callable[..., None], at_time: Any) -> None:
+    def _drift_events(self, produce: Callable[..., None], at_time: Any, served: str) -> None:
+        """Each detector signal of the example just learned (``action`` "alert"), then each
+        thing the policy did, which is also a registry version, published now."""
         assert self.learner is not None
-        model = self.learner.model
-        self.metrics.count_drift("concept", signal.detector, "", signal.level)
-        log.warning("concept %s (%s) at example %d: %.4g", signal.level, signal.detector,
-                    signal.position, signal.statistic)
-        produce(self.spec.drift_topic, key=model.name.encode(), value=orjson.dumps({
-            "model": model.name, "kind": "concept", "detector": signal.detector,
-            "level": signal.level, "statistic": signal.statistic,
-            "at_example": signal.position, "at_time": at_time, "action": "alert",
-            "generation": self.generation,
-        }))
+        learner = self.learner
+        candidates = learner.candidates
+        at = candidates.examples
+        for name, signal in candidates.signals:
+            self.metrics.count_drift("concept", signal.detector, "", signal.level)
+            log.warning("concept %s (%s) on %s at example %d: %.4g", signal.level,
+                        signal.detector, candidates.ids.get(name, name), at, signal.statistic)
+            self._produce_drift(produce, name, {
+                "detector": signal.detector, "level": signal.level,
+                "statistic": signal.statistic, "at_example": at, "at_time": at_time,
+                "action": "alert"})
+        candidates.signals.clear()
+        actions = [a for a in learner.actions if a.kind != "alert"]
+        learner.actions.clear()
+        for action in actions:
+            self._action_event(produce, action, at_time)
+        if actions:
+            changed = candidates.ids[candidates.champion] != served
+            self.publish(action=actions[-1].as_dict(),
+                         replaced=self.snapshot_id if changed else None)
+
+    def _action_event(self, produce: Callable[..., None], action: Action, at_time: Any) -> None:
+        log.warning("drift policy: %s %s -> %s at example %d (%s)", action.kind,
+                    action.source, action.target, action.at_example, action.reason)
+        self.metrics.count_action(action.kind)
+        name = (action.source or action.target or "").partition("#")[0]
+        self._produce_drift(produce, name, {
+            "detector": None, "statistic": None, "at_example": action.at_example,
+            "at_time": at_time, "action": action.kind, "from": action.source,
+            "to": action.target, "reason": action.reason})
+
+    def _produce_drift(self, produce: Callable[..., None], name: str,
+                       fields: dict[str, Any]) -> None:
+        produce(self.spec.drift_topic, key=name.encode(), value=orjson.dumps({
+            "model": name, "kind": "concept", **fields, "generation": self.generation}))
+
+    # -- registry commands ------------------------------------------------------------------
+
+    def _apply_commands(self, produce: Callable[..., None]) -> None:
+        for message in self.commands.consume(100, timeout=0):
+            if message.error() or self.learner is None:
+                continue
+            try:
+                command = decode_command(message.value(), (self.key, *self.store.old_keys))
+                if command["seq"] <= self.command_seq:
+                    raise CommandRefused("replayed", f"seq {command['seq']} was applied "
+                                         f"already (newest: {self.command_seq})")
+                self._apply(command, produce)
+            except (CommandRefused, SnapshotRefused) as exc:
+                reason = getattr(exc, "reason", "refused")
+                log.error("%s: %s at offset %d", self.spec.commands_topic, exc,
+                          message.offset())
+                self._commands_refused.labels(self.metrics.pipeline, reason).inc()
+
+    def _apply(self, command: dict[str, Any], produce: Callable[..., None]) -> None:
+        """Make a stored version the learner's model; it keeps learning from here."""
+        assert self.learner is not None
+        self.flush()
+        self.publish()  # what serves now is a version of its own: rollback can return to it
+        self.flush()
+        self.store.load([GLOBAL_MODEL])  # every stored manifest and version
+        manifests = self.store.manifests[GLOBAL_MODEL].values()
+        target = (command["version"] if command["command"] == "promote"
+                  else rollback_target(manifests))
+        if target is None:
+            raise CommandRefused("nothing_to_roll_back", "no version was ever replaced")
+        restored = self.store.load_version(GLOBAL_MODEL, target)
+        candidates = self._candidates(restored)
+        learner = self.learner
+        before = learner.candidates.ids[learner.candidates.champion]
+        candidates.examples = learner.candidates.examples  # example numbers go on
+        learner.candidates = candidates
+        self.command_seq = command["seq"]
+        replaced = self.snapshot_id
+        action = Action(command["command"], candidates.examples, before,
+                        candidates.ids[candidates.champion], f"command {command['seq']}: "
+                        f"version {target}")
+        self._action_event(produce, action, None)
+        self.publish(action={**action.as_dict(), "version": target, "seq": command["seq"]},
+                     replaced=replaced, parent=target)
+        produce(self.spec.models_topic, key=serving_key(GLOBAL_MODEL).encode(),
+                value=orjson.dumps({"snapshot_id": self.snapshot_id, "version": target,
+                                    "command": command["command"], "seq": command["seq"],
+                                    "generation": self.generation}))
+        self.flush()
+        log.warning("%s applied: version %d serves again (as version %s), learning from "
+                    "offset %s of %s", command["command"], target, self.snapshot_id,
+                    self.next_offset, self.topic)
 
     # -- rebalance (inside consume, on the hot path's thread) -------------------------------
 
@@ -190,23 +309,21 @@ class LearnerRunner:
         self.generation = self.store.claims.get(GLOBAL_MODEL, 0) + 1
         self.store.claim(GLOBAL_MODEL, self.generation)
         self.flush()  # the claim is on the log before any snapshot of this generation
-        adwin = self.settings.drift_adwin_delta if self.drift.enabled else None
-        if found is None or not isinstance(found.model, OnlineModel):
-            model = OnlineModel(self.spec.model(), adwin_delta=adwin)
-            learner, offset, self.snapshot_id = Learner(model, self.spec.label_ttl_ms), None, None
+        learner = Learner(self._candidates(found), self.spec.label_ttl_ms,
+                          score_served=not self.spec.has_candidates)
+        if found is None:
+            offset, self.snapshot_id, self.command_seq = None, None, 0
             log.info("active learner (generation %d): no snapshot; learning from the start of "
                      "%s", self.generation, self.topic)
         else:
-            model = found.model
-            if not self.drift.enabled:
-                model.concept = None
-            learner = Learner(model, self.spec.label_ttl_ms)
             learner.load_seen(found.extra)
             offset = found.manifest["offsets"][self.topic]["0"]
             self.snapshot_id = found.manifest["snapshot_id"]
+            self.command_seq = found.manifest.get("command_seq") or 0
             log.info("active learner (generation %d): restored snapshot %d (%d examples); "
                      "resuming %s at offset %d", self.generation, self.snapshot_id,
-                     model.version, self.topic, offset)
+                     learner.examples, self.topic, offset)
+        self.commands.assign([TP(self.spec.commands_topic, 0, OFFSET_BEGINNING)])
         self.learner, self.next_offset = learner, offset
         self.published_offset = offset
         self._published_at = self.clock()
@@ -215,6 +332,32 @@ class LearnerRunner:
         for tp in partitions:
             tp.offset = OFFSET_BEGINNING if offset is None else offset
         self.consumer.assign(partitions)
+
+    def _candidates(self, found: Restored | None) -> Candidates:
+        """The candidate set of a snapshot, bound to this spec's factories and policy (a
+        fresh one when there is none; a bootstrapped model becomes its champion)."""
+        adwin = self.settings.drift_adwin_delta if self.drift.enabled else None
+        payload = found.model if found is not None else None
+        if isinstance(payload, Candidates):
+            payload.bind(self.spec.candidates())
+            policy = self.spec.policy()
+            if policy.settings() != payload.policy.settings():
+                log.info("drift policy %s replaces the snapshot's %s", policy.settings(),
+                         payload.policy.settings())
+                payload.policy = policy
+            if not self.drift.enabled:
+                payload.adwin_delta = None
+                for model in payload.models.values():
+                    model.concept = None
+            return payload
+        candidates = Candidates(self.spec.candidates(), policy=self.spec.policy(),
+                                adwin_delta=adwin)
+        if isinstance(payload, OnlineModel):
+            if not self.drift.enabled:
+                payload.concept = None
+            candidates.adopt(payload)
+            candidates.examples = payload.version
+        return candidates
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TP]) -> None:
         if self.learner is not None and partitions:
@@ -234,5 +377,6 @@ class LearnerRunner:
     def _deactivate(self) -> None:
         if self.learner is not None:
             log.info("learner generation %d: standing by", self.generation)
+            self.commands.unassign()
         self.learner = None
         self._active.set(0)

@@ -37,6 +37,7 @@ from streamlearn.streams.records import (
     encode_prediction,
     encode_served,
 )
+from streamlearn.streams.serving import Served
 
 __all__ = [
     "Emit", "Outgoing", "OutputList", "PartitionProcessor", "Serving", "SourceMessage",
@@ -69,7 +70,11 @@ class Serving(Protocol):
     """Where a predictor takes its model under global learning: the newest snapshot read
     (``streams.serving.ModelFollower``); swapped between batches, never during one."""
 
-    model: OnlineModel
+    @property
+    def model(self) -> OnlineModel: ...
+
+    @property
+    def current(self) -> Served: ...
 
 
 class Outgoing(NamedTuple):
@@ -147,6 +152,8 @@ class PartitionProcessor:
             if "label" in watches:
                 self._note_label = watches["label"].sample.append
         self._psi_high: set[str] = set()
+        self._instance: str | None = None
+        self._shadows: tuple[tuple[str, str, OnlineModel], ...] = ()
         self.next_offset: int | None = None
         """The offset after the last event processed: where the model's knowledge ends."""
 
@@ -157,7 +164,9 @@ class PartitionProcessor:
         event, every object per event shows.
         """
         if self.serving is not None:  # the newest snapshot read, for the whole batch
-            self.model = self.serving.model
+            current = self.serving.current
+            self.model, self._instance, self._shadows = (current.model, current.instance,
+                                                         current.shadows)
         learned_before = self.model.version if self.model else 0
         self._emit = emit
         self._predicted = 0
@@ -313,6 +322,8 @@ class PartitionProcessor:
             served = encode_served(
                 event_id, key, x, model.name, model.version, prediction, proba, event_time,
                 *((y,) if self.schema.label is not None else ()),
+                instance=self._instance,
+                shadows=self._shadow_predictions(x) if self._shadows else None,
             )
         except Exception as exc:
             self._dead_letter(message, _model_error("predicting", exc), event)
@@ -341,6 +352,19 @@ class PartitionProcessor:
                 for signal in model.signals:
                     self._drift_event("concept", "", signal, event_time, message.offset())
                 model.signals.clear()
+
+    def _shadow_predictions(self, x: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The other candidates' predictions for the served record (not the predictions
+        topic); a shadow that raises is left out, the event is still served."""
+        out = {}
+        for name, instance, shadow in self._shadows:
+            try:
+                prediction, proba = shadow.predict(x)
+            except Exception:  # a shadow's failure is its own: it is scored as no prediction
+                continue
+            out[name] = {"prediction": prediction, "proba": proba,
+                         "model_version": shadow.version, "instance": instance}
+        return out
 
     def _event_time(self, event: dict[str, Any], message: SourceMessage) -> Any:
         """Epoch ms: the time field's (a number, or ISO-8601), else the record timestamp."""

@@ -138,22 +138,27 @@ def encode_served(
     proba: dict[Any, float] | None,
     event_time: Any,
     label: Any = _NO_LABEL,
+    *,
+    instance: str | None = None,
+    shadows: dict[str, dict[str, Any]] | None = None,
 ) -> bytes:
     """The served record: what a prediction was made from (ARCHITECTURE.md, wire formats).
 
     ``x`` is the model's input as served (declared fields, then derived features);
-    ``label`` is present when it rode in the event.
+    ``label`` is present when it rode in the event; ``instance`` is the champion's instance
+    id and ``shadows`` the other candidates' predictions, by name, when there are candidates.
 
     >>> encode_served("e1", "u1", {"n": 2}, "m", 3, True, {True: 0.75}, 1, False)
     b'{"event_id":"e1","key":"u1","x":{"n":2},"predictions":{"m":{"prediction":true,"proba":{"true":0.75},"model_version":3}},"champion":"m","event_time":1,"label":false}'
     """
+    served = {"prediction": prediction, "proba": proba, "model_version": model_version}
+    if instance is not None:
+        served["instance"] = instance
     record = {
         "event_id": event_id,
         "key": key,
         "x": x,
-        "predictions": {
-            model: {"prediction": prediction, "proba": proba, "model_version": model_version}
-        },
+        "predictions": {model: served, **(shadows or {})},
         "champion": model,
         "event_time": event_time,
     }

@@ -4,13 +4,16 @@ A :class:`ModelFollower` reads ``<name>.models`` with no consumer group (every w
 all of it), from the beginning, and keeps reading. When the manifest of a newer version of
 the global model arrives, it is verified (signature, versions, digest) before anything is
 unpickled, then unpickled on the follower's own thread and swapped in with one assignment:
-the hot path takes ``follower.model`` at the start of each batch, so a batch is served by
+the hot path takes ``follower.current`` at the start of each batch, so a batch is served by
 one version. Unpickling holds the GIL, which is why the learner publishes no more often
 than ``STREAMLEARN_PUBLISH_INTERVAL`` (and at least 20x the time a snapshot takes).
 
 Fencing: a learner that takes over writes a claim with its generation first; versions from
 an older generation read after that claim (a learner that was replaced but does not know it
 yet) are ignored.
+
+Candidates: when the snapshot holds several candidate models, the champion serves and the
+others (shadows) predict too; their predictions go to the served record only.
 
 Staleness: the learner writes its progress (examples learned) about once a second; the
 gap between that and the served model's examples is ``streamlearn_model_staleness_examples``.
@@ -23,23 +26,46 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from streamlearn.models.candidates import Candidates
 from streamlearn.models.online import OnlineModel
 from streamlearn.models.snapshot import MANIFEST, SnapshotRefused, parse_key, restore
 from streamlearn.monitoring.metrics import BoundMetrics
 from streamlearn.streams.snapshots import StoredVersion, watermark_offsets
 
-__all__ = ["GLOBAL_MODEL", "ModelFollower", "progress_key"]
+__all__ = ["GLOBAL_MODEL", "ModelFollower", "Served", "progress_key"]
 
 log = logging.getLogger(__name__)
 
 GLOBAL_MODEL = "global"
 POLL_S = 0.2
 CATCH_UP_TIMEOUT_S = 60.0
+
+
+class Served(NamedTuple):
+    """What a batch is served by, swapped as one object."""
+
+    model: OnlineModel
+    """The champion."""
+    instance: str | None
+    """The champion's instance id (``tree#1``); None for a plain single model."""
+    shadows: tuple[tuple[str, str, OnlineModel], ...]
+    """(name, instance id, model) of each other candidate."""
+    examples: int
+    """Examples the learner had learned when it saved this version."""
+
+
+def served_set(payload: OnlineModel | Candidates) -> Served:
+    if isinstance(payload, OnlineModel):
+        return Served(payload, None, (), payload.version)
+    champion = payload.champion
+    shadows = tuple((name, payload.ids[name], model) for name, model in payload.models.items()
+                    if name != champion)
+    return Served(payload.models[champion], payload.ids[champion], shadows, payload.examples)
 
 
 def progress_key(model: str) -> str:
@@ -51,12 +77,13 @@ class ModelFollower:
     """The global model as last published, read from ``<name>.models``."""
 
     def __init__(self, consumer_config: dict[str, Any], topic: str, key: bytes,
-                 fingerprint: str, fresh: Callable[[], OnlineModel], metrics: BoundMetrics,
+                 fingerprint: str, fresh: Callable[[], OnlineModel | Candidates],
+                 metrics: BoundMetrics,
                  old_keys: Sequence[bytes] = ()) -> None:
         self.topic = topic
         self.key, self.old_keys, self.fingerprint = key, tuple(old_keys), fingerprint
-        self.model: OnlineModel = fresh()
-        """The model served: a fresh one until a snapshot is read."""
+        self.current: Served = served_set(fresh())
+        """What is served: a fresh model until a snapshot is read."""
         self.serving: tuple[int, int] = (0, 0)
         """(generation, snapshot id) of the model served."""
         self.claimed = 0
@@ -73,6 +100,11 @@ class ModelFollower:
         self._serving_examples = family.serving_examples.labels(name)
         self._load_seconds = family.snapshot_load_seconds.labels(name)
 
+    @property
+    def model(self) -> OnlineModel:
+        """The champion served."""
+        return self.current.model
+
     def start(self) -> None:
         """Read what is there (the newest model is served before the first event), then
         follow on a thread."""
@@ -87,7 +119,7 @@ class ModelFollower:
                     position = message.offset() + 1
         if self.serving != (0, 0):
             log.info("serving the global model, snapshot %d (%d examples)", self.serving[1],
-                     self.model.version)
+                     self.current.examples)
         self._thread.start()
 
     def stop(self) -> None:
@@ -142,13 +174,15 @@ class ModelFollower:
             log.error("%s; still serving snapshot %d", exc, self.serving[1])
             self.metrics.snapshots_refused[exc.reason].inc()
             return
-        if not isinstance(model, OnlineModel):
+        if not isinstance(model, OnlineModel | Candidates):
             return
         self._load_seconds.observe(time.perf_counter() - started)
-        self.model, self.serving = model, (generation, sid)  # the swap: one assignment
-        self.learner_examples = max(self.learner_examples, model.version)
+        current = served_set(model)
+        self.current, self.serving = current, (generation, sid)  # the swap: one assignment
+        self.learner_examples = max(self.learner_examples, current.examples)
         self._gauges()
 
     def _gauges(self) -> None:
-        self._serving_examples.set(self.model.version)
-        self._staleness.set(max(0, self.learner_examples - self.model.version))
+        examples = self.current.examples
+        self._serving_examples.set(examples)
+        self._staleness.set(max(0, self.learner_examples - examples))

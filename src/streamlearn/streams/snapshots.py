@@ -26,9 +26,9 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from streamlearn.models.online import OnlineModel, PredictorState
 from streamlearn.models.snapshot import (
     MANIFEST,
+    Payload,
     Snapshot,
     SnapshotIncompatible,
     SnapshotRefused,
@@ -37,6 +37,7 @@ from streamlearn.models.snapshot import (
     restore,
     snapshot_key,
 )
+from streamlearn.registry import protected
 
 __all__ = [
     "Restored", "SnapshotStore", "StoredVersion", "claim_key", "collect_versions",
@@ -65,7 +66,7 @@ class StoredVersion:
 
 @dataclass(frozen=True)
 class Restored:
-    model: OnlineModel | PredictorState
+    model: Payload
     manifest: dict[str, Any]
     extra: bytes = b""
 
@@ -206,6 +207,9 @@ class SnapshotStore:
         """Versions known per model: snapshot id -> its record key parts (for tombstones)."""
         self.claims: dict[str, int] = {}
         """Highest learner generation claimed per model, as of the last :meth:`load`."""
+        self.manifests: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+        """Manifests of the versions known per model (the registry's entries)."""
+        self._stored: dict[str, dict[int, StoredVersion]] = {}
 
     def next_id(self, model: str) -> int:
         return max(self._ids[model], default=0) + 1
@@ -230,8 +234,24 @@ class SnapshotStore:
         result: dict[str, Restored | None] = {}
         for model, by_id in versions.items():
             self._ids[model] = {sid: v.parts() for sid, v in by_id.items()}
+            self.manifests[model] = {sid: v.manifest for sid, v in by_id.items()
+                                     if v.manifest is not None}
+            self._stored[model] = by_id
             result[model] = self._newest_valid(model, by_id, ignore_incompatible)
         return result
+
+    def load_version(self, model: str, sid: int) -> Restored:
+        """Version ``sid`` of ``model`` as read by the last :meth:`load` (verified before it
+        is unpickled); :class:`SnapshotRefused` if it is not there whole or not authentic."""
+        version = self._stored.get(model, {}).get(sid)
+        if version is None or version.manifest is None:
+            raise SnapshotRefused({"model": model, "snapshot_id": sid}, "not_found",
+                                  "no such version is stored (deleted, or never written)")
+        chunks = [version.chunks[i] for i in sorted(version.chunks)]
+        restored = restore(version.manifest, chunks, key=self.key,
+                           fingerprint=self.fingerprint, old_keys=self.old_keys)
+        extra = extra_bytes(version.manifest, [version.extra[i] for i in sorted(version.extra)])
+        return Restored(restored, version.manifest, extra)
 
     def _newest_valid(
         self, model: str, by_id: dict[int, StoredVersion], ignore_incompatible: bool
@@ -273,7 +293,11 @@ class SnapshotStore:
         known = self._ids[model]
         known[sid] = [*range(len(snapshot.chunks)),
                       *(f"x{i}" for i in range(len(snapshot.extra))), MANIFEST]
-        for old in sorted(known)[: -self.kept]:
+        manifests = self.manifests[model]
+        manifests[sid] = snapshot.manifest
+        keep = protected(manifests.values())
+        for old in [s for s in sorted(known)[: -self.kept] if s not in keep]:
+            manifests.pop(old, None)
             for part in known.pop(old):
                 self.producer.produce(self.topic, key=snapshot_key(model, old, part).encode(),
                                       value=None)

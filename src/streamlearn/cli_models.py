@@ -1,0 +1,200 @@
+"""``streamlearn models ...`` and ``streamlearn report``: the registry and the candidates'
+record, from the command line (thin wrappers over :mod:`streamlearn.registry_client`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from streamlearn.config import load_settings
+from streamlearn.registry import Version
+
+__all__ = ["models", "report"]
+
+_NAME_HELP = "The pipeline under another name, as with `streamlearn run --name`."
+
+
+def _setup(pipeline_file: str, name: str | None) -> tuple[Any, Any]:
+    from streamlearn.broker import ensure_broker
+    from streamlearn.cli import _spec
+
+    spec = _spec(pipeline_file, name)
+    settings = load_settings()
+    ensure_broker(settings)
+    return spec, settings
+
+
+def _when(ms: int | None) -> str:
+    if not ms:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _action(version: Version) -> str:
+    action = version.action
+    if not action:
+        return "-"
+    what = action["kind"]
+    if action.get("version") is not None:
+        what += f" {action['version']}"
+    if action.get("from") or action.get("to"):
+        what += f" ({action.get('from') or '-'} -> {action.get('to') or '-'})"
+    return what
+
+
+def _scores(version: Version, name: str) -> str:
+    entry = (version.manifest.get("candidates") or {}).get(name)
+    if not entry:
+        return "-"
+    return f"{entry['score']:.4f} / {entry['rolling']:.4f}"
+
+
+@click.group()
+def models() -> None:
+    """The model registry of a pipeline under global learning: every snapshot of its
+    candidates is a version; promote one, roll back, export one."""
+
+
+def _common(fn: Any) -> Any:
+    from streamlearn.cli import one_line_errors
+
+    fn = click.option("--name", help=_NAME_HELP)(fn)
+    fn = click.argument("pipeline_file", type=click.Path(dir_okay=False))(fn)
+    return one_line_errors(fn)
+
+
+@models.command("list")
+@_common
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Show the newest this many versions.")
+def list_versions(pipeline_file: str, name: str | None, limit: int) -> None:
+    """Versions, newest first: champion, each candidate's score (overall / rolling) and the
+    action that made it. * marks the version predictors serve (the newest)."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from streamlearn.registry_client import read_registry
+
+    spec, settings = _setup(pipeline_file, name)
+    registry = read_registry(spec, settings)
+    names = list(spec.candidates())
+    metric = "accuracy" if spec.label_type != "numeric" else "MAE"
+    table = Table("version", "created", "examples", "champion",
+                  *(f"{n} {metric} / rolling" for n in names), "action", "kept",
+                  title=f"{spec.name}: {len(registry.versions)} versions on {spec.models_topic}")
+    newest = max(registry.versions, default=None)
+    for sid in sorted(registry.versions, reverse=True)[:limit]:
+        version = registry.versions[sid]
+        manifest = version.manifest
+        champion = manifest.get("champion")
+        instance = ((manifest.get("candidates") or {}).get(champion) or {}).get("instance")
+        table.add_row(
+            f"{sid}{' *' if sid == newest else ''}", _when(manifest.get("created_at")),
+            str(manifest.get("examples", 0)), Text(instance or champion or "-"),
+            *(_scores(version, n) for n in names), Text(_action(version)),
+            "promoted" if version.promoted else "",
+        )
+    # Not a terminal (a script, a pipe): wide enough that no cell is cut.
+    Console(width=None if sys.stdout.isatty() else 240).print(table)
+    for sid, why in sorted(registry.refused.items()):
+        click.echo(f"version {sid}: refused ({why})", err=True)
+
+
+@models.command()
+@_common
+@click.argument("version", type=int)
+def show(pipeline_file: str, name: str | None, version: int) -> None:
+    """The manifest of VERSION (signed with the snapshot), as JSON."""
+    import orjson
+
+    from streamlearn.registry_client import RegistryError, read_registry
+
+    spec, settings = _setup(pipeline_file, name)
+    registry = read_registry(spec, settings)
+    if version not in registry.versions:
+        raise RegistryError(f"version {version} of {spec.name!r} is not stored"
+                            + (f" as a valid snapshot ({registry.refused[version]})"
+                               if version in registry.refused else ""))
+    manifest = {k: v for k, v in registry.versions[version].manifest.items()
+                if k != "signature"}
+    click.echo(orjson.dumps(manifest, option=orjson.OPT_INDENT_2).decode())
+
+
+def _command(pipeline_file: str, name: str | None, command: str, version: int | None,
+             wait: float) -> None:
+    from streamlearn.registry_client import send_command
+
+    spec, settings = _setup(pipeline_file, name)
+    seq, applied = send_command(spec, settings, command, version, wait)
+    if applied is None:
+        click.echo(f"{command} sent as command {seq} on {spec.commands_topic}; no learner "
+                   f"applied it within {wait:g} s (is a worker of {spec.name!r} running?). The "
+                   "active learner applies it when it reads it.")
+        return
+    click.echo(f"{command} applied (command {seq}): version {applied.id} "
+               f"({_action(applied)}) serves now and keeps learning.")
+
+
+@models.command()
+@_common
+@click.argument("version", type=int)
+@click.option("--wait", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for the learner to apply it.")
+def promote(pipeline_file: str, name: str | None, version: int, wait: float) -> None:
+    """Make VERSION the learner's model: it serves, and keeps learning from the current
+    training offset."""
+    _command(pipeline_file, name, "promote", version, wait)
+
+
+@models.command()
+@_common
+@click.option("--wait", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for the learner to apply it.")
+def rollback(pipeline_file: str, name: str | None, wait: float) -> None:
+    """Serve again the version the newest champion change replaced (a second rollback
+    undoes the first)."""
+    _command(pipeline_file, name, "rollback", None, wait)
+
+
+@models.command("export")
+@_common
+@click.argument("version", type=int)
+@click.option("--to", "path", required=True, type=click.Path(dir_okay=False),
+              help="File to write the pickled River estimator to.")
+@click.option("--candidate", help="Which candidate (default: the version's champion).")
+def export_version(pipeline_file: str, name: str | None, version: int, path: str,
+                   candidate: str | None) -> None:
+    """Write a candidate's River estimator of VERSION (verified first) to a pickle file,
+    for use outside streamlearn (load only pickles you trust)."""
+    from streamlearn.registry_client import export
+
+    spec, settings = _setup(pipeline_file, name)
+    instance = export(spec, settings, version, Path(path), candidate)
+    click.echo(f"wrote {instance} of version {version} to {path}")
+
+
+@click.command()
+@_common
+@click.option("--to", "prefix", type=click.Path(dir_okay=False),
+              help="Where to write (default: <name>-report): .png and .html are added.")
+@click.option("--window", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Rolling window of the metric (examples).")
+def report(pipeline_file: str, name: str | None, prefix: str | None, window: int) -> None:
+    """Write a PNG and an HTML page of each candidate's metric over the training examples,
+    with drift events and promotions marked (read from <name>.training and <name>.drift)."""
+    from streamlearn.report import read_report, write_html, write_png
+    from streamlearn.streams.hot_path import kafka_config
+
+    spec, settings = _setup(pipeline_file, name)
+    config = kafka_config(settings, f"streamlearn-report-{spec.name}")
+    built = read_report(spec, config, window=window)
+    base = Path(prefix or f"{spec.name}-report")
+    png, page = base.with_suffix(".png"), base.with_suffix(".html")
+    write_png(built, png)
+    write_html(built, page, png)
+    click.echo(f"wrote {png} and {page}")

@@ -1,0 +1,200 @@
+"""The registry commands against a running cluster: list and show versions, send signed
+promote and rollback commands and wait for the learner to apply them, export a version.
+
+Reading needs no worker (everything is on ``<name>.models``); a command is applied by the
+active learner, so ``promote`` and ``rollback`` wait (``--wait`` seconds) for the version it
+publishes and say so if no learner answered.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Producer
+
+from streamlearn.config import Settings
+from streamlearn.errors import StreamlearnError
+from streamlearn.models.candidates import Candidates
+from streamlearn.models.online import OnlineModel
+from streamlearn.models.snapshot import SnapshotRefused, verify
+from streamlearn.pipeline import Pipeline
+from streamlearn.registry import (
+    CommandRefused,
+    Version,
+    decode_command,
+    encode_command,
+    rollback_target,
+    serving_key,
+)
+
+__all__ = ["Registry", "RegistryError", "export", "read_registry", "send_command"]
+
+POLL_S = 0.5
+
+
+class RegistryError(StreamlearnError):
+    """A registry command that cannot be done (no such version, nothing to roll back to)."""
+
+
+@dataclass
+class Registry:
+    """What ``<name>.models`` says of the global model's versions."""
+
+    versions: dict[int, Version] = field(default_factory=dict)
+    """Stored versions with a manifest, by id."""
+    refused: dict[int, str] = field(default_factory=dict)
+    """Versions whose manifest is not authentic (or of another spec): why."""
+    serving: dict[str, Any] | None = None
+    """The newest pointer record (the last promote or rollback)."""
+    progress: dict[str, Any] | None = None
+
+    @property
+    def newest(self) -> Version | None:
+        return self.versions[max(self.versions)] if self.versions else None
+
+
+def _config(settings: Settings, spec: Pipeline) -> dict[str, Any]:
+    from streamlearn.streams.hot_path import kafka_config
+
+    return kafka_config(settings, f"streamlearn-registry-{spec.name}")
+
+
+def _keys(settings: Settings) -> tuple[bytes, tuple[bytes, ...]]:
+    from streamlearn.keys import model_key, old_model_keys
+
+    return model_key(settings), old_model_keys(settings)
+
+
+def read_registry(spec: Pipeline, settings: Settings) -> Registry:
+    """Every version of the pipeline's global model, checked against the signing keys."""
+    from streamlearn.streams.serving import GLOBAL_MODEL, progress_key
+    from streamlearn.streams.snapshots import collect_versions, records
+
+    if not spec.global_learner:
+        raise RegistryError(f"pipeline {spec.name!r} learns per partition: the registry "
+                            "keeps the global learner's versions (learning='global')")
+    _require_topic(spec, settings, spec.models_topic)
+    key, old = _keys(settings)
+    registry = Registry()
+    pointers: list[tuple[bytes | None, bytes | None]] = []
+
+    def keep_pointers(stream: Any) -> Any:
+        for raw_key, value in stream:
+            if raw_key in (serving_key(GLOBAL_MODEL).encode(),
+                           progress_key(GLOBAL_MODEL).encode()):
+                pointers.append((raw_key, value))
+            yield raw_key, value
+
+    found = collect_versions(keep_pointers(records(_config(settings, spec), spec.models_topic)),
+                             [GLOBAL_MODEL])[GLOBAL_MODEL]
+    for sid, stored in found.items():
+        if stored.manifest is None:
+            continue
+        try:
+            verify(stored.manifest, key, spec.fingerprint(), old)
+        except SnapshotRefused as exc:
+            registry.refused[sid] = exc.reason
+            continue
+        registry.versions[sid] = Version(stored.manifest)
+    for raw_key, value in pointers:
+        if value:
+            record = orjson.loads(value)
+            if raw_key == serving_key(GLOBAL_MODEL).encode():
+                registry.serving = record
+            else:
+                registry.progress = record
+    return registry
+
+
+def _require_topic(spec: Pipeline, settings: Settings, topic: str) -> None:
+    from streamlearn.broker.admin import topic_partitions
+
+    if topic_partitions(settings.bootstrap_servers, topic, settings=settings) is None:
+        raise RegistryError(f"{topic} does not exist at {settings.bootstrap_servers}: run the "
+                            f"pipeline {spec.name!r} first (`streamlearn run PIPELINE_FILE`)")
+
+
+def _next_seq(spec: Pipeline, settings: Settings, registry: Registry) -> int:
+    """One above every command seen (authentic ones) and the newest one applied."""
+    from streamlearn.streams.snapshots import records
+
+    key, old = _keys(settings)
+    newest = registry.newest
+    seq = (newest.manifest.get("command_seq") or 0) if newest else 0
+    for _, value in records(_config(settings, spec), spec.commands_topic):
+        try:
+            seq = max(seq, decode_command(value, (key, *old))["seq"])
+        except CommandRefused:
+            continue
+    return seq + 1
+
+
+def send_command(spec: Pipeline, settings: Settings, command: str, version: int | None,
+                 wait: float) -> tuple[int, Version | None]:
+    """Send a signed command; returns its seq and the version the learner published for it
+    (None if none did within ``wait`` seconds)."""
+    registry = read_registry(spec, settings)
+    if command == "promote" and version not in registry.versions:
+        why = registry.refused.get(version or -1)
+        raise RegistryError(f"version {version} of {spec.name!r} is not stored"
+                            + (f" as a valid snapshot ({why})" if why else "")
+                            + f"; `streamlearn models list` shows the {len(registry.versions)} "
+                            "that are")
+    if command == "rollback" and rollback_target(
+            v.manifest for v in registry.versions.values()) is None:
+        raise RegistryError(f"nothing to roll back to: no version of {spec.name!r} has "
+                            "replaced another yet")
+    config = _config(settings, spec)
+    _require_topic(spec, settings, spec.commands_topic)
+    seq = _next_seq(spec, settings, registry)
+    key, _ = _keys(settings)
+    producer = Producer({**config, "acks": "all", "enable.idempotence": True})
+    producer.produce(spec.commands_topic, key=b"command",
+                     value=encode_command(seq, command, version, key=key))
+    if producer.flush(30):
+        raise RegistryError(f"the broker did not acknowledge the command on "
+                            f"{spec.commands_topic} in 30 s")
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        for v in read_registry(spec, settings).versions.values():
+            if (v.action or {}).get("seq") == seq:
+                return seq, v
+        time.sleep(POLL_S)
+    return seq, None
+
+
+def export(spec: Pipeline, settings: Settings, version: int, path: Path,
+           candidate: str | None = None) -> str:
+    """Write the River estimator of ``candidate`` (default: the champion) of ``version``,
+    pickled, to ``path`` (verified before it is unpickled); returns the candidate's instance
+    id."""
+    from streamlearn.streams.hot_path import kafka_config
+    from streamlearn.streams.serving import GLOBAL_MODEL
+    from streamlearn.streams.snapshots import SnapshotStore
+
+    key, old = _keys(settings)
+    config = kafka_config(settings, f"streamlearn-registry-{spec.name}")
+    store = SnapshotStore(config, Producer(config), spec.models_topic, key, spec.fingerprint(),
+                          settings.snapshots_kept, old_keys=old)
+    store.load([GLOBAL_MODEL], ignore_incompatible=True)
+    try:
+        payload = store.load_version(GLOBAL_MODEL, version).model
+    except SnapshotRefused as exc:
+        raise RegistryError(str(exc)) from None
+    if isinstance(payload, Candidates):
+        name = candidate or payload.champion
+        if name not in payload.models:
+            raise RegistryError(f"version {version} has no candidate {name!r} "
+                                f"(it has {list(payload.models)})")
+        model, instance = payload.models[name], payload.ids[name]
+    elif isinstance(payload, OnlineModel):
+        model, instance = payload, payload.name
+    else:
+        raise RegistryError(f"version {version} holds no model")
+    path.write_bytes(pickle.dumps(model.estimator, protocol=pickle.HIGHEST_PROTOCOL))
+    return instance

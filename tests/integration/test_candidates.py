@@ -1,0 +1,216 @@
+"""Candidates, a drift policy and the registry, through a real broker and worker.
+
+Two candidates (``lr`` the champion, ``tree``) under the ``challenger`` policy. A seeded
+stream whose concept flips half way makes the champion challenged and replaced: the
+promotion is on ``<name>.drift``, in ``streamlearn models list`` and in the predictions, and
+it happens at the example an offline replay of ``<name>.training`` through the learner's own
+code says (state is a function of the log). A rollback command then serves the replaced
+version again: its predictions on a probe set equal that version's, exactly; a tampered or
+replayed command is refused. A stationary stream causes no promotion.
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+import subprocess
+import sys
+import time
+from typing import Any
+
+import orjson
+from kafka import KafkaProducer
+
+from streamlearn.models.candidates import Candidates
+from streamlearn.models.learner import Learner
+from streamlearn.models.snapshot import restore
+from streamlearn.pipeline import load_pipeline
+from streamlearn.registry import encode_command
+from streamlearn.streams.serving import GLOBAL_MODEL
+from streamlearn.streams.snapshots import read_versions
+from streamlearn.tail import read_to_end
+
+from .conftest import MODEL_KEY, ROOT, free_port, worker_log
+from .test_global_learner import as_served, learned, sample, scrape, training, wait_until
+from .topics import predictions, wait_for_predictions
+
+CANDIDATES = ROOT / "tests" / "integration" / "pipelines" / "candidates.py"
+START_MS = 1_767_225_600_000
+SETTINGS = {"STREAMLEARN_PUBLISH_INTERVAL": "0.3", "STREAMLEARN_BATCH_SIZE": "50"}
+EVENTS = 4_000
+FLIP_AT = 2_000
+
+
+def stream(seed: int, flip_at: int | None) -> tuple[list[dict], list[dict]]:
+    """Events one second apart, each labelled 2 s later: y = a + b/2 > 0 with 5% noise, the
+    other way round from ``flip_at`` on."""
+    rng = random.Random(seed)
+    events, labels = [], []
+    for i in range(EVENTS):
+        a, b = rng.uniform(-1, 1), rng.uniform(-1, 1)
+        y = (a + b / 2 > 0) != (rng.random() < 0.05)
+        if flip_at is not None and i >= flip_at:
+            y = not y
+        t = START_MS + i * 1000
+        events.append({"event_id": f"e{i}", "time": t, "a": a, "b": b})
+        labels.append({"event_id": f"e{i}", "label": y, "time": t + 2000})
+    return events, labels
+
+
+def send(kafka: str, name: str, records: list[tuple[str, dict]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=kafka, acks="all")
+    for i, (topic, record) in enumerate(records):
+        producer.send(topic, key=record["event_id"].encode(), value=orjson.dumps(record))
+        if i % 50 == 49:
+            producer.flush()
+            time.sleep(0.02)  # a live feed: the predictors see published snapshots
+    producer.flush()
+    producer.close()
+
+
+def in_time_order(name: str, events: list[dict], labels: list[dict]) -> list[tuple[str, dict]]:
+    merged = [(e["time"], 0, name, e) for e in events]
+    merged += [(la["time"], 1, f"{name}.labels", la) for la in labels]
+    return [(topic, record) for _, _, topic, record in sorted(merged, key=lambda r: r[:2])]
+
+
+def run_stream(kafka: str, name: str, topics, start_worker, seed: int, flip_at: int | None
+               ) -> tuple[Any, Any, int]:
+    """A worker of the candidates pipeline, once it has served and learned the stream."""
+    spec = load_pipeline(CANDIDATES).renamed(name)
+    topics(name, CANDIDATES)
+    events, labels = stream(seed=seed, flip_at=flip_at)
+    port = free_port()
+    worker = start_worker(CANDIDATES, name, SETTINGS, metrics_port=port)
+    send(kafka, name, in_time_order(name, events, labels))
+    wait_for_predictions(kafka, spec.predictions_topic, {e["event_id"] for e in events}, 120,
+                         alive=lambda: worker.poll() is None)
+    wait_until(lambda: learned(port, name) == EVENTS, 90, "every example learned")
+    return spec, worker, port
+
+
+def drift_records(kafka: str, spec) -> list[dict]:
+    return [orjson.loads(r.value) for r in read_to_end(kafka, spec.drift_topic)]
+
+
+def replay(spec, examples: list[dict]) -> list[dict]:
+    """The learner's actions, recomputed offline from the training topic."""
+    learner = Learner(Candidates(spec.candidates(), policy=spec.policy()),
+                      spec.label_ttl_ms, score_served=False)
+    actions = []
+    for example in examples:
+        learner.learn(example)
+        actions += [a.as_dict() for a in learner.actions if a.kind != "alert"]
+        learner.actions.clear()
+    return actions
+
+
+def versions(kafka: str, spec) -> dict[int, Any]:
+    stored = read_versions({"bootstrap.servers": kafka}, spec.models_topic, [GLOBAL_MODEL])
+    return {sid: v for sid, v in stored[GLOBAL_MODEL].items() if v.manifest}
+
+
+def restored(version, spec) -> Candidates:
+    return restore(version.manifest, [version.chunks[i] for i in sorted(version.chunks)],
+                   key=MODEL_KEY.encode(), fingerprint=spec.fingerprint())
+
+
+def cli(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run([sys.executable, "-m", "streamlearn", *args], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_flipped_concept_promotes_a_challenger_and_rollback_restores_the_champion(
+        kafka, name, topics, start_worker, worker_env, tmp_path):
+    spec, worker, port = run_stream(kafka, name, topics, start_worker, seed=3, flip_at=FLIP_AT)
+
+    # The learner's actions are those its own code makes of the training topic, offline.
+    examples = training(kafka, spec)
+    assert len(examples) == EVENTS
+    expected = replay(spec, examples)
+    promotions = [a for a in expected if a["kind"] == "promote"]
+    assert promotions and promotions[0]["at_example"] > FLIP_AT, expected
+    assert _actions(drift_records(kafka, spec)) == expected
+
+    # Every served record carries the shadow's prediction; after the promotion the
+    # predictions come from the new instance (its examples restart from the challenge).
+    served = predictions(kafka, spec.predictions_topic)
+    promote = promotions[0]
+    assert {p["model"] for p in served} == {"lr"}
+    last = served[-1]
+    assert last["model_version"] < EVENTS - FLIP_AT
+    shadow = orjson.loads(next(read_to_end(kafka, spec.served_topic)).value)
+    assert set(shadow["predictions"]) == {"lr", "tree"}
+
+    # The registry shows the promotion: a version made by it, marked promoted.
+    listing = cli("models", "list", str(CANDIDATES), "--name", name, env=worker_env)
+    assert f"promote ({promote['from']} -> {promote['to']})" in listing, listing
+    by_id = versions(kafka, spec)
+    promoted = [v for v in by_id.values() if (v.manifest.get("action") or {}).get("kind")
+                == "promote"]
+    replaced = promoted[-1].manifest["replaced"]
+    assert replaced in by_id
+
+    # Rollback: the replaced version serves again, exactly, on a probe set.
+    out = cli("models", "rollback", str(CANDIDATES), "--name", name, env=worker_env)
+    assert "rollback applied" in out, out
+    before = restored(by_id[replaced], spec)
+    probe = [{"event_id": f"p{i}", "time": START_MS + (EVENTS + 10 + i) * 1000,
+              "a": (i % 21 - 10) / 10, "b": (i % 13 - 6) / 6} for i in range(200)]
+    send(kafka, name, [(name, p) for p in probe])
+    answered = wait_for_predictions(kafka, spec.predictions_topic,
+                                    {p["event_id"] for p in probe}, 60,
+                                    alive=lambda: worker.poll() is None)
+    champion = before.models[before.champion]
+    for p in probe:
+        got = answered[p["event_id"]]
+        proba = champion.predict({"a": p["a"], "b": p["b"]})[1]
+        assert (got["model"], got["model_version"], got["proba"]) == (
+            before.champion, champion.version, as_served(proba))
+
+    # export writes that version's estimator; it predicts the same.
+    exported = tmp_path / "model.pkl"
+    cli("models", "export", str(CANDIDATES), str(replaced), "--name", name, "--to",
+        str(exported), env=worker_env)
+    estimator = pickle.loads(exported.read_bytes())  # our own file, just written
+    x = {"a": 0.3, "b": -0.2}
+    assert estimator.predict_proba_one(x) == champion.estimator.predict_proba_one(x)
+
+    # A tampered command and a replayed one are refused; nothing changes.
+    count = len(versions(kafka, spec))
+    commands = [r.value for r in read_to_end(kafka, spec.commands_topic)]
+    tampered = encode_command(99, "promote", replaced, key=b"not-the-model-key")
+    producer = KafkaProducer(bootstrap_servers=kafka, acks="all")
+    for value in (tampered, commands[-1]):
+        producer.send(spec.commands_topic, key=b"command", value=value)
+    producer.flush()
+    producer.close()
+    wait_until(lambda: _refused(port, name) == {"bad_signature": 1.0, "replayed": 1.0}, 30,
+               "both commands refused")
+    assert len(versions(kafka, spec)) == count
+    assert "command refused (bad_signature)" in worker_log(tmp_path)
+
+
+def _actions(records: list[dict]) -> list[dict]:
+    """The drift policy's actions on ``<name>.drift``, as ``Action.as_dict`` has them."""
+    return [{"kind": r["action"], "at_example": r["at_example"], "from": r["from"],
+             "to": r["to"], "reason": r["reason"]}
+            for r in records if r["action"] != "alert"]
+
+
+def _refused(port: int, name: str) -> dict[str, float]:
+    text = scrape(port)
+    return {reason: sample(text, f'streamlearn_commands_refused_total{{pipeline="{name}",'
+                                 f'reason="{reason}"}}')
+            for reason in ("bad_signature", "replayed")}
+
+
+def test_a_stationary_stream_promotes_nothing(kafka, name, topics, start_worker):
+    spec, _, _ = run_stream(kafka, name, topics, start_worker, seed=5, flip_at=None)
+    actions = [r["action"] for r in drift_records(kafka, spec)]
+    assert not {"promote", "switch", "reset"} & set(actions), actions
+    assert {p["model"] for p in predictions(kafka, spec.predictions_topic)} == {"lr"}
+    assert not [v for v in versions(kafka, spec).values() if v.manifest.get("promoted")]
+    assert replay(spec, training(kafka, spec)) == _actions(drift_records(kafka, spec))
