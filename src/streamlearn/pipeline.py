@@ -177,7 +177,7 @@ class Pipeline:
 
     def _check_models(self) -> None:
         if self.models is not None:
-            champion = next(iter(self.models), None) if self.champion is None else self.champion
+            champion = next(iter(self.models), "") if self.champion is None else self.champion
             # (a copy made by dataclasses.replace has model = the champion's factory already)
             if self.model is not None and self.model is not self.models.get(champion):
                 raise PipelineError(f"pipeline {self.name!r}: give model= or models=, not both")
