@@ -1,0 +1,119 @@
+"""The registry's pure parts: signed commands, which versions are kept, where a rollback
+goes, and the pipeline settings that declare candidates and a policy."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from river import linear_model, tree
+
+from streamlearn.errors import PipelineError
+from streamlearn.models.candidates import Candidates
+from streamlearn.models.learner import Learner
+from streamlearn.models.policies import Challenger
+from streamlearn.pipeline import Pipeline
+from streamlearn.registry import (
+    CommandRefused,
+    decode_command,
+    encode_command,
+    protected,
+    rollback_target,
+)
+from streamlearn.streams.records import encode_served
+from streamlearn.streams.serving import served_set
+from streamlearn.streams.snapshots import SnapshotStore
+
+
+def test_a_command_signed_with_an_old_key_is_accepted_and_a_forged_one_refused():
+    command = encode_command(1, "rollback", None, key=b"old")
+    assert decode_command(command, keys=[b"new", b"old"])["command"] == "rollback"
+    for raw, reason in [(command, "bad_signature"), (b"not json", "invalid_json"),
+                        (b'{"seq": 1, "command": "rollback"}', "unsigned")]:
+        with pytest.raises(CommandRefused) as refused:
+            decode_command(raw, keys=[b"new"])
+        assert refused.value.reason == reason
+    with pytest.raises(CommandRefused, match="unknown_command"):
+        encode_command(2, "delete", None, key=b"k")
+
+
+def manifest(sid: int, **fields) -> dict:
+    return {"snapshot_id": sid, **fields}
+
+
+def test_promoted_and_replaced_versions_are_kept_and_rollback_goes_to_the_replaced():
+    manifests = [manifest(1), manifest(2), manifest(3, replaced=2, promoted=True),
+                 manifest(4), manifest(5, replaced=4, promoted=True), manifest(6)]
+    assert protected(manifests) == {2, 3, 4, 5}
+    assert rollback_target(manifests) == 4
+    assert rollback_target(manifests[:2]) is None
+
+
+class Producer:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, bytes | None]] = []
+
+    def produce(self, topic: str, key: bytes, value: bytes | None) -> None:
+        self.records.append((key.decode(), value))
+
+
+def test_the_store_never_tombstones_a_promoted_version_or_the_one_it_replaced():
+    from streamlearn.models.snapshot import build_snapshot
+
+    producer = Producer()
+    store = SnapshotStore({}, producer, "p.models", b"k", "f", kept=2)
+    model = Candidates({"lr": linear_model.LogisticRegression})
+    for sid in range(1, 8):
+        meta = {"replaced": 2, "promoted": True} if sid == 3 else {}
+        store.write(build_snapshot(model, model_name="global", snapshot_id=sid, parent=None,
+                                   offsets={}, fingerprint="f", key=b"k", chunk_bytes=1 << 20,
+                                   meta=meta))
+    deleted = {key.split("/")[1] for key, value in producer.records if value is None}
+    assert deleted == {"1", "4", "5"}
+    assert sorted(store.manifests["global"]) == [2, 3, 6, 7]
+
+
+def test_candidates_declared_in_a_pipeline_learn_globally_with_the_champion_first():
+    spec = Pipeline(name="p", key_field="k", features={"a": "numeric"}, label_field="y",
+                    label_type="boolean", models={"lr": linear_model.LogisticRegression,
+                                                  "tree": tree.HoeffdingTreeClassifier},
+                    champion="tree", drift_policy=Challenger(margin=0.02))
+    assert spec.global_learner and spec.has_candidates  # one partition, yet one learner
+    assert list(spec.candidates()) == ["tree", "lr"]
+    assert spec.model is tree.HoeffdingTreeClassifier
+    assert spec.policy().margin == 0.02 and spec.policy() is not spec.policy()
+    assert "p.commands" in spec.topics
+    single = Pipeline(name="p", key_field="k", features={"a": "numeric"}, label_field="y",
+                      label_type="boolean", model=linear_model.LogisticRegression)
+    assert not single.global_learner and single.fingerprint() != spec.fingerprint()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"models": {"lr": linear_model.LogisticRegression}, "champion": "tree"},
+     "champion 'tree' is not one of the models"),
+    ({"models": {"l r": linear_model.LogisticRegression}}, "candidate names"),
+    ({"model": linear_model.LogisticRegression, "champion": "lr"}, "champion= needs models="),
+    ({"model": linear_model.LogisticRegression, "drift_policy": "retrain"},
+     "drift_policy='retrain'; use one of alert, reset, challenger, best"),
+    ({"models": {"lr": linear_model.LogisticRegression}, "learning": "per_partition"},
+     "need one learner"),
+])
+def test_bad_candidate_settings_say_which_setting(kwargs, message):
+    with pytest.raises(PipelineError, match=message):
+        Pipeline(name="p", key_field="k", features={"a": "numeric"}, **kwargs)
+
+
+def test_served_record_carries_shadows_and_the_learner_scores_only_the_same_instance():
+    candidates = Candidates({"lr": linear_model.LogisticRegression,
+                             "tree": tree.HoeffdingTreeClassifier})
+    current = served_set(candidates)
+    assert (current.instance, [s[:2] for s in current.shadows]) == ("lr#0", [("tree", "tree#0")])
+    record = encode_served("e1", "k", {"a": 1.0}, "lr", 0, False, None, 1, instance="lr#0",
+                           shadows={"tree": {"prediction": True, "instance": "tree#0"}})
+    example = {**orjson.loads(record), "label": True, "label_time": 1}
+    learner = Learner(candidates, ttl_ms=1000)
+    candidates.replace("tree", *candidates.fresh("tree"))  # tree#0 was reset meanwhile
+    learner.learn(example)
+    # lr's served False is scored; tree#0's True is not tree#1's: tree#1 predicts itself
+    # (an untrained tree has no prediction, so nothing is scored), then learns.
+    assert candidates.scored == {"lr": 0.0, "tree": None}
+    assert candidates.models["tree"].version == 1
