@@ -38,6 +38,7 @@ bench: setup
 	$(PY) -m benchmarks
 	$(PY) -m benchmarks.feature_value
 	$(PY) -m benchmarks.scale_out
+	$(PY) -m benchmarks.drift_policies
 
 bench-smoke: setup
 	$(PY) -m benchmarks --smoke
