@@ -153,6 +153,13 @@ def test_a_flipped_concept_promotes_a_challenger_and_rollback_restores_the_champ
     replaced = promoted[-1].manifest["replaced"]
     assert replaced in by_id
 
+    # The report marks it on each candidate's metric over the training examples.
+    cli("report", str(CANDIDATES), "--name", name, "--to", str(tmp_path / "report"),
+        env=worker_env)
+    page = (tmp_path / "report.html").read_text()
+    assert promote["to"] in page and "promote" in page
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+
     # Rollback: the replaced version serves again, exactly, on a probe set.
     out = cli("models", "rollback", str(CANDIDATES), "--name", name, env=worker_env)
     assert "rollback applied" in out, out
