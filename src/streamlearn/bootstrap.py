@@ -13,7 +13,9 @@ carries the history as the data-drift reference of every field, the prediction a
 label, instead of the first live events. Per-partition learning: every partition starts
 from the same model, trained on the whole history; each then learns its own events. Global
 learning: the model is published once, as the global learner's first snapshot (at the
-training topic's end), and each partition's snapshot holds its data-drift reference.
+training topic's end), and each partition's snapshot holds its data-drift reference. With
+candidates, every candidate learns the history (each predicts each row before learning it,
+as the learner does) and the whole set is published; the curve is the champion's.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
 from streamlearn.features.offline import OfflineRun
 from streamlearn.features.online import PartitionFeatures
+from streamlearn.models.candidates import Candidates
 from streamlearn.models.data_drift import DataDrift
 from streamlearn.models.online import OnlineModel, PredictorState
 from streamlearn.models.snapshot import build_snapshot
@@ -68,6 +71,8 @@ class History:
     curve: list[CurvePoint] = field(default_factory=list)
     dead_letters: dict[Any, str] = field(default_factory=dict)
     rows: int = 0
+    candidates: Candidates | None = None
+    """With candidates: the whole set, for the global learner (``model`` is its champion)."""
 
 
 def learn_history(spec: Pipeline, frame: Any, advance: Callable[[int], None] = lambda n: None
@@ -87,16 +92,24 @@ def learn_history(spec: Pipeline, frame: Any, advance: Callable[[int], None] = l
     if not pd.api.types.is_numeric_dtype(times):  # ISO-8601 text: order by the parsed time
         times = pd.to_datetime(times, utc=True, errors="coerce")
     ordered = frame.iloc[times.argsort(kind="stable")]
-    model = OnlineModel(spec.model())
+    candidates = (Candidates(spec.candidates(), policy=spec.policy())
+                  if spec.has_candidates else None)
+    model = (candidates.models[candidates.champion] if candidates is not None
+             else OnlineModel(spec.model()))
     run = OfflineRun(spec)
     every = max(1, len(ordered) // CURVE_POINTS)
-    history = History(model, run.states, rows=len(ordered))
+    history = History(model, run.states, rows=len(ordered), candidates=candidates)
     records = zip(ordered.index, ordered.to_dict("records"), strict=True)
     fields = list(spec.features or {})
     seen: dict[str, list[Any]] = {f: [] for f in (*fields, "prediction", "label")}
     for n, row in enumerate(run.rows(records), start=1):
+        if candidates is not None:  # the champion may change (a policy): follow it
+            model = candidates.models[candidates.champion]
         prediction, _ = model.predict(row.x)
-        model.learn(row.x, row.label, served=prediction)
+        if candidates is not None:
+            candidates.learn(row.x, row.label, {candidates.champion: prediction})
+        else:
+            model.learn(row.x, row.label, served=prediction)
         for f in fields:
             if row.x.get(f) is not None:
                 seen[f].append(row.x[f])
@@ -112,6 +125,7 @@ def learn_history(spec: Pipeline, frame: Any, advance: Callable[[int], None] = l
         history.curve.append(CurvePoint(model.version, row.event_time, model.score.get(),
                                         model.rolling_score.get()))
     history.dead_letters = run.dead_letters
+    history.model = model
     model.data_drift = _reference(spec, model, seen)
     if not model.version:
         raise BootstrapError(f"no valid labelled event in the history ({len(ordered)} rows; "
@@ -218,8 +232,12 @@ def publish(spec: Pipeline, settings: Settings, history: History, key: bytes,
             _flush(producer)
         advance(1)
     if spec.global_learner:
-        model = copy.copy(history.model)
-        model.data_drift = None
+        champion = copy.copy(history.model)
+        champion.data_drift = None  # the reference is the partitions'
+        model: OnlineModel | Candidates = champion
+        if history.candidates is not None:
+            model = copy.copy(history.candidates)
+            model.models = {**model.models, model.champion: champion}
         end = _end_offsets(base, spec.training_topic, 1)[0]
         store.write(build_snapshot(
             model, model_name=GLOBAL_MODEL, snapshot_id=store.next_id(GLOBAL_MODEL),

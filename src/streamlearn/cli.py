@@ -221,6 +221,11 @@ def bootstrap(pipeline_file: str, history: str, name: str | None, plot_path: str
         view.add_row(*row)
     console = Console()
     console.print(view)
+    if learned.candidates is not None:
+        for candidate, each in learned.candidates.models.items():
+            console.print(f"candidate {candidate}: prequential {metric} "
+                          f"{each.score.get():.4f}, rolling {each.rolling_score.get():.4f}"
+                          + (" (champion)" if candidate == learned.candidates.champion else ""))
     if learned.dead_letters:
         reasons = sorted(set(learned.dead_letters.values()))
         console.print(f"{len(learned.dead_letters)} rows skipped, as a worker would "

@@ -36,12 +36,20 @@ def bootstrap(history: Path, name: str, env: dict[str, str], pipeline: Path = CA
     )
 
 
-@pytest.mark.parametrize("learning", ["per_partition", "global"])
+SHADOW = "small"
+CANDIDATE_MODELS = ('models={"tree": tree.HoeffdingTreeClassifier, '
+                    f'"{SHADOW}": lambda: tree.HoeffdingTreeClassifier(grace_period=50)}},')
+
+
+@pytest.mark.parametrize("learning", ["per_partition", "global", "candidates"])
 def test_bootstrap_then_run_serves_the_first_event_warm(
         kafka, name, start_worker, worker_env, tmp_path: Path, learning: str):
     pipeline = tmp_path / "cards.py"
-    pipeline.write_text(CARDS.read_text().replace('learning="per_partition"',
-                                                  f'learning="{learning}"'))
+    text = CARDS.read_text()
+    if learning == "candidates":  # every candidate learns the history; the set is published
+        text = text.replace("model=tree.HoeffdingTreeClassifier,", CANDIDATE_MODELS)
+    pipeline.write_text(text.replace('learning="per_partition"', 'learning="global"'
+                                     if learning == "candidates" else f'learning="{learning}"'))
     spec = load_pipeline(pipeline).renamed(name)
     model = partition_model(0) if learning == "per_partition" else GLOBAL_MODEL
     events = card_stream(1500, seed=5)
@@ -52,6 +60,8 @@ def test_bootstrap_then_run_serves_the_first_event_warm(
     done = bootstrap(path, name, worker_env, pipeline)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "prequential accuracy" in done.stdout and "published snapshot" in done.stdout
+    if learning == "candidates":
+        assert f"candidate {SHADOW}: prequential accuracy" in done.stdout, done.stdout
     assert (tmp_path / "history.prequential.png").stat().st_size > 10_000
     versions = read_versions({"bootstrap.servers": kafka}, spec.models_topic,
                              [partition_model(0)])[partition_model(0)]
@@ -90,3 +100,12 @@ def test_bootstrap_then_run_serves_the_first_event_warm(
         _, proba = reference.predict(record["x"])
         served = record["predictions"][record["champion"]]["proba"]
         assert served == {str(k).lower(): v for k, v in (proba or {}).items()}
+    if learning == "candidates":  # the shadow learned the history too
+        shadow = OnlineModel(spec.candidates()[SHADOW]())
+        for row in rows[: len(history)]:
+            shadow.learn(row.x, row.label, served=None)
+        for record in firsts:
+            _, proba = shadow.predict(record["x"])
+            served = record["predictions"][SHADOW]
+            assert served["model_version"] == len(history)
+            assert served["proba"] == {str(k).lower(): v for k, v in (proba or {}).items()}
