@@ -229,6 +229,7 @@ STABILITY = ('streamlearn_stability_index{{pipeline="p", kind="{kind}", feature=
              'partition="0"}}')
 LAG = ('streamlearn_consumer_lag{{pipeline="p", topic="p", partition="{partition}", '
        'instance="{instance}"}}')
+COMMANDS_REFUSED = 'streamlearn_commands_refused_total{pipeline="p", reason="bad_signature"}'
 LABEL_OUTCOME = 'streamlearn_labels_total{{pipeline="p", outcome="{outcome}"}}'
 QUIET = [
     ('up{job="streamlearn", instance="worker:9108"}', "1x30"),
@@ -271,7 +272,20 @@ ALERT_CASES = {
             "StreamlearnModelStale": [],
             "StreamlearnNoActiveLearner": [],
             "StreamlearnLabelsUnmatched": [],
+            "StreamlearnCommandRefused": [],
         },
+    ),
+    "command refused, the first": (
+        [(COMMANDS_REFUSED, "_x5 1x10")],
+        "8m",
+        {"StreamlearnCommandRefused": [
+            {"severity": "critical", "pipeline": "p", "reason": "bad_signature"}
+        ]},
+    ),
+    "command refused, over after 10m": (
+        [(COMMANDS_REFUSED, "_x5 1x20")],
+        "20m",
+        {"StreamlearnCommandRefused": []},
     ),
     "snapshot refused": (
         [('streamlearn_snapshots_refused_total{pipeline="p", reason="bad_signature"}',
