@@ -4,6 +4,7 @@ record, from the command line (thin wrappers over :mod:`streamlearn.registry_cli
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import click
 
 from streamlearn.config import load_settings
+from streamlearn.errors import StreamlearnError
 from streamlearn.registry import Version
 
 __all__ = ["models", "report"]
@@ -59,12 +61,27 @@ def models() -> None:
     candidates is a version; promote one, roll back, export one."""
 
 
+def _kafka_errors(fn: Any) -> Any:
+    """A broker that stops answering mid-read is one line too, not a traceback."""
+    from confluent_kafka import KafkaException
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (TimeoutError, KafkaException) as exc:
+            raise StreamlearnError(f"{exc} (is the broker at STREAMLEARN_BOOTSTRAP up?)"
+                                   ) from None
+
+    return wrapper
+
+
 def _common(fn: Any) -> Any:
     from streamlearn.cli import one_line_errors
 
     fn = click.option("--name", help=_NAME_HELP)(fn)
     fn = click.argument("pipeline_file", type=click.Path(dir_okay=False))(fn)
-    return one_line_errors(fn)
+    return one_line_errors(_kafka_errors(fn))
 
 
 @models.command("list")
