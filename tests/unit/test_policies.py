@@ -61,6 +61,17 @@ def sudden(at: int) -> Any:
     return lambda i: 0.8 if i < at else 0.2
 
 
+def sea_drift(seed: int, variant: int) -> list[tuple[dict, Any]]:
+    """6,000 SEA examples whose concept switches from variant 0 to ``variant`` at 3,000."""
+    return list(synth.ConceptDriftStream(synth.SEA(variant=0, seed=seed),
+                                         synth.SEA(variant=variant, seed=seed), position=3000,
+                                         width=50, seed=seed).take(6000))
+
+
+TREE_AND_LR = {"tree": tree.HoeffdingTreeClassifier,
+               "lr": lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression()}
+
+
 def test_the_four_policies_are_chosen_by_name():
     assert sorted(POLICIES) == ["alert", "best", "challenger", "reset"]
     assert all(issubclass(cls, Policy) and cls.name == name for name, cls in POLICIES.items())
@@ -186,21 +197,55 @@ def test_duel_tells_a_real_lead_from_noise():
 
 
 def test_a_pickled_candidate_set_predicts_and_acts_exactly_as_the_original():
-    rows = list(synth.ConceptDriftStream(synth.SEA(variant=0, seed=12),
-                                         synth.SEA(variant=2, seed=12), position=3000,
-                                         width=50, seed=12).take(6000))
-    factories = {"tree": tree.HoeffdingTreeClassifier,
-                 "lr": lambda: preprocessing.StandardScaler()
-                 | linear_model.LogisticRegression()}
-    original = Candidates(factories, policy=Best())
+    rows = sea_drift(seed=12, variant=2)
+    original = Candidates(TREE_AND_LR, policy=Best())
     run(original, rows[:3300])  # past the drift: a challenge may be under way
     copy = pickle.loads(pickle.dumps(original))
     with pytest.raises(CandidatesError, match="bind"):
         copy.fresh("tree")
-    copy.bind(factories)
+    copy.bind(TREE_AND_LR)
     probe = [x for x, _ in rows[3300:3500]]
     assert [copy.predict(x) for x in probe] == [original.predict(x) for x in probe]
     rest = rows[3300:]
     assert run(copy, rest) == run(original, rest)
     assert [copy.predict(x) for x in probe] == [original.predict(x) for x in probe]
     assert copy.ids == original.ids and copy.champion == original.champion
+
+
+def test_every_detector_signal_reaches_the_policy_at_the_example_river_raises_it():
+    # Accuracy falls, recovers, falls: DDM warns, drifts and warns again; ADWIN cuts.
+    def phases(i: int) -> float:
+        return (0.95, 0.6, 0.95, 0.5)[i // 3000]
+
+    rows = scripted(12_000, {"a": phases}, seed=13)
+    candidates = Candidates({"a": Scripted}, policy=Alert())
+    run(candidates, rows)
+    adwin, ddm, in_warning, expected = drift.ADWIN(), drift.binary.DDM(), False, []
+    for i, (x, _) in enumerate(rows, 1):
+        error = 0.0 if x["a"] else 1.0
+        adwin.update(error)
+        ddm.update(error)
+        if adwin.drift_detected:
+            expected.append(("ADWIN", "drift", i, adwin.estimation))
+        if ddm.warning_detected and not in_warning:
+            expected.append(("DDM", "warning", i, error))
+        in_warning = ddm.warning_detected and not ddm.drift_detected
+        if ddm.drift_detected:
+            expected.append(("DDM", "drift", i, error))
+    got = [(s.detector, s.level, s.position, s.statistic) for _, s in candidates.signals]
+    assert got == expected
+    assert {level for _, level, _, _ in got} == {"drift", "warning"} and len(got) >= 6
+
+
+def test_candidates_that_predict_again_act_as_when_scored_on_what_was_just_served():
+    # The production learner lets every candidate predict before learning; fed the
+    # predictions served a moment earlier by the same models, it must decide the same.
+    rows = sea_drift(seed=14, variant=3)
+    served, predicted = (Candidates(TREE_AND_LR, policy=Best()),
+                         Candidates(TREE_AND_LR, policy=Best()))
+    actions = run(served, rows)
+    again = []
+    for x, y in rows:
+        again += predicted.learn(x, y)
+    assert actions and [(a.kind, a.at_example) for a in again] == actions
+    assert predicted.summary() == served.summary()

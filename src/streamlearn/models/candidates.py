@@ -117,12 +117,13 @@ class Duel:
         if first is None or second is None:
             return
         diff = first - second if self.is_classifier else second - first
-        if len(self.diffs) == self.diffs.maxlen:
-            old, old_base = self.diffs[0]
+        diffs = self.diffs
+        if len(diffs) == diffs.maxlen:
+            old, old_base = diffs[0]
             self.total -= old
             self.total_sq -= old * old
             self.base -= old_base
-        self.diffs.append((diff, second))
+        diffs.append((diff, second))
         self.total += diff
         self.total_sq += diff * diff
         self.base += second
@@ -275,9 +276,9 @@ class Candidates:
         fired: list[tuple[str, DriftSignal]] = []
         scored, before = self.scored, self.error_before
         for name, model in self.models.items():
-            scored[name] = None
-            if model.concept is not None:
-                before[name] = model.concept.estimate
+            concept = model.concept
+            if concept is not None:
+                before[name] = concept.estimate
             try:
                 if served is not None and name in served:
                     prediction = served[name]
@@ -286,12 +287,15 @@ class Candidates:
                 model.learn(x, y, served=prediction)
                 scored[name] = scored_value(model, prediction, y)
             except Exception as exc:  # one candidate's failure must not stop the others
+                scored[name] = None
                 self.errors[name] = self.errors.get(name, 0) + 1
                 log.warning("candidate %s raised on example %d: %r", self.ids[name],
                             self.examples, exc)
                 continue
-            if model.signals:
-                fired.extend((name, signal) for signal in model.signals)
-                model.signals.clear()
-        self.signals.extend(fired)
+            signals = model.signals
+            if signals:
+                fired.extend((name, signal) for signal in signals)
+                signals.clear()
+        if fired:
+            self.signals.extend(fired)
         return self.policy.update(self, x, y, fired)

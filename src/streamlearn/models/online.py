@@ -53,9 +53,10 @@ class RollingMean:
         self.total = 0.0
 
     def update(self, value: float) -> None:
-        if len(self.values) == self.values.maxlen:
-            self.total -= self.values[0]
-        self.values.append(value)
+        values = self.values
+        if len(values) == values.maxlen:
+            self.total -= values[0]
+        values.append(value)
         self.total += value
 
     def get(self) -> float:

@@ -96,6 +96,8 @@ class Policy:
 
     def drifts(self, candidates: Candidates, fired: Fired) -> Fired:
         """The worsening ADWIN drifts among ``fired``."""
+        if not fired:  # nearly every example: skip building an empty list
+            return []
         before = candidates.error_before
         return [(name, s) for name, s in fired
                 if s.detector == DRIFT_DETECTOR and s.level == "drift"
@@ -130,6 +132,8 @@ class Alert(Policy):
 
     def react(self, candidates: Candidates, x: dict[str, Any], y: Any,
               fired: Fired) -> list[Action]:
+        if not fired:
+            return []
         return [Action("alert", candidates.examples, candidates.ids[name], None,
                        _reason(name, signal))
                 for name, signal in self.drifts(candidates, fired)]
@@ -146,6 +150,8 @@ class Reset(Policy):
 
     def react(self, candidates: Candidates, x: dict[str, Any], y: Any,
               fired: Fired) -> list[Action]:
+        if not fired:
+            return []
         return [self.reset(candidates, name, _reason(name, signal))
                 for name, signal in self.drifts(candidates, fired)]
 
@@ -186,7 +192,8 @@ class Challenger(Policy):
         return actions
 
     def leads(self, duel: Duel, examples: int) -> bool:
-        return duel.count >= examples and duel.lead >= self.margin and duel.t >= self.z
+        """Asked after every example: the cheap tests first, ``t`` (a square root) last."""
+        return len(duel.diffs) >= examples and duel.lead >= self.margin and duel.t >= self.z
 
     def _step(self, candidates: Candidates, challenge: _Challenge, x: dict[str, Any],
               y: Any) -> None:
@@ -199,6 +206,8 @@ class Challenger(Policy):
                               candidates.scored.get(challenge.incumbent))
 
     def _start(self, candidates: Candidates, fired: Fired) -> list[Action]:
+        if not fired:
+            return []
         champion = candidates.champion
         if candidates.models[champion].version < self.limit // 2:
             return []  # a young champion is a fresh model already
@@ -248,20 +257,21 @@ class Best(Challenger):
 
     def react(self, candidates: Candidates, x: dict[str, Any], y: Any,
               fired: Fired) -> list[Action]:
-        champion, scored = candidates.champion, candidates.scored
-        for name in candidates.models:
+        champion, scored, duels = candidates.champion, candidates.scored, self.duels
+        champion_scored = scored.get(champion)
+        for name, model in candidates.models.items():
             if name != champion:
-                duel = self.duels.get(name)
+                duel = duels.get(name)
                 if duel is None:
-                    duel = self.duels[name] = Duel(candidates.window,
-                                                   candidates.models[name].is_classifier)
-                duel.update(scored.get(name), scored.get(champion))
+                    duel = duels[name] = Duel(candidates.window, model.is_classifier)
+                duel.update(scored.get(name), champion_scored)
         actions = []
-        challenged = self.challenge.incumbent if self.challenge is not None else None
-        for name, signal in self.drifts(candidates, fired):
-            if name not in (champion, challenged):
-                actions.append(self.reset(candidates, name, _reason(name, signal)))
-                self.duels.pop(name, None)
+        if fired:
+            challenged = self.challenge.incumbent if self.challenge is not None else None
+            for name, signal in self.drifts(candidates, fired):
+                if name not in (champion, challenged):
+                    actions.append(self.reset(candidates, name, _reason(name, signal)))
+                    duels.pop(name, None)
         actions += super().react(candidates, x, y, fired)
         return actions + self._switch(candidates)
 
