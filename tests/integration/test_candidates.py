@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -221,3 +222,54 @@ def test_a_stationary_stream_promotes_nothing(kafka, name, topics, start_worker)
     assert {p["model"] for p in predictions(kafka, spec.predictions_topic)} == {"lr"}
     assert not [v for v in versions(kafka, spec).values() if v.manifest.get("promoted")]
     assert replay(spec, training(kafka, spec)) == _actions(drift_records(kafka, spec))
+
+
+def test_after_kill_9_the_candidates_equal_an_uninterrupted_replay(
+        kafka, name, topics, start_worker):
+    """The learner's worker is SIGKILLed mid-stream, across the drift, and restarted: the
+    final candidate set (champion, instances, every candidate's predictions) equals the
+    learner's code run once over the training topic, and the policy acted once per action."""
+    spec = load_pipeline(CANDIDATES).renamed(name)
+    topics(name, CANDIDATES)
+    events, labels = stream(seed=3, flip_at=FLIP_AT)
+    records = in_time_order(name, events, labels)
+    cut = next(i for i, (_, r) in enumerate(records) if r.get("event_id") == f"e{FLIP_AT + 60}")
+    ports = [free_port(), free_port()]
+    first = start_worker(CANDIDATES, name, SETTINGS, metrics_port=ports[0])
+    send(kafka, name, records[:cut])
+    wait_until(lambda: learned(ports[0], name) >= FLIP_AT, 90, "the learner past the drift")
+    first.kill()  # SIGKILL: no last snapshot, no commit
+    first.wait(timeout=30)
+    second = start_worker(CANDIDATES, name, SETTINGS, metrics_port=ports[1])
+    send(kafka, name, records[cut:])
+    wait_for_predictions(kafka, spec.predictions_topic, {e["event_id"] for e in events}, 120,
+                         alive=lambda: second.poll() is None)
+    wait_until(lambda: learned(ports[1], name) == EVENTS, 90, "every example learned")
+    second.send_signal(signal.SIGTERM)  # a clean stop publishes what it learned
+    assert second.wait(timeout=60) == 0
+
+    examples = training(kafka, spec)
+    assert len(examples) == EVENTS
+    learner = Learner(Candidates(spec.candidates(), policy=spec.policy()),
+                      spec.label_ttl_ms, score_served=False)
+    expected = []
+    for example in examples:
+        learner.learn(example)
+        expected += [a.as_dict() for a in learner.actions if a.kind != "alert"]
+        learner.actions.clear()
+    newest = versions(kafka, spec)
+    final = restored(newest[max(newest)], spec)
+    offline = learner.candidates
+    assert (final.champion, final.ids, final.examples) == (
+        offline.champion, offline.ids, offline.examples)
+    probe = [{"a": (i % 21 - 10) / 10, "b": (i % 13 - 6) / 6} for i in range(200)]
+    for candidate, model in final.models.items():
+        assert model.version == offline.models[candidate].version
+        assert [model.predict(x) for x in probe] == [
+            offline.models[candidate].predict(x) for x in probe], candidate
+    # Replayed examples may repeat an action on the topic, never change it.
+    on_topic = []
+    for action in _actions(drift_records(kafka, spec)):
+        if action not in on_topic:
+            on_topic.append(action)
+    assert on_topic == expected and any(a["kind"] == "promote" for a in expected)
