@@ -52,8 +52,6 @@ __all__ = [
 ]
 
 COMMANDS = ("promote", "rollback")
-CHAMPION_CHANGES = ("reset", "promote", "switch", "rollback")
-"""Actions after which another model serves (when they concern the champion)."""
 
 
 class CommandRefused(StreamlearnError):
@@ -118,10 +116,6 @@ class Version:
     @property
     def action(self) -> dict[str, Any] | None:
         return self.manifest.get("action")
-
-    @property
-    def replaced(self) -> int | None:
-        return self.manifest.get("replaced")
 
     @property
     def promoted(self) -> bool:

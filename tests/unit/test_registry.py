@@ -23,6 +23,8 @@ from streamlearn.streams.records import encode_served
 from streamlearn.streams.serving import served_set
 from streamlearn.streams.snapshots import SnapshotStore
 
+from .test_snapshot import FakeProducer
+
 
 def test_a_command_signed_with_an_old_key_is_accepted_and_a_forged_one_refused():
     command = encode_command(1, "rollback", None, key=b"old")
@@ -48,19 +50,11 @@ def test_promoted_and_replaced_versions_are_kept_and_rollback_goes_to_the_replac
     assert rollback_target(manifests[:2]) is None
 
 
-class Producer:
-    def __init__(self) -> None:
-        self.records: list[tuple[str, bytes | None]] = []
-
-    def produce(self, topic: str, key: bytes, value: bytes | None) -> None:
-        self.records.append((key.decode(), value))
-
-
 def test_the_store_never_tombstones_a_promoted_version_or_the_one_it_replaced():
     from streamlearn.models.snapshot import build_snapshot
 
-    producer = Producer()
-    store = SnapshotStore({}, producer, "p.models", b"k", "f", kept=2)
+    producer = FakeProducer()
+    store = SnapshotStore({}, producer, "p.models", b"k", "f", kept=2)  # type: ignore[arg-type]
     model = Candidates({"lr": linear_model.LogisticRegression})
     for sid in range(1, 8):
         meta = {"replaced": 2, "promoted": True} if sid == 3 else {}

@@ -36,15 +36,9 @@ import orjson
 from streamlearn.models.candidates import Action, Candidates
 from streamlearn.models.online import OnlineModel
 
-__all__ = ["Learner", "served_prediction", "served_predictions"]
+__all__ = ["Learner", "served_predictions"]
 
 log = logging.getLogger(__name__)
-
-
-def served_prediction(example: dict[str, Any]) -> Any:
-    """The champion's prediction in a served record (None if it made none)."""
-    champion = example.get("champion")
-    return (example.get("predictions") or {}).get(champion, {}).get("prediction")
 
 
 def served_predictions(example: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
