@@ -3,19 +3,26 @@
 librdkafka reports every failed connection attempt of every client (a line per attempt,
 hundreds a minute during an outage). The worker keeps its state and waits; what an operator
 needs is when the outage started, that the worker is waiting, and when (and after how long)
-it ended. So the clients' ``error_cb`` and ``stats_cb`` feed this watch: a transport error
-or "all brokers down" starts an outage, a statistics report with a broker ``UP`` ends it,
-and while it lasts librdkafka's own log lines are held back (``filter``).
+it ended. So the clients' ``error_cb`` and ``stats_cb`` feed this watch: "all brokers down"
+starts an outage; one failed connection only makes it suspected, and the next statistics
+report confirms it (no broker ``UP``) or clears it (one connection refused while the
+others work is not an outage); a report with a broker ``UP`` ends it. While it lasts
+librdkafka's own log lines are held back (``filter``).
 
->>> watch = BrokerWatch(clock=iter([10.0, 22.5, 23.0]).__next__)
->>> watch.lost("all brokers down")
->>> watch.down
-True
->>> watch.stats('{"brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "UP"}}}')
+>>> up = '{"brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "UP"}}}'
+>>> down = '{"brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "DOWN"}}}'
+>>> watch = BrokerWatch(clock=iter([1.0, 10.0, 22.5, 23.0]).__next__)
+>>> watch.lost("GroupCoordinator: connection refused", certain=False)
+>>> watch.stats(up), watch.down     # the other connections work: no outage
+(None, False)
+>>> watch.lost("connection refused", certain=False)
+>>> watch.stats(down), watch.down   # confirmed: the outage started at the error
+(None, True)
+>>> watch.stats(up)
 12.5
 >>> watch.down
 False
->>> watch.lost("connection refused")   # queued during the outage, delivered after it
+>>> watch.lost("all brokers down")  # queued during the outage, delivered after it
 >>> watch.down
 False
 """
@@ -47,33 +54,50 @@ class BrokerWatch(logging.Filter):
         self.on_change = on_change
         self.down_since: float | None = None
         self.back_at = -SETTLE_S
+        self.suspected: tuple[float, str] | None = None
 
     @property
     def down(self) -> bool:
         return self.down_since is not None
 
-    def lost(self, reason: str) -> None:
-        """A client could not reach any broker: the outage starts (if it had not)."""
-        if self.down_since is not None:
+    def lost(self, reason: str, certain: bool = True) -> None:
+        """A client could not reach any broker (``certain``), or one connection failed (the
+        next statistics report decides): the outage starts, if it had not."""
+        if self.down_since is not None or self.suspected is not None:
             return
         now = self.clock()
         if now - self.back_at < SETTLE_S:
             return  # errors librdkafka queued during the outage, delivered after it ended
-        self.down_since = now
+        if certain:
+            self._start(now, reason)
+        else:
+            self.suspected = (now, reason)
+
+    def _start(self, since: float, reason: str) -> None:
+        self.down_since, self.suspected = since, None
         log.error("lost the Kafka broker (%s); the worker keeps its state and waits for it",
                   reason)
         self.on_change(False, 0.0)
 
     def stats(self, report: str) -> float | None:
-        """librdkafka's statistics (JSON): a broker UP ends the outage; returns its length."""
-        if self.down_since is None:
+        """librdkafka's statistics (JSON): a broker UP ends the outage (returns its length)
+        or clears a suspected one; none UP confirms a suspected one."""
+        if self.down_since is None and self.suspected is None:
             return None
         try:
             brokers = orjson.loads(report).get("brokers", {})
         except orjson.JSONDecodeError:
             return None
-        if not any(b.get("state") == "UP" and b.get("nodeid", -1) >= 0
-                   for b in brokers.values()):
+        up = any(b.get("state") == "UP" and b.get("nodeid", -1) >= 0
+                 for b in brokers.values())
+        if self.suspected is not None:
+            since, reason = self.suspected
+            if up:
+                self.suspected = None
+            else:
+                self._start(since, reason)
+            return None
+        if not up or self.down_since is None:
             return None
         now = self.clock()
         seconds = now - self.down_since
