@@ -2,15 +2,17 @@
 
 ``python -m benchmarks.scale_out [--events 200000] [--reps 2] [--bootstrap HOST:PORT]``
 
-Throughput: a backlog of events (River's Hyperplane, 10 numeric features) with their labels
-on ``<name>.labels`` is served by N fresh workers (``streamlearn run``, one process each);
-events/s is counted while the backlog goes from 10% to 90% served, and CPU from the
-workers' ``/proc`` times over the same span (events per CPU-second = per core). Runs of 1 and 2
-workers are interleaved, medians reported. Then a paced run (1 worker, 300 events/s with
-each label right after its event) gives the end-to-end delay from a label being produced
-to the first prediction served by a model that learned it, and the predictors' snapshot
-load time (``streamlearn_snapshot_load_seconds``). Results: ``benchmarks/results/
-scale_out.md`` and ``.json``.
+Throughput: N fresh workers (``streamlearn run``, one process each) join their group and
+settle (every member assigned, the learner active); then a burst of events (River's
+Hyperplane, 10 numeric features) with their labels on ``<name>.labels`` is produced at once.
+Events/s is counted while the burst goes from 10% to 90% served, and CPU from the workers'
+``/proc`` times over the same span (events per CPU-second = per core). Joining is left out
+because it is paid once per scale-out, not per event. A worker that exits fails the run.
+Runs of 1 and 2 workers are interleaved, medians reported. Then a paced run (1 worker,
+300 events/s with each label right after its event) gives the end-to-end delay from a
+label being produced to the first prediction served by a model that learned it, and the
+predictors' snapshot load time (``streamlearn_snapshot_load_seconds``). Results:
+``benchmarks/results/scale_out.md`` and ``.json``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from river.datasets import synth
 
 from benchmarks.harness import broker
@@ -43,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PIPELINE = ROOT / "benchmarks" / "pipelines" / "global_logreg.py"
 START_MS = 1_767_225_600_000
 TICKS = os.sysconf("SC_CLK_TCK")
+LEARNER_CLAIM_S = 3
 
 
 def stream(n: int) -> list[tuple[dict, dict]]:
@@ -148,24 +152,53 @@ def fresh(bootstrap: str) -> tuple[str, Any]:
     return name, spec
 
 
+def settled(bootstrap: str, group: str, workers: int, procs: list[Any]) -> None:
+    """Wait until the group is stable with every worker holding partitions."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        alive(procs)
+        found = admin.describe_consumer_groups([group])[group].result()
+        if (found.state == ConsumerGroupState.STABLE and len(found.members) == workers
+                and all(m.assignment.topic_partitions for m in found.members)):
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"the group {group} did not settle with {workers} workers in 120 s")
+
+
+def alive(procs: list[Any]) -> None:
+    for proc in procs:
+        if proc.poll() is not None:
+            raise SystemExit(f"a worker exited ({proc.returncode}) during the benchmark")
+
+
+def wait_served(bootstrap: str, topic: str, at_least: int, procs: list[Any]) -> int:
+    deadline = time.monotonic() + 600
+    while (n := ends(bootstrap, topic, 4)) < at_least:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {n:,} of {at_least:,} events served in 600 s")
+        alive(procs)
+        time.sleep(0.02)
+    return n
+
+
 def throughput(bootstrap: str, rows: list, workers: int, env: dict[str, str]) -> dict:
     name, spec = fresh(bootstrap)
-    produce(bootstrap, name, rows)
     procs = start_workers(bootstrap, name, workers, env)
     pids = [p.pid for p in procs]
-    # From 10% to 90% of the backlog served: start-up and the group's first rebalance
-    # (a second worker joining) stay out of the figure.
     low, high = len(rows) // 10, len(rows) * 9 // 10
     try:
-        while (n0 := ends(bootstrap, spec.predictions_topic, 4)) < low:
-            time.sleep(0.02)
+        settled(bootstrap, spec.group_id, workers, procs)
+        time.sleep(LEARNER_CLAIM_S)  # the learner's claim is taken
+        produce(bootstrap, name, rows)
+        n0 = wait_served(bootstrap, spec.predictions_topic, low, procs)
         brokers = broker_pids()
         t0, c0, m0 = time.monotonic(), cpu_seconds(pids), machine_busy_seconds()
         b0 = cpu_seconds(brokers)
-        while (n1 := ends(bootstrap, spec.predictions_topic, 4)) < high:
-            time.sleep(0.02)
+        n1 = wait_served(bootstrap, spec.predictions_topic, high, procs)
         t1, c1, m1 = time.monotonic(), cpu_seconds(pids), machine_busy_seconds()
         b1 = cpu_seconds(brokers)
+        alive(procs)
     finally:
         stop(procs)
     served = n1 - n0

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
@@ -39,6 +39,7 @@ from streamlearn.models.online import OnlineModel, PredictorState
 from streamlearn.models.snapshot import build_snapshot
 from streamlearn.pipeline import Pipeline
 from streamlearn.schema import NUMERIC
+from streamlearn.streams.producer import Producer
 from streamlearn.streams.snapshots import watermark_offsets
 
 __all__ = ["BootstrapError", "CurvePoint", "History", "learn_history", "plot", "publish", "table"]

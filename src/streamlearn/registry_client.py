@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Producer
 
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
@@ -31,6 +30,7 @@ from streamlearn.registry import (
     rollback_target,
     serving_key,
 )
+from streamlearn.streams.producer import Producer
 
 __all__ = ["Registry", "RegistryError", "export", "read_registry", "send_command"]
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as TP
 
 from streamlearn.config import Settings
@@ -44,6 +44,7 @@ from streamlearn.streams.broker_watch import BrokerWatch
 from streamlearn.streams.join import JoinProcessor
 from streamlearn.streams.learner import LearnerRunner
 from streamlearn.streams.processor import PartitionProcessor
+from streamlearn.streams.producer import Producer
 from streamlearn.streams.serving import ModelFollower
 from streamlearn.streams.snapshots import Restored, SnapshotStore, records
 
