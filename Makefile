@@ -39,6 +39,7 @@ bench: setup
 	$(PY) -m benchmarks.feature_value
 	$(PY) -m benchmarks.scale_out
 	$(PY) -m benchmarks.drift_policies
+	$(PY) -m benchmarks.policy_throughput
 
 bench-smoke: setup
 	$(PY) -m benchmarks --smoke

@@ -24,6 +24,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -47,6 +48,8 @@ PIPELINE = ROOT / "benchmarks" / "pipelines" / "global_logreg.py"
 START_MS = 1_767_225_600_000
 TICKS = os.sysconf("SC_CLK_TCK")
 LEARNER_CLAIM_S = 3
+LOGS = Path(tempfile.gettempdir()) / "streamlearn-bench-logs"
+"""Each worker's log, ``<name>-<i>.log``: a benchmark run that fails names it."""
 
 
 def stream(n: int) -> list[tuple[dict, dict]]:
@@ -123,15 +126,17 @@ def broker_pids() -> list[int]:
     return pids
 
 
-def start_workers(bootstrap: str, name: str, count: int, env: dict[str, str]) -> list[Any]:
+def start_workers(bootstrap: str, name: str, count: int, env: dict[str, str],
+                  pipeline: Path = PIPELINE) -> list[Any]:
     procs = []
+    LOGS.mkdir(exist_ok=True)
     for i in range(count):
-        port = 9500 + i
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "streamlearn", "run", str(PIPELINE), "--name", name],
-            env={**os.environ, **env, "STREAMLEARN_BOOTSTRAP": bootstrap,
-                 "STREAMLEARN_METRICS_PORT": str(port)},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT))
+        with (LOGS / f"{name}-{i}.log").open("wb") as log:
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "streamlearn", "run", str(pipeline), "--name", name],
+                env={**os.environ, **env, "STREAMLEARN_BOOTSTRAP": bootstrap,
+                     "STREAMLEARN_METRICS_PORT": str(9500 + i)},
+                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
     return procs
 
 
@@ -145,9 +150,10 @@ def stop(procs: list[Any]) -> None:
             proc.kill()
 
 
-def fresh(bootstrap: str) -> tuple[str, Any]:
-    name = f"bench-global-{uuid.uuid4().hex[:8]}"
-    spec = load_pipeline(PIPELINE).renamed(name)
+def fresh(bootstrap: str, pipeline: Path = PIPELINE) -> tuple[str, Any]:
+    spec = load_pipeline(pipeline)
+    name = f"{spec.name}-{uuid.uuid4().hex[:8]}"
+    spec = spec.renamed(name)
     create_topics(bootstrap, spec.topics, topic_configs(spec, Settings()))
     return name, spec
 
@@ -169,12 +175,14 @@ def settled(bootstrap: str, group: str, workers: int, procs: list[Any]) -> None:
 def alive(procs: list[Any]) -> None:
     for proc in procs:
         if proc.poll() is not None:
-            raise SystemExit(f"a worker exited ({proc.returncode}) during the benchmark")
+            raise SystemExit(f"a worker exited ({proc.returncode}) during the benchmark; its "
+                             f"log: {LOGS}/{proc.args[-1]}-*.log")
 
 
-def wait_served(bootstrap: str, topic: str, at_least: int, procs: list[Any]) -> int:
+def wait_served(bootstrap: str, topic: str, at_least: int, procs: list[Any],
+                partitions: int = 4) -> int:
     deadline = time.monotonic() + 600
-    while (n := ends(bootstrap, topic, 4)) < at_least:
+    while (n := ends(bootstrap, topic, partitions)) < at_least:
         if time.monotonic() > deadline:
             raise SystemExit(f"only {n:,} of {at_least:,} events served in 600 s")
         alive(procs)

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from confluent_kafka import Consumer, TopicPartition
 
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
 from streamlearn.models.candidates import Candidates
 from streamlearn.models.online import OnlineModel
-from streamlearn.models.snapshot import SnapshotRefused, verify
+from streamlearn.models.snapshot import MANIFEST, SnapshotRefused, parse_key, verify
 from streamlearn.pipeline import Pipeline
 from streamlearn.registry import (
     CommandRefused,
@@ -153,19 +154,55 @@ def send_command(spec: Pipeline, settings: Settings, command: str, version: int 
     _require_topic(spec, settings, spec.commands_topic)
     seq = _next_seq(spec, settings, registry)
     key, _ = _keys(settings)
+    start = _end_offset(config, spec.models_topic)
     producer = Producer({**config, "acks": "all", "enable.idempotence": True})
     producer.produce(spec.commands_topic, key=b"command",
                      value=encode_command(seq, command, version, key=key))
     if producer.flush(30):
         raise RegistryError(f"the broker did not acknowledge the command on "
                             f"{spec.commands_topic} in 30 s")
+    return seq, _await_version(spec, settings, seq, start, wait)
+
+
+def _end_offset(config: dict[str, Any], topic: str) -> int:
+    from streamlearn.streams.snapshots import watermark_offsets
+
+    consumer = Consumer({**config, "group.id": "streamlearn-registry"})
+    try:
+        return watermark_offsets(consumer, TopicPartition(topic, 0))[1]
+    finally:
+        consumer.close()
+
+
+def _await_version(spec: Pipeline, settings: Settings, seq: int, start: int,
+                   wait: float) -> Version | None:
+    """The version the learner publishes for command ``seq``: the first authentic manifest
+    that names it, following ``<name>.models`` from ``start`` (its end when the command was
+    sent), so a big model's stored chunks are not read again while we wait."""
+    from streamlearn.streams.serving import GLOBAL_MODEL
+
+    key, old = _keys(settings)
+    consumer = Consumer({**_config(settings, spec), "group.id": "streamlearn-registry",
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(spec.models_topic, 0, start)])
     deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        for v in read_registry(spec, settings).versions.values():
-            if (v.action or {}).get("seq") == seq:
-                return seq, v
-        time.sleep(POLL_S)
-    return seq, None
+    try:
+        while time.monotonic() < deadline:
+            for message in consumer.consume(100, timeout=POLL_S):
+                parsed = parse_key((message.key() or b"").decode("utf-8", "replace"))
+                if (message.error() or not message.value() or parsed is None
+                        or parsed[0] != GLOBAL_MODEL or parsed[2] != MANIFEST):
+                    continue
+                manifest = orjson.loads(message.value())
+                try:
+                    verify(manifest, key, spec.fingerprint(), old)
+                except SnapshotRefused:
+                    continue
+                if (Version(manifest).action or {}).get("seq") == seq:
+                    return Version(manifest)
+    finally:
+        consumer.close()
+    return None
 
 
 def export(spec: Pipeline, settings: Settings, version: int, path: Path,
