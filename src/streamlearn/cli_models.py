@@ -181,16 +181,28 @@ def rollback(pipeline_file: str, name: str | None, wait: float) -> None:
 @models.command("export")
 @_common
 @click.argument("version", type=int)
-@click.option("--to", "path", required=True, type=click.Path(dir_okay=False),
+@click.option("--to", "path", type=click.Path(dir_okay=False),
               help="File to write the pickled River estimator to.")
+@click.option("--to-mlflow", "to_mlflow", is_flag=True,
+              help="Log it as a run on the MLflow tracking server of MLFLOW_TRACKING_URI "
+                   "(needs pip install 'streamlearn[mlflow]').")
+@click.option("--experiment", help="MLflow experiment (default: the pipeline's name).")
 @click.option("--candidate", help="Which candidate (default: the version's champion).")
-def export_version(pipeline_file: str, name: str | None, version: int, path: str,
-                   candidate: str | None) -> None:
+def export_version(pipeline_file: str, name: str | None, version: int, path: str | None,
+                   to_mlflow: bool, experiment: str | None, candidate: str | None) -> None:
     """Write a candidate's River estimator of VERSION (verified first) to a pickle file,
-    for use outside streamlearn (load only pickles you trust)."""
-    from streamlearn.registry_client import export
+    for use outside streamlearn (load only pickles you trust), or log it to MLflow."""
+    from streamlearn.registry_client import export, export_mlflow
 
+    if (path is None) == (not to_mlflow):
+        raise click.UsageError("give one of --to FILE and --to-mlflow")
     spec, settings = _setup(pipeline_file, name)
+    if to_mlflow:
+        run_id, instance = export_mlflow(spec, settings, version, candidate, experiment)
+        click.echo(f"logged {instance} of version {version} to MLflow run {run_id} "
+                   f"(experiment {experiment or spec.name!r})")
+        return
+    assert path is not None
     instance = export(spec, settings, version, Path(path), candidate)
     click.echo(f"wrote {instance} of version {version} to {path}")
 

@@ -9,6 +9,7 @@ publishes and say so if no learner answered.
 from __future__ import annotations
 
 import pickle
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,8 @@ from streamlearn.registry import (
 )
 from streamlearn.streams.producer import Producer
 
-__all__ = ["Registry", "RegistryError", "export", "read_registry", "send_command"]
+__all__ = ["Exported", "Registry", "RegistryError", "export", "export_mlflow",
+           "load_candidate", "read_registry", "send_command"]
 
 POLL_S = 0.5
 
@@ -205,11 +207,20 @@ def _await_version(spec: Pipeline, settings: Settings, seq: int, start: int,
     return None
 
 
-def export(spec: Pipeline, settings: Settings, version: int, path: Path,
-           candidate: str | None = None) -> str:
-    """Write the River estimator of ``candidate`` (default: the champion) of ``version``,
-    pickled, to ``path`` (verified before it is unpickled); returns the candidate's instance
-    id."""
+@dataclass
+class Exported:
+    """One candidate of a stored version, verified and unpickled."""
+
+    estimator: Any
+    candidate: str
+    instance: str
+    examples: int
+    manifest: dict[str, Any]
+
+
+def load_candidate(spec: Pipeline, settings: Settings, version: int,
+                   candidate: str | None = None) -> Exported:
+    """``candidate`` (default: the champion) of ``version``, verified before unpickling."""
     from streamlearn.streams.hot_path import kafka_config
     from streamlearn.streams.serving import GLOBAL_MODEL
     from streamlearn.streams.snapshots import SnapshotStore
@@ -220,9 +231,10 @@ def export(spec: Pipeline, settings: Settings, version: int, path: Path,
                           settings.snapshots_kept, old_keys=old)
     store.load([GLOBAL_MODEL], ignore_incompatible=True)
     try:
-        payload = store.load_version(GLOBAL_MODEL, version).model
+        restored = store.load_version(GLOBAL_MODEL, version)
     except SnapshotRefused as exc:
         raise RegistryError(str(exc)) from None
+    payload = restored.model
     if isinstance(payload, Candidates):
         name = candidate or payload.champion
         if name not in payload.models:
@@ -230,8 +242,61 @@ def export(spec: Pipeline, settings: Settings, version: int, path: Path,
                                 f"(it has {list(payload.models)})")
         model, instance = payload.models[name], payload.ids[name]
     elif isinstance(payload, OnlineModel):
-        model, instance = payload, payload.name
+        model, name, instance = payload, candidate or payload.name, payload.name
     else:
         raise RegistryError(f"version {version} holds no model")
-    path.write_bytes(pickle.dumps(model.estimator, protocol=pickle.HIGHEST_PROTOCOL))
-    return instance
+    return Exported(model.estimator, name, instance, model.version, restored.manifest)
+
+
+def export(spec: Pipeline, settings: Settings, version: int, path: Path,
+           candidate: str | None = None) -> str:
+    """Write the River estimator of ``candidate`` (default: the champion) of ``version``,
+    pickled, to ``path``; returns the candidate's instance id."""
+    found = load_candidate(spec, settings, version, candidate)
+    path.write_bytes(pickle.dumps(found.estimator, protocol=pickle.HIGHEST_PROTOCOL))
+    return found.instance
+
+
+def export_mlflow(spec: Pipeline, settings: Settings, version: int,
+                  candidate: str | None = None, experiment: str | None = None
+                  ) -> tuple[str, str]:
+    """Log ``candidate`` of ``version`` as an MLflow run (the tracking server of
+    ``MLFLOW_TRACKING_URI``, as for every MLflow client): the pickled estimator and the
+    signed manifest as artifacts, the lineage as parameters, each candidate's scores at save
+    time as metrics. Returns (run id, instance id)."""
+    try:
+        import mlflow
+    except ImportError:
+        raise RegistryError("exporting to MLflow needs the mlflow client: "
+                            "pip install 'streamlearn[mlflow]'") from None
+    found = load_candidate(spec, settings, version, candidate)
+    manifest = found.manifest
+    action = manifest.get("action") or {}
+    mlflow.set_experiment(experiment or spec.name)
+    with mlflow.start_run(run_name=f"{spec.name} version {version} {found.instance}") as run, \
+            tempfile.TemporaryDirectory() as tmp:
+        mlflow.set_tags({"streamlearn.pipeline": spec.name,
+                         "streamlearn.version": str(version),
+                         "streamlearn.instance": found.instance,
+                         "streamlearn.fingerprint": spec.fingerprint()})
+        mlflow.log_params({
+            "candidate": found.candidate, "instance": found.instance,
+            "champion": manifest.get("champion", found.candidate),
+            "parent": manifest.get("parent"), "policy": manifest.get("policy"),
+            "action": action.get("kind", "snapshot"),
+            "examples": found.examples, "estimator": type(found.estimator).__name__,
+        })
+        scores = {}
+        for name, summary in (manifest.get("candidates") or {}).items():
+            for field_name in ("score", "rolling", "examples"):
+                value = summary.get(field_name)
+                if isinstance(value, int | float):
+                    scores[f"{name}.{field_name}"] = float(value)
+        if scores:
+            mlflow.log_metrics(scores)
+        model_file, manifest_file = Path(tmp) / "model.pkl", Path(tmp) / "manifest.json"
+        model_file.write_bytes(pickle.dumps(found.estimator, protocol=pickle.HIGHEST_PROTOCOL))
+        manifest_file.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+        mlflow.log_artifact(str(model_file))
+        mlflow.log_artifact(str(manifest_file))
+    return run.info.run_id, found.instance

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import pickle
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+import mlflow
 import orjson
 from kafka import KafkaProducer
 
@@ -125,7 +128,7 @@ def cli(*args: str, env: dict[str, str]) -> str:
 
 
 def test_a_flipped_concept_promotes_a_challenger_and_rollback_restores_the_champion(
-        kafka, name, topics, start_worker, worker_env, tmp_path):
+        kafka, name, topics, start_worker, worker_env, tmp_path, monkeypatch):
     spec, worker, port = run_stream(kafka, name, topics, start_worker, seed=3, flip_at=FLIP_AT)
 
     # The learner's actions are those its own code makes of the training topic, offline.
@@ -186,6 +189,23 @@ def test_a_flipped_concept_promotes_a_challenger_and_rollback_restores_the_champ
     estimator = pickle.loads(exported.read_bytes())  # our own file, just written
     x = {"a": 0.3, "b": -0.2}
     assert estimator.predict_proba_one(x) == champion.estimator.predict_proba_one(x)
+
+    # ... and to an MLflow run: the same estimator, its lineage and the scores at save time.
+    tracking = {"MLFLOW_TRACKING_URI": (tmp_path / "mlruns").as_uri(),
+                "MLFLOW_ALLOW_FILE_STORE": "true"}  # MLflow's own store, no server here
+    out = cli("models", "export", str(CANDIDATES), str(replaced), "--name", name,
+              "--to-mlflow", "--experiment", "streamlearn-test", env={**worker_env, **tracking})
+    run_id = re.search(r"MLflow run (\w+)", out)[1]
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = mlflow.MlflowClient(tracking_uri=tracking["MLFLOW_TRACKING_URI"])
+    run = client.get_run(run_id)
+    assert run.data.tags["streamlearn.version"] == str(replaced)
+    assert run.data.params["instance"] == before.ids[before.champion]
+    assert run.data.params["examples"] == str(champion.version)
+    assert run.data.metrics[f"{before.champion}.examples"] == champion.version
+    logged = Path(client.download_artifacts(run_id, "model.pkl", str(tmp_path)))
+    assert pickle.loads(logged.read_bytes()).predict_proba_one(x) == \
+        champion.estimator.predict_proba_one(x)
 
     # A tampered command and a replayed one are refused; nothing changes.
     count = len(versions(kafka, spec))

@@ -3,6 +3,8 @@ goes, and the pipeline settings that declare candidates and a policy."""
 
 from __future__ import annotations
 
+import sys
+
 import orjson
 import pytest
 from river import linear_model, tree
@@ -111,3 +113,14 @@ def test_served_record_carries_shadows_and_the_learner_scores_only_the_same_inst
     # (an untrained tree has no prediction, so nothing is scored), then learns.
     assert candidates.scored == {"lr": 0.0, "tree": None}
     assert candidates.models["tree"].version == 1
+
+
+def test_export_to_mlflow_without_its_client_names_the_extra_to_install(monkeypatch):
+    from streamlearn.config import Settings
+    from streamlearn.registry_client import RegistryError, export_mlflow
+
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed
+    spec = Pipeline(name="p", key_field="k", features={"a": "numeric"}, label_field="y",
+                    label_type="boolean", models={"lr": linear_model.LogisticRegression})
+    with pytest.raises(RegistryError, match=r"pip install 'streamlearn\[mlflow\]'"):
+        export_mlflow(spec, Settings(), 1)
