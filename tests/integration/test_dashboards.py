@@ -2,7 +2,9 @@
 
 One stack for the module, on the session broker: three workers of the drifting test
 pipeline (a seeded stream whose feature ``a`` shifts at event 3,000 and whose label rule
-flips at 4,000; a stationary stream of the same length; an idle pipeline), and one
+flips at 4,000; a stationary stream of the same length; an idle pipeline), a worker of
+the candidates pipeline (two models and the challenger policy, labels on their own topic,
+the concept flipping at 2,000 as in ``test_candidates``), and one
 Prometheus scraping them every second with the console templates of ``monitoring/consoles``
 and ``monitoring/alerts.yml`` compressed 60 times in time (``[15m]`` -> ``[15s]``, ``for: 5m``
 -> ``5s``), as the worker's stability index runs every second instead of every minute.
@@ -45,6 +47,8 @@ from streamlearn.streams.worker import topic_configs
 from streamlearn.top import MetricsUnavailable, fetch, parse
 
 from .conftest import MODEL_KEY, ROOT, SESSION_TIMEOUT_S, free_port
+from .test_candidates import CANDIDATES, EVENTS, FLIP_AT
+from .test_candidates import stream as candidates_stream
 from .test_drift import DRIFTING, N, drifting_stream, offline_positions
 from .topics import wait_until
 
@@ -60,7 +64,11 @@ GRAPH_TITLES = [
     "Drift detections (since the worker started)", "Model error, ADWIN's mean (concept)",
     "Feature means, ADWIN's (data)", "Alerts (pending and firing)",
 ]
-ROLES = ("drifting", "stationary", "idle")
+ROLES = ("drifting", "stationary", "idle", "candidates")
+PIPELINES = {"candidates": CANDIDATES}
+"""Each role's pipeline file; the others run DRIFTING."""
+CANDIDATE_PANELS = ("streamlearn_candidate_score", "streamlearn_policy_actions_total")
+"""Queries only a pipeline with candidates answers: checked against that one."""
 
 
 def stationary_stream(seed: int) -> list[dict]:
@@ -115,6 +123,8 @@ class Stack:
     streams: dict[str, list[dict]]
     started: float
     tmp: Path
+    labels: list[dict] = field(default_factory=list)
+    """The candidates stream's labels (for ``<name>.labels``)."""
     producer: threading.Thread | None = None
     errors: list[BaseException] = field(default_factory=list)
     streamed: bool = False
@@ -146,6 +156,9 @@ class Stack:
             wait_until(lambda role=role: self.value(
                 f'sum(streamlearn_predictions_total{{pipeline="{self.names[role]}"}})') == N,
                 60, f"Prometheus to see all {N} predictions of the {role} stream")
+        wait_until(lambda: self.value(f'sum(streamlearn_examples_learned_total'
+                                      f'{{pipeline="{self.names["candidates"]}"}})') == EVENTS,
+                   60, f"Prometheus to see all {EVENTS} candidate examples learned")
         self.streamed = True
 
     def value(self, promql: str) -> float | None:
@@ -230,8 +243,16 @@ def _produce(stack: Stack, kafka: str) -> None:
         for role in ("drifting", "stationary"):  # both workers own their partition now
             wait_until(lambda role=role: _predicted(stack, role) == 1, 60,
                        f"the {role} worker's first prediction")
+        events, labels = stack.streams["candidates"], stack.labels
         begin = time.monotonic()
-        for i in range(1, N):
+        for i in range(0, N):
+            if i < len(events):  # each label right after its event
+                for topic, record in ((stack.specs["candidates"].events_topic, events[i]),
+                                      (stack.specs["candidates"].labels_topic, labels[i])):
+                    producer.send(topic, key=record["event_id"].encode(),
+                                  value=orjson.dumps(record))
+            if i == 0:
+                continue
             send("drifting", i)
             send("stationary", i)
             if i % BAD_EVERY == 0:
@@ -249,9 +270,9 @@ def _produce(stack: Stack, kafka: str) -> None:
 @pytest.fixture(scope="module")
 def stack(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("dashboards")
-    base = load_pipeline(DRIFTING)
     names = {role: f"t-{role[:4]}-{uuid.uuid4().hex[:8]}" for role in ROLES}
-    specs = {role: base.renamed(name) for role, name in names.items()}
+    specs = {role: load_pipeline(PIPELINES.get(role, DRIFTING)).renamed(name)
+             for role, name in names.items()}
     for spec in specs.values():
         create_topics(kafka, spec.topics, topic_configs(spec, Settings()))
     workers: list[subprocess.Popen] = []
@@ -263,8 +284,8 @@ def stack(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
             targets[role] = f"127.0.0.1:{env['STREAMLEARN_METRICS_PORT']}"
             with open(tmp / f"worker-{role}.log", "wb") as log:
                 workers.append(subprocess.Popen(
-                    [sys.executable, "-m", "streamlearn", "run", str(DRIFTING),
-                     "--name", names[role]],
+                    [sys.executable, "-m", "streamlearn", "run",
+                     str(PIPELINES.get(role, DRIFTING)), "--name", names[role]],
                     env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
 
         for role, worker in zip(ROLES, workers, strict=True):
@@ -273,10 +294,11 @@ def stack(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
                        60, f"the {role} worker's /metrics")
         # Started once the workers answer, so that `up` is 1 from its first scrape.
         prometheus, url = _start_prometheus(tmp, targets)
+        events, labels = candidates_stream(seed=3, flip_at=FLIP_AT)
         stack = Stack(url, names, targets, specs,
                       {"drifting": drifting_stream(seed=3),
-                       "stationary": stationary_stream(seed=3)},
-                      started=time.time(), tmp=tmp)
+                       "stationary": stationary_stream(seed=3), "candidates": events},
+                      started=time.time(), tmp=tmp, labels=labels)
         stack.producer = threading.Thread(target=_produce, args=(stack, kafka), daemon=True)
         stack.producer.start()
         yield stack
@@ -402,7 +424,8 @@ def test_every_console_and_grafana_query_returns_data(stack: Stack):
         page.feed(response.read().decode())
     assert len(page.graphs) == len(GRAPH_TITLES)
     board = json.loads((ROOT / "monitoring/grafana/dashboards/streamlearn.json").read_text())
-    grafana = [t["expr"].replace("$pipeline", stack.names["drifting"])
+    grafana = [t["expr"].replace("$pipeline", stack.names[
+                   "candidates" if any(m in t["expr"] for m in CANDIDATE_PANELS) else "drifting"])
                .replace("$__rate_interval", RATE_WINDOW)
                for panel in board["panels"] for t in panel["targets"]]
     empty = [expr for expr in page.exprs + grafana if not stack.history(expr)]
