@@ -88,6 +88,10 @@ class Settings:
     that over more events; 10,000 wrote ~1 KB per event to ``<name>.state`` in the soak)"""
     snapshot_interval: float = 60.0
     """...or after this many seconds with progress, whichever comes first."""
+    labels_ahead_max: int = 100_000
+    """Global learning: labels of one partition that may wait for their events (read ahead
+    of them, as in a backlog); beyond it the worker stops reading that partition of
+    ``<name>.labels`` until half have found theirs, so memory and checkpoints stay bounded."""
     publish_interval: float = 2.0
     """Global learning: seconds between the learner's snapshots that predictors serve (at
     least 20x the time the last one took to pickle: unpickling it holds a predictor's GIL)."""
@@ -163,7 +167,7 @@ class Settings:
                               "broker_sasl_port")
         self._validate_security()
         for name in ("batch_size", "max_event_bytes", "snapshot_every", "snapshots_kept",
-                     "snapshot_chunk_bytes", "drift_reference_events"):
+                     "snapshot_chunk_bytes", "drift_reference_events", "labels_ahead_max"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, PREFIX + name.upper(), "must be >= 1")
         if self.snapshot_interval <= 0:

@@ -173,6 +173,7 @@ class HotPath:
         self._join_topics = ((spec.served_topic, spec.labels_topic)
                              if spec.global_learner else ())
         self._join_checkpoint_at = clock()
+        self._labels_paused: set[int] = set()
         self.follower: ModelFollower | None = None
         self.learner: LearnerRunner | None = None
         if spec.global_learner:
@@ -267,6 +268,8 @@ class HotPath:
                 # no score is exported before there is one
                 self.metrics.set_scores(position[1], model.score.get(),
                                         model.rolling_score.get())
+        if self.joins:
+            self._pace_labels()
         if self.learner is not None:
             self.learner.step(self.producer.produce)
         if self.clock() - self._stability_at >= self.settings.drift_psi_interval:
@@ -291,6 +294,25 @@ class HotPath:
             if commit_due:
                 self._commit(list(self.partitions), asynchronous=True)
         return len(messages)
+
+    def _pace_labels(self) -> None:
+        """Stop reading a partition's labels while too many wait for their events (labels
+        read ahead, as in a backlog, would all sit in memory and in the next checkpoint);
+        read on once half of them have found theirs. Nothing is skipped: a paused partition
+        resumes at the offset after the last label processed."""
+        limit = self.settings.labels_ahead_max
+        for partition, join in self.joins.items():
+            ahead = len(join.join.early)
+            tp = TP(self.spec.labels_topic, partition)
+            if partition not in self._labels_paused and ahead >= limit:
+                self.consumer.pause([tp])
+                self._labels_paused.add(partition)
+                log.info("partition %d: %d labels wait for their events; reading labels "
+                         "again when %d do (STREAMLEARN_LABELS_AHEAD_MAX)", partition, ahead,
+                         limit // 2)
+            elif partition in self._labels_paused and ahead <= limit // 2:
+                self.consumer.resume([tp])
+                self._labels_paused.discard(partition)
 
     def _outputs_settled(self) -> bool:
         """True once every output so far is acknowledged; waits only if that is overdue.
@@ -471,6 +493,7 @@ class HotPath:
 
     def _assign(self, consumer: Consumer, partitions: list[TP]) -> None:
         self._state_read = {}
+        self._labels_paused.clear()  # a new assignment is read unpaused
         for topic in sorted({tp.topic for tp in partitions}):
             log.info("assigned partitions %s of %s",
                      sorted(tp.partition for tp in partitions if tp.topic == topic), topic)
@@ -635,6 +658,7 @@ class HotPath:
 
     def _forget_joins(self, partitions: list[int]) -> None:
         for partition in partitions:
+            self._labels_paused.discard(partition)
             if self.joins.pop(partition, None) is not None:
                 for topic in self._join_topics:
                     self._committed.pop((topic, partition), None)
