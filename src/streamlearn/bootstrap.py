@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
-
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
 from streamlearn.features.offline import OfflineRun
@@ -40,7 +38,7 @@ from streamlearn.models.snapshot import build_snapshot
 from streamlearn.pipeline import Pipeline
 from streamlearn.schema import NUMERIC
 from streamlearn.streams.producer import Producer
-from streamlearn.streams.snapshots import watermark_offsets
+from streamlearn.streams.snapshots import end_offsets
 
 __all__ = ["BootstrapError", "CurvePoint", "History", "learn_history", "plot", "publish", "table"]
 
@@ -204,7 +202,7 @@ def publish(spec: Pipeline, settings: Settings, history: History, key: bytes,
         )
     ids = {}
     for stage in spec.stages:
-        ends = _end_offsets(base, stage.topic, spec.partitions)
+        ends = end_offsets(base, stage.topic, spec.partitions)
         for p in range(spec.partitions):
             state = history.states.get((stage.index, p))
             if state is None and not stage.final:  # its position is in its meta record
@@ -239,7 +237,7 @@ def publish(spec: Pipeline, settings: Settings, history: History, key: bytes,
         if history.candidates is not None:
             model = copy.copy(history.candidates)
             model.models = {**model.models, model.champion: champion}
-        end = _end_offsets(base, spec.training_topic, 1)[0]
+        end = end_offsets(base, spec.training_topic, 1)[0]
         store.write(build_snapshot(
             model, model_name=GLOBAL_MODEL, snapshot_id=store.next_id(GLOBAL_MODEL),
             parent=None, offsets={spec.training_topic: {0: end}},
@@ -252,15 +250,6 @@ def publish(spec: Pipeline, settings: Settings, history: History, key: bytes,
 def _flush(producer: Producer) -> None:
     if producer.flush(30):
         raise BootstrapError("the broker did not acknowledge the bootstrap records in 30 s")
-
-
-def _end_offsets(config: dict[str, Any], topic: str, partitions: int) -> dict[int, int]:
-    consumer = Consumer({**config, "group.id": "streamlearn-bootstrap"})
-    try:
-        return {p: watermark_offsets(consumer, TopicPartition(topic, p))[1]
-                for p in range(partitions)}
-    finally:
-        consumer.close()
 
 
 def _iso(ms: float) -> str:

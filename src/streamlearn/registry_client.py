@@ -156,7 +156,9 @@ def send_command(spec: Pipeline, settings: Settings, command: str, version: int 
     _require_topic(spec, settings, spec.commands_topic)
     seq = _next_seq(spec, settings, registry)
     key, _ = _keys(settings)
-    start = _end_offset(config, spec.models_topic)
+    from streamlearn.streams.snapshots import end_offsets
+
+    start = end_offsets(config, spec.models_topic, 1)[0]
     producer = Producer({**config, "acks": "all", "enable.idempotence": True})
     producer.produce(spec.commands_topic, key=b"command",
                      value=encode_command(seq, command, version, key=key))
@@ -164,16 +166,6 @@ def send_command(spec: Pipeline, settings: Settings, command: str, version: int 
         raise RegistryError(f"the broker did not acknowledge the command on "
                             f"{spec.commands_topic} in 30 s")
     return seq, _await_version(spec, settings, seq, start, wait)
-
-
-def _end_offset(config: dict[str, Any], topic: str) -> int:
-    from streamlearn.streams.snapshots import watermark_offsets
-
-    consumer = Consumer({**config, "group.id": "streamlearn-registry"})
-    try:
-        return watermark_offsets(consumer, TopicPartition(topic, 0))[1]
-    finally:
-        consumer.close()
 
 
 def _await_version(spec: Pipeline, settings: Settings, seq: int, start: int,
@@ -200,8 +192,9 @@ def _await_version(spec: Pipeline, settings: Settings, seq: int, start: int,
                     verify(manifest, key, spec.fingerprint(), old)
                 except SnapshotRefused:
                     continue
-                if (Version(manifest).action or {}).get("seq") == seq:
-                    return Version(manifest)
+                version = Version(manifest)
+                if (version.action or {}).get("seq") == seq:
+                    return version
     finally:
         consumer.close()
     return None
@@ -221,12 +214,11 @@ class Exported:
 def load_candidate(spec: Pipeline, settings: Settings, version: int,
                    candidate: str | None = None) -> Exported:
     """``candidate`` (default: the champion) of ``version``, verified before unpickling."""
-    from streamlearn.streams.hot_path import kafka_config
     from streamlearn.streams.serving import GLOBAL_MODEL
     from streamlearn.streams.snapshots import SnapshotStore
 
     key, old = _keys(settings)
-    config = kafka_config(settings, f"streamlearn-registry-{spec.name}")
+    config = _config(settings, spec)
     store = SnapshotStore(config, Producer(config), spec.models_topic, key, spec.fingerprint(),
                           settings.snapshots_kept, old_keys=old)
     store.load([GLOBAL_MODEL], ignore_incompatible=True)

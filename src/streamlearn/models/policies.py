@@ -132,8 +132,6 @@ class Alert(Policy):
 
     def react(self, candidates: Candidates, x: dict[str, Any], y: Any,
               fired: Fired) -> list[Action]:
-        if not fired:
-            return []
         return [Action("alert", candidates.examples, candidates.ids[name], None,
                        _reason(name, signal))
                 for name, signal in self.drifts(candidates, fired)]
@@ -150,8 +148,6 @@ class Reset(Policy):
 
     def react(self, candidates: Candidates, x: dict[str, Any], y: Any,
               fired: Fired) -> list[Action]:
-        if not fired:
-            return []
         return [self.reset(candidates, name, _reason(name, signal))
                 for name, signal in self.drifts(candidates, fired)]
 
@@ -266,12 +262,11 @@ class Best(Challenger):
                     duel = duels[name] = Duel(candidates.window, model.is_classifier)
                 duel.update(scored.get(name), champion_scored)
         actions = []
-        if fired:
-            challenged = self.challenge.incumbent if self.challenge is not None else None
-            for name, signal in self.drifts(candidates, fired):
-                if name not in (champion, challenged):
-                    actions.append(self.reset(candidates, name, _reason(name, signal)))
-                    duels.pop(name, None)
+        challenged = self.challenge.incumbent if self.challenge is not None else None
+        for name, signal in self.drifts(candidates, fired):
+            if name not in (champion, challenged):
+                actions.append(self.reset(candidates, name, _reason(name, signal)))
+                duels.pop(name, None)
         actions += super().react(candidates, x, y, fired)
         return actions + self._switch(candidates)
 

@@ -302,16 +302,15 @@ class HotPath:
         resumes at the offset after the last label processed."""
         limit = self.settings.labels_ahead_max
         for partition, join in self.joins.items():
-            ahead = len(join.join.early)
-            tp = TP(self.spec.labels_topic, partition)
+            ahead = join.labels_ahead
             if partition not in self._labels_paused and ahead >= limit:
-                self.consumer.pause([tp])
+                self.consumer.pause([TP(self.spec.labels_topic, partition)])
                 self._labels_paused.add(partition)
                 log.info("partition %d: %d labels wait for their events; reading labels "
                          "again when %d do (STREAMLEARN_LABELS_AHEAD_MAX)", partition, ahead,
                          limit // 2)
             elif partition in self._labels_paused and ahead <= limit // 2:
-                self.consumer.resume([tp])
+                self.consumer.resume([TP(self.spec.labels_topic, partition)])
                 self._labels_paused.discard(partition)
 
     def _outputs_settled(self) -> bool:

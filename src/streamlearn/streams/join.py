@@ -90,6 +90,11 @@ class JoinProcessor:
             examples += self.join.label(event_id, label, t)
         return examples
 
+    @property
+    def labels_ahead(self) -> int:
+        """Labels waiting for their served record (read ahead of their events)."""
+        return len(self.join.early)
+
     # -- checkpoints -----------------------------------------------------------------------
 
     def checkpoint_due(self, every: int) -> bool:

@@ -114,6 +114,16 @@ def records(consumer_config: dict[str, Any], topic: str, partitions: Iterable[in
         consumer.close()
 
 
+def end_offsets(config: dict[str, Any], topic: str, partitions: int) -> dict[int, int]:
+    """The end offset of each of ``topic``'s first ``partitions`` partitions."""
+    consumer = Consumer({**config, "group.id": "streamlearn-offsets"})
+    try:
+        return {p: watermark_offsets(consumer, TopicPartition(topic, p))[1]
+                for p in range(partitions)}
+    finally:
+        consumer.close()
+
+
 def watermark_offsets(consumer: Consumer, tp: TopicPartition,
                       timeout: float = READ_TIMEOUT_S) -> tuple[int, int]:
     """(low, high) of a partition; a topic created a moment ago may have no leader yet
