@@ -3,19 +3,20 @@
 librdkafka reports every failed connection attempt of every client (a line per attempt,
 hundreds a minute during an outage). The worker keeps its state and waits; what an operator
 needs is when the outage started, that the worker is waiting, and when (and after how long)
-it ended. So the clients' ``error_cb`` and ``stats_cb`` feed this watch: "all brokers down"
-starts an outage; one failed connection only makes it suspected, and the next statistics
-report confirms it (no broker ``UP``) or clears it (one connection refused while the
-others work is not an outage); a report with a broker ``UP`` ends it. While it lasts
-librdkafka's own log lines are held back (``filter``).
+it ended. So the clients' ``error_cb`` and ``stats_cb`` feed this watch: a failed
+connection, or even "all brokers down", only makes an outage suspected; the next statistics
+report (each second, emitted after the error) confirms it (no broker ``UP``) or clears it
+(one connection refused while the others work, or a broker back within a second, is not
+an outage: both were seen right after start-ups and restarts); a report with a broker
+``UP`` ends it. While it lasts librdkafka's own log lines are held back (``filter``).
 
 >>> up = '{"brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "UP"}}}'
 >>> down = '{"brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "DOWN"}}}'
 >>> watch = BrokerWatch(clock=iter([1.0, 10.0, 22.5, 23.0]).__next__)
->>> watch.lost("GroupCoordinator: connection refused", certain=False)
+>>> watch.lost("GroupCoordinator: connection refused")
 >>> watch.stats(up), watch.down     # the other connections work: no outage
 (None, False)
->>> watch.lost("connection refused", certain=False)
+>>> watch.lost("1/1 brokers are down")
 >>> watch.stats(down), watch.down   # confirmed: the outage started at the error
 (None, True)
 >>> watch.stats(up)
@@ -60,18 +61,15 @@ class BrokerWatch(logging.Filter):
     def down(self) -> bool:
         return self.down_since is not None
 
-    def lost(self, reason: str, certain: bool = True) -> None:
-        """A client could not reach any broker (``certain``), or one connection failed (the
-        next statistics report decides): the outage starts, if it had not."""
+    def lost(self, reason: str) -> None:
+        """A connection failed, or a client reaches no broker: an outage is suspected (the
+        next statistics report decides), if none is under way."""
         if self.down_since is not None or self.suspected is not None:
             return
         now = self.clock()
         if now - self.back_at < SETTLE_S:
             return  # errors librdkafka queued during the outage, delivered after it ended
-        if certain:
-            self._start(now, reason)
-        else:
-            self.suspected = (now, reason)
+        self.suspected = (now, reason)
 
     def _start(self, since: float, reason: str) -> None:
         self.down_since, self.suspected = since, None

@@ -363,8 +363,7 @@ class HotPath:
     def _on_kafka_error(self, error: KafkaError) -> None:
         """librdkafka's errors: losing the broker is an outage (waited out), not an error."""
         if error.code() in BROKER_LOST:
-            self.watch.lost(error.str(),
-                            certain=error.code() == KafkaError._ALL_BROKERS_DOWN)
+            self.watch.lost(error.str())
         elif not self.watch.down:
             # A refused login or certificate says which setting to fix.
             log.warning("kafka: %s", failure_hint(self.settings, error.str()) or error)
