@@ -3,26 +3,41 @@
 librdkafka reports every failed connection attempt of every client (a line per attempt,
 hundreds a minute during an outage). The worker keeps its state and waits; what an operator
 needs is when the outage started, that the worker is waiting, and when (and after how long)
-it ended. So the clients' ``error_cb`` and ``stats_cb`` feed this watch: a failed
-connection, or even "all brokers down", only makes an outage suspected; the next statistics
-report (each second, emitted after the error) confirms it (no broker ``UP``) or clears it
-(one connection refused while the others work, or a broker back within a second, is not
-an outage: both were seen right after start-ups and restarts); a report with a broker
-``UP`` ends it. While it lasts librdkafka's own log lines are held back (``filter``).
+it ended. So the clients' ``error_cb`` and ``stats_cb`` feed this watch. A failed
+connection, or even "all brokers down", only makes an outage suspected. Each client's
+statistics report (each second) says whether it has a broker ``UP``:
 
->>> up = '{"brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "UP"}}}'
->>> down = '{"brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "DOWN"}}}'
->>> watch = BrokerWatch(clock=iter([1.0, 10.0, 22.5, 23.0]).__next__)
->>> watch.lost("GroupCoordinator: connection refused")
->>> watch.stats(up), watch.down     # the other connections work: no outage
+- the outage is confirmed, from the error on, once every client has reported since the
+  error and none has a broker up;
+- it is cleared when a client reports a broker up more than a report interval after the
+  error (one connection refused while the others work, or a broker back within a second,
+  is not an outage: both were seen right after start-ups and restarts). A report just
+  after the error may be from a client that has not yet noticed the broker died;
+- a report with a broker ``UP`` ends a confirmed outage.
+
+While it lasts librdkafka's own log lines are held back (``filter``).
+
+>>> def report(client, state):
+...     return ('{"name": "%s", "brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "%s"}}}'
+...             % (client, state))
+>>> watch = BrokerWatch(clock=iter([0.0, 0.1, 1.0, 1.1, 2.5, 10.0, 10.2, 10.3, 11.0, 23.0,
+...                                 24.0]).__next__)
+>>> watch.stats(report("consumer", "UP")), watch.stats(report("producer", "UP"))
+(None, None)
+>>> watch.lost("GroupCoordinator: connection refused")                  # at 1.0
+>>> watch.stats(report("consumer", "UP")), watch.down    # too soon to tell
 (None, False)
->>> watch.lost("1/1 brokers are down")
->>> watch.stats(down), watch.down   # confirmed: the outage started at the error
+>>> watch.stats(report("producer", "UP")), watch.suspected  # 1.5 s later: not an outage
+(None, None)
+>>> watch.lost("1/1 brokers are down")                                  # at 10.0
+>>> watch.stats(report("producer", "UP")), watch.down    # has not noticed yet
+(None, False)
+>>> watch.stats(report("consumer", "DOWN")), watch.down  # the producer has not told since
+(None, False)
+>>> watch.stats(report("producer", "DOWN")), watch.down  # confirmed from the error on
 (None, True)
->>> watch.stats(up)
-12.5
->>> watch.down
-False
+>>> watch.stats(report("consumer", "UP"))
+13.0
 >>> watch.lost("all brokers down")  # queued during the outage, delivered after it
 >>> watch.down
 False
@@ -44,6 +59,13 @@ SETTLE_S = 5.0
 """After the broker is back, errors are not a new outage for this long (librdkafka delivers
 the ones it queued while it was down after the fact)."""
 
+CLEAR_S = 1.5
+"""A broker up in a report this long after the error clears a suspected outage: more than
+the report interval (1 s), so the client has had time to notice a dead connection."""
+
+STALE_S = 3.0
+"""A client that has not reported for this long (not polled) has no say."""
+
 
 class BrokerWatch(logging.Filter):
     """Outage state of the worker's clients; also a logging filter for librdkafka's lines."""
@@ -56,6 +78,7 @@ class BrokerWatch(logging.Filter):
         self.down_since: float | None = None
         self.back_at = -SETTLE_S
         self.suspected: tuple[float, str] | None = None
+        self.reports: dict[str, tuple[float, bool]] = {}  # client -> (reported at, broker up)
 
     @property
     def down(self) -> bool:
@@ -63,7 +86,7 @@ class BrokerWatch(logging.Filter):
 
     def lost(self, reason: str) -> None:
         """A connection failed, or a client reaches no broker: an outage is suspected (the
-        next statistics report decides), if none is under way."""
+        clients' next statistics reports decide), if none is under way."""
         if self.down_since is not None or self.suspected is not None:
             return
         now = self.clock()
@@ -71,38 +94,42 @@ class BrokerWatch(logging.Filter):
             return  # errors librdkafka queued during the outage, delivered after it ended
         self.suspected = (now, reason)
 
-    def _start(self, since: float, reason: str) -> None:
-        self.down_since, self.suspected = since, None
-        log.error("lost the Kafka broker (%s); the worker keeps its state and waits for it",
-                  reason)
-        self.on_change(False, 0.0)
-
     def stats(self, report: str) -> float | None:
-        """librdkafka's statistics (JSON): a broker UP ends the outage (returns its length)
-        or clears a suspected one; none UP confirms a suspected one."""
-        if self.down_since is None and self.suspected is None:
-            return None
+        """One client's librdkafka statistics (JSON): decides a suspected outage (see the
+        module's doc); a broker UP ends a confirmed one (returns its length in seconds)."""
         try:
-            brokers = orjson.loads(report).get("brokers", {})
+            stats = orjson.loads(report)
         except orjson.JSONDecodeError:
             return None
         up = any(b.get("state") == "UP" and b.get("nodeid", -1) >= 0
-                 for b in brokers.values())
+                 for b in stats.get("brokers", {}).values())
+        now = self.clock()
+        self.reports[stats.get("name", "")] = (now, up)
         if self.suspected is not None:
-            since, reason = self.suspected
-            if up:
-                self.suspected = None
-            else:
-                self._start(since, reason)
+            self._decide(now, up)
             return None
         if not up or self.down_since is None:
             return None
-        now = self.clock()
         seconds = now - self.down_since
         self.down_since, self.back_at = None, now
         log.warning("the Kafka broker is back after %.1f s; resuming", seconds)
         self.on_change(True, seconds)
         return seconds
+
+    def _decide(self, now: float, up: bool) -> None:
+        assert self.suspected is not None
+        since, reason = self.suspected
+        if up:
+            if now - since >= CLEAR_S:
+                self.suspected = None
+            return
+        current = [(at, client_up) for at, client_up in self.reports.values()
+                   if now - at < STALE_S]
+        if all(at >= since and not client_up for at, client_up in current):
+            self.down_since, self.suspected = since, None
+            log.error("lost the Kafka broker (%s); the worker keeps its state and waits for it",
+                      reason)
+            self.on_change(False, 0.0)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Hold back librdkafka's connection failures (``FAIL``: the error callback reports
