@@ -1,0 +1,54 @@
+"""The report of a pipeline's training and drift topics, read from Kafka."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from streamlearn.errors import StreamlearnError
+from streamlearn.report.scores import WINDOW, Report
+
+if TYPE_CHECKING:
+    from streamlearn.pipeline import Pipeline
+
+__all__ = ["read_report"]
+
+PROGRESS_EVERY = 1000
+
+
+def _decoded(pairs: Iterable[tuple[bytes | None, bytes | None]],
+             progress: Callable[[int], None] | None) -> Iterator[Any]:
+    """Each record's JSON (None if it is none), telling ``progress`` how many were read."""
+    count = 0
+    for _key, value in pairs:
+        try:
+            record = orjson.loads(value) if value is not None else None
+        except orjson.JSONDecodeError:
+            record = None
+        yield record
+        count += 1
+        if progress is not None and count % PROGRESS_EVERY == 0:
+            progress(PROGRESS_EVERY)
+    if progress is not None and count % PROGRESS_EVERY:
+        progress(count % PROGRESS_EVERY)
+
+
+def read_report(spec: Pipeline, consumer_config: dict[str, Any], window: int = WINDOW,
+                progress: Callable[[int], None] | None = None) -> Report:
+    """The report of what ``spec``'s training and drift topics hold now, read from the
+    beginning to their end offsets; ``progress(n)`` is told of every ``n`` records read."""
+    from streamlearn.streams.snapshots import records
+
+    report = Report(spec.name, window=window, keep_ms=2 * spec.label_ttl_ms)
+    for record in _decoded(records(consumer_config, spec.training_topic), progress):
+        report.add_example(record)
+    if not report.examples:
+        unread = f" ({report.skipped:,} records there are not examples)" if report.skipped else ""
+        raise StreamlearnError(
+            f"no training examples on {spec.training_topic} yet{unread}: a report needs "
+            f'global learning (learning="global", or labels on {spec.labels_topic})')
+    for record in _decoded(records(consumer_config, spec.drift_topic), progress):
+        report.add_drift(record)
+    return report
