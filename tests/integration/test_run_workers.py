@@ -63,8 +63,8 @@ def test_two_workers_serve_metrics_and_one_sigterm_stops_both(name, worker_env,
         for port in (base, base + 1):
             wait_until(lambda port=port: proc.poll() is None and answers(port), 120,
                        f"metrics on port {port}")
-        # Until its faust worker is ready, SIGTERM has its default action on a worker (it
-        # dies, exit code 143) instead of stopping it cleanly.
+        # In its first half second (imports), SIGTERM still has its default action on a
+        # worker (it dies, exit code 143); once ready, it must stop cleanly.
         wait_until(lambda: ready(0) and ready(1), 60, "both workers ready")
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=90)

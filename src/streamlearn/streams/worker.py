@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
-from typing import Any
 
 import faust
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -57,16 +55,12 @@ def build_worker(
     return create_app(spec, settings), hot_path
 
 
-def _stop_before_start(signum: int, frame: Any) -> None:
-    raise SystemExit(0)  # nothing learned or served yet: nothing to checkpoint
-
-
 def run_worker(spec: Pipeline, settings: Settings, loglevel: str = "info",
                rebuild: bool = False) -> None:
-    """Start (or reach) the broker, create topics, serve metrics, run until SIGTERM/SIGINT."""
-    # Until faust installs its handlers (before the hot path starts), a SIGTERM must stop
-    # the process cleanly, not kill it (exit 143) while a supervisor waits for it.
-    signal.signal(signal.SIGTERM, _stop_before_start)
+    """Start (or reach) the broker, create topics, serve metrics, run until SIGTERM/SIGINT.
+
+    The caller makes SIGTERM a clean exit until faust installs its handlers (``cli.run``).
+    """
     if rebuild and len(spec.stages) > 1:
         # The re-keyed topics hold events forwarded with the old spec's features.
         rekeyed = ", ".join(stage.topic for stage in spec.stages[1:])
