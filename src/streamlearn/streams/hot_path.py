@@ -79,6 +79,10 @@ def kafka_config(settings: Settings, client_id: str) -> dict[str, Any]:
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": client_id,
         "logger": logging.getLogger(LIBRDKAFKA_LOGGER),
+        # librdkafka backs off up to 10 s between attempts, so a worker could notice the
+        # broker back 10 s late (Java clients: 1 s). 2 s is still only a few attempts per
+        # connection a minute while it is down.
+        "reconnect.backoff.max.ms": 2000,
     }
 
 
