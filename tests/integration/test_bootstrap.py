@@ -25,6 +25,7 @@ from streamlearn.streams.snapshots import read_versions
 
 from .conftest import MODEL_KEY, ROOT, worker_log
 from .test_features_online import CARDS, card_stream, produce, served_all
+from .topics import wait_until
 
 
 def bootstrap(history: Path, name: str, env: dict[str, str], pipeline: Path = CARDS
@@ -80,6 +81,9 @@ def test_bootstrap_then_run_serves_the_first_event_warm(
                          alive=lambda: worker.poll() is None)
     restored = ("restored snapshot 1 (1200 examples)" if learning == "per_partition" else
                 "active learner (generation 1): restored snapshot 1 (1200 examples)")
+    # The learner's group assigns it on its own schedule, maybe after the predictors served.
+    wait_until(lambda: restored in worker_log(tmp_path) or worker.poll() is not None, 60,
+               f"the log line {restored!r}")
     assert restored in worker_log(tmp_path), worker_log(tmp_path)
     assert model in read_versions({"bootstrap.servers": kafka}, spec.models_topic, [model])
 
