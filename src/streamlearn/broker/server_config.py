@@ -77,8 +77,9 @@ def render_server_properties(settings: Settings, tls: BrokerTls | None = None) -
         "auto.create.topics.enable=false",
         # After a kill -9 the restarted node cannot register until the controller expires
         # its old incarnation's session (default 9 s of a measured 14.6 s restart). The
-        # node heartbeats its own controller on loopback: 4 s is 4 heartbeats, as 9 s is 4.5.
-        "broker.session.timeout.ms=4000",
+        # node heartbeats its own controller each second on loopback: 6 s survives a 5 s stall
+        # of a loaded machine (9 s and 2 s heartbeats: 7 s).
+        "broker.session.timeout.ms=6000",
         "broker.heartbeat.interval.ms=1000",
     ]
     if tls and SASL_LISTENER in extra:

@@ -8,20 +8,23 @@ connection, or even "all brokers down", only makes an outage suspected. Each cli
 statistics report (each second) says whether it has a broker ``UP``:
 
 - the outage is confirmed, from the error on, once every client has reported since the
-  error and none has a broker up;
+  error and none has a broker up. A client that has not reported 1.5 s after the error is
+  not being polled (the worker may be waiting on another client): it has no say; nor has
+  a client silent for 3 s;
 - it is cleared when a client reports a broker up more than a report interval after the
   error (one connection refused while the others work, or a broker back within a second,
   is not an outage: both were seen right after start-ups and restarts). A report just
   after the error may be from a client that has not yet noticed the broker died;
 - a report with a broker ``UP`` ends a confirmed outage.
 
-While it lasts librdkafka's own log lines are held back (``filter``).
+While it lasts librdkafka's own log lines are held back (``filter``); while one is
+suspected or under way the worker's own warnings about waiting are too (``quiet``).
 
 >>> def report(client, state):
 ...     return ('{"name": "%s", "brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": "%s"}}}'
 ...             % (client, state))
 >>> watch = BrokerWatch(clock=iter([0.0, 0.1, 1.0, 1.1, 2.5, 10.0, 10.2, 10.3, 11.0, 23.0,
-...                                 24.0]).__next__)
+...                                 24.0, 39.0, 40.0, 40.5, 41.5]).__next__)
 >>> watch.stats(report("consumer", "UP")), watch.stats(report("producer", "UP"))
 (None, None)
 >>> watch.lost("GroupCoordinator: connection refused")                  # at 1.0
@@ -41,6 +44,12 @@ While it lasts librdkafka's own log lines are held back (``filter``).
 >>> watch.lost("all brokers down")  # queued during the outage, delivered after it
 >>> watch.down
 False
+>>> watch.stats(report("consumer", "UP"))                               # at 39.0
+>>> watch.lost("1/1 brokers are down")                                  # at 40.0
+>>> watch.stats(report("producer", "DOWN")), watch.down  # the consumer may still tell
+(None, False)
+>>> watch.stats(report("producer", "DOWN")), watch.down  # it is not polled: no say
+(None, True)
 """
 
 from __future__ import annotations
@@ -61,7 +70,9 @@ the ones it queued while it was down after the fact)."""
 
 CLEAR_S = 1.5
 """A broker up in a report this long after the error clears a suspected outage: more than
-the report interval (1 s), so the client has had time to notice a dead connection."""
+the report interval (1 s), so the client has had time to notice a dead connection. A client
+that has not reported since the error by then is not being polled (the hot path may be
+waiting on the producer): it has no say."""
 
 STALE_S = 3.0
 """A client that has not reported for this long (not polled) has no say."""
@@ -83,6 +94,11 @@ class BrokerWatch(logging.Filter):
     @property
     def down(self) -> bool:
         return self.down_since is not None
+
+    @property
+    def quiet(self) -> bool:
+        """An outage is under way or suspected: waiting is expected, not worth a warning."""
+        return self.down_since is not None or self.suspected is not None
 
     def lost(self, reason: str) -> None:
         """A connection failed, or a client reaches no broker: an outage is suspected (the
@@ -123,9 +139,10 @@ class BrokerWatch(logging.Filter):
             if now - since >= CLEAR_S:
                 self.suspected = None
             return
-        current = [(at, client_up) for at, client_up in self.reports.values()
-                   if now - at < STALE_S]
-        if all(at >= since and not client_up for at, client_up in current):
+        settled = now - since >= CLEAR_S
+        say = [(at, client_up) for at, client_up in self.reports.values()
+               if now - at < STALE_S and (at >= since or not settled)]
+        if all(at >= since and not client_up for at, client_up in say):
             self.down_since, self.suspected = since, None
             log.error("lost the Kafka broker (%s); the worker keeps its state and waits for it",
                       reason)

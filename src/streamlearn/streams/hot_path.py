@@ -368,7 +368,7 @@ class HotPath:
         """librdkafka's errors: losing the broker is an outage (waited out), not an error."""
         if error.code() in BROKER_LOST:
             self.watch.lost(error.str())
-        elif not self.watch.down:
+        elif not self.watch.quiet:
             # A refused login or certificate says which setting to fix.
             log.warning("kafka: %s", failure_hint(self.settings, error.str()) or error)
 
@@ -379,7 +379,7 @@ class HotPath:
     def _flush(self) -> None:
         """Wait until every produced record is acknowledged; a failed delivery is fatal."""
         while self.producer.flush(FLUSH_WAIT_S):
-            if not self.watch.down:
+            if not self.watch.quiet:
                 log.warning("waiting for the broker to acknowledge outputs")
         if self._delivery_errors:
             errors, self._delivery_errors = self._delivery_errors, []
