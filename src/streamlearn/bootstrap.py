@@ -124,6 +124,12 @@ def learn_history(spec: Pipeline, frame: Any, advance: Callable[[int], None] = l
         history.curve.append(CurvePoint(model.version, row.event_time, model.score.get(),
                                         model.rolling_score.get()))
     history.dead_letters = run.dead_letters
+    # Drift the history showed is this report's, not news: the live worker would publish
+    # each pending signal (and fire the drift alert) on its first event.
+    for learned in (candidates.models.values() if candidates is not None else [model]):
+        learned.signals.clear()
+    if candidates is not None:
+        candidates.signals.clear()
     history.model = model
     model.data_drift = _reference(spec, model, seen)
     if not model.version:

@@ -221,6 +221,17 @@ def test_a_flipped_concept_promotes_a_challenger_and_rollback_restores_the_champ
     assert len(versions(kafka, spec)) == count
     assert "command refused (bad_signature)" in worker_log(tmp_path)
 
+    # A restarted learner reads the commands' history whole: what was applied is not a
+    # replay (no alert); a forged record still counts. A new command is applied after it.
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0
+    port = free_port()
+    start_worker(CANDIDATES, name, SETTINGS, metrics_port=port)
+    out = cli("models", "promote", str(CANDIDATES), str(replaced), "--name", name,
+              env=worker_env)
+    assert "applied" in out, out
+    assert _refused(port, name) == {"bad_signature": 1.0, "replayed": 0.0}
+
 
 def _actions(records: list[dict]) -> list[dict]:
     """The drift policy's actions on ``<name>.drift``, as ``Action.as_dict`` has them."""

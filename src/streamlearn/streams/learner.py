@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException
 from confluent_kafka import TopicPartition as TP
 
 from streamlearn.config import Settings
@@ -77,6 +77,8 @@ class LearnerRunner:
         """Reads ``<name>.commands`` whole (assigned, no group) while active."""
         self.command_seq = 0
         """The newest command applied (in every snapshot: a replayed command is refused)."""
+        self.commands_before = 0
+        """``<name>.commands``' end offset at takeover: older records are its history."""
         self.learner: Learner | None = None
         """The active learner; None on a standby."""
         self.generation = 0
@@ -250,6 +252,8 @@ class LearnerRunner:
             try:
                 command = decode_command(message.value(), (self.key, *self.store.old_keys))
                 if command["seq"] <= self.command_seq:
+                    if message.offset() < self.commands_before:
+                        continue  # applied before this takeover (the topic is read whole)
                     raise CommandRefused("replayed", f"seq {command['seq']} was applied "
                                          f"already (newest: {self.command_seq})")
                 self._apply(command, produce)
@@ -294,6 +298,13 @@ class LearnerRunner:
                     "offset %s of %s", command["command"], target, self.snapshot_id,
                     self.next_offset, self.topic)
 
+    def _commands_end(self) -> int:
+        try:
+            return int(self.commands.get_watermark_offsets(
+                TP(self.spec.commands_topic, 0), timeout=10)[1])
+        except KafkaException:
+            return 0  # then an old applied command is refused as replayed: logged, harmless
+
     # -- rebalance (inside consume, on the hot path's thread) -------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TP]) -> None:
@@ -323,6 +334,7 @@ class LearnerRunner:
             log.info("active learner (generation %d): restored snapshot %d (%d examples); "
                      "resuming %s at offset %d", self.generation, self.snapshot_id,
                      learner.examples, self.topic, offset)
+        self.commands_before = self._commands_end()
         self.commands.assign([TP(self.spec.commands_topic, 0, OFFSET_BEGINNING)])
         self.learner, self.next_offset = learner, offset
         self.published_offset = offset
