@@ -95,6 +95,7 @@ def list_versions(pipeline_file: str, name: str | None, limit: int) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from streamlearn.registry import protected
     from streamlearn.registry_client import read_registry
 
     spec, settings = _setup(pipeline_file, name)
@@ -105,6 +106,7 @@ def list_versions(pipeline_file: str, name: str | None, limit: int) -> None:
                   *(f"{n} {metric} / rolling" for n in names), "action", "kept",
                   title=f"{spec.name}: {len(registry.versions)} versions on {spec.models_topic}")
     newest = max(registry.versions, default=None)
+    kept = protected(v.manifest for v in registry.versions.values())
     for sid in sorted(registry.versions, reverse=True)[:limit]:
         version = registry.versions[sid]
         manifest = version.manifest
@@ -114,7 +116,7 @@ def list_versions(pipeline_file: str, name: str | None, limit: int) -> None:
             f"{sid}{' *' if sid == newest else ''}", _when(manifest.get("created_at")),
             str(manifest.get("examples", 0)), Text(instance or champion or "-"),
             *(_scores(version, n) for n in names), Text(_action(version)),
-            "promoted" if version.promoted else "",
+            kept.get(sid, ""),
         )
     # Not a terminal (a script, a pipe): wide enough that no cell is cut.
     Console(width=None if sys.stdout.isatty() else 240).print(table)

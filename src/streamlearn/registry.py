@@ -6,8 +6,9 @@ with it, says what it holds: ``champion``, each candidate's instance, examples a
 save time (``candidates``), the ``action`` that made it (a drift policy's, or a command's;
 None for a periodic save), ``replaced`` (the version served before, when the champion's
 model changed) and ``command_seq`` (the newest command applied). The newest
-``STREAMLEARN_SNAPSHOTS_KEPT`` versions are kept; versions that were promoted and those that
-a promotion replaced (where a rollback goes) are never deleted.
+``STREAMLEARN_SNAPSHOTS_KEPT`` versions are kept; versions that were promoted, those they
+were promoted from and those that a promotion replaced (where a rollback goes) are never
+deleted.
 
 Commands are records on ``<name>.commands`` (one partition): ``{"seq", "command"
 ("promote"|"rollback"), "version", "issued_at", "signature"}``, signed with the model key
@@ -122,14 +123,21 @@ class Version:
         return bool(self.manifest.get("promoted"))
 
 
-def protected(manifests: Iterable[dict[str, Any]]) -> set[int]:
-    """Versions never deleted: the promoted ones and those a promotion replaced."""
-    keep: set[int] = set()
+def protected(manifests: Iterable[dict[str, Any]]) -> dict[int, str]:
+    """Versions never deleted, and why: the promoted ones, those they were promoted from
+    (``models promote V`` serves a copy of V) and those a promotion replaced.
+
+    >>> protected([{"snapshot_id": 7, "promoted": True, "parent": 2, "replaced": 6}])
+    {7: 'promoted', 2: 'promoted from', 6: 'replaced'}
+    """
+    keep: dict[int, str] = {}
     for manifest in manifests:
         if manifest.get("promoted"):
-            keep.add(int(manifest["snapshot_id"]))
+            keep[int(manifest["snapshot_id"])] = "promoted"
+            if manifest.get("parent") is not None:
+                keep.setdefault(int(manifest["parent"]), "promoted from")
         if manifest.get("replaced") is not None:
-            keep.add(int(manifest["replaced"]))
+            keep.setdefault(int(manifest["replaced"]), "replaced")
     return keep
 
 

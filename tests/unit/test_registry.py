@@ -46,9 +46,11 @@ def manifest(sid: int, **fields) -> dict:
 
 def test_promoted_and_replaced_versions_are_kept_and_rollback_goes_to_the_replaced():
     manifests = [manifest(1), manifest(2), manifest(3, replaced=2, promoted=True),
-                 manifest(4), manifest(5, replaced=4, promoted=True), manifest(6)]
-    assert protected(manifests) == {2, 3, 4, 5}
-    assert rollback_target(manifests) == 4
+                 manifest(4), manifest(5, replaced=4, promoted=True), manifest(6),
+                 manifest(7, parent=1, replaced=6, promoted=True)]  # `models promote 1`
+    assert set(protected(manifests)) == {1, 2, 3, 4, 5, 6, 7}
+    assert protected(manifests)[1] == "promoted from"
+    assert rollback_target(manifests[:6]) == 4
     assert rollback_target(manifests[:2]) is None
 
 
