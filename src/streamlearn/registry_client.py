@@ -8,6 +8,7 @@ publishes and say so if no learner answered.
 
 from __future__ import annotations
 
+import os
 import pickle
 import tempfile
 import time
@@ -261,7 +262,24 @@ def export_mlflow(spec: Pipeline, settings: Settings, version: int,
     except ImportError:
         raise RegistryError("exporting to MLflow needs the mlflow client: "
                             "pip install 'streamlearn[mlflow]'") from None
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise RegistryError("set MLFLOW_TRACKING_URI to your MLflow tracking server "
+                            "(http://...), or to a directory (file:...) with "
+                            "MLFLOW_ALLOW_FILE_STORE=true")
     found = load_candidate(spec, settings, version, candidate)
+    try:
+        return _log_run(mlflow, spec, found, version, experiment), found.instance
+    except (mlflow.exceptions.MlflowException, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = (" (a directory needs MLFLOW_ALLOW_FILE_STORE=true)"
+                if uri.startswith("file:") and not os.environ.get("MLFLOW_ALLOW_FILE_STORE")
+                else "")
+        raise RegistryError(f"MLflow at {uri} (MLFLOW_TRACKING_URI): {first}{hint}") from None
+
+
+def _log_run(mlflow: Any, spec: Pipeline, found: Exported, version: int,
+             experiment: str | None) -> str:
     manifest = found.manifest
     action = manifest.get("action") or {}
     mlflow.set_experiment(experiment or spec.name)
@@ -291,4 +309,4 @@ def export_mlflow(spec: Pipeline, settings: Settings, version: int,
         manifest_file.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         mlflow.log_artifact(str(model_file))
         mlflow.log_artifact(str(manifest_file))
-    return run.info.run_id, found.instance
+    return str(run.info.run_id)

@@ -126,3 +126,24 @@ def test_export_to_mlflow_without_its_client_names_the_extra_to_install(monkeypa
                     label_type="boolean", models={"lr": linear_model.LogisticRegression})
     with pytest.raises(RegistryError, match=r"pip install 'streamlearn\[mlflow\]'"):
         export_mlflow(spec, Settings(), 1)
+
+
+def test_export_to_mlflow_errors_are_one_line_naming_the_setting(monkeypatch, tmp_path):
+    pytest.importorskip("mlflow")
+    from streamlearn import registry_client
+    from streamlearn.config import Settings
+
+    spec = Pipeline(name="p", key_field="k", features={"a": "numeric"}, label_field="y",
+                    label_type="boolean", models={"lr": linear_model.LogisticRegression})
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with pytest.raises(registry_client.RegistryError, match="set MLFLOW_TRACKING_URI"):
+        registry_client.export_mlflow(spec, Settings(), 1)
+    # A directory without MLflow's opt-in: its exception becomes one line with the fix.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "runs").as_uri())
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    found = registry_client.Exported(None, "lr", "lr#0", 1, {})
+    monkeypatch.setattr(registry_client, "load_candidate", lambda *args: found)
+    with pytest.raises(registry_client.RegistryError) as error:
+        registry_client.export_mlflow(spec, Settings(), 1)
+    assert "MLFLOW_ALLOW_FILE_STORE=true" in str(error.value)
+    assert "\n" not in str(error.value)
