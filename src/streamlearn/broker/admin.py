@@ -64,12 +64,15 @@ def _admin(bootstrap: str, timeout: float, settings: Settings | None
         client.close()
 
 
-def wait_ready(bootstrap: str, timeout: float, settings: Settings | None = None) -> None:
+def wait_ready(bootstrap: str, timeout: float, settings: Settings | None = None,
+               announce: bool = False) -> None:
     """Return once the cluster at ``bootstrap`` serves an admin request.
 
     An open port is not enough: a KRaft broker accepts connections before it is
     unfenced, so ready means DescribeCluster lists an unfenced broker and a controller.
     A refused login or an untrusted certificate fails at once: waiting cannot fix them.
+    ``announce``: say once that it waits, when the first attempt fails (rather than being
+    silent until the timeout).
     """
     settings = resolve(settings)
     deadline = time.monotonic() + timeout
@@ -90,6 +93,10 @@ def wait_ready(bootstrap: str, timeout: float, settings: Settings | None = None)
                 raise BrokerError(f"kafka at {bootstrap}: {hint}") from None
         if time.monotonic() + _POLL_S >= deadline:
             raise BrokerError(f"kafka at {bootstrap} not ready after {timeout:g} s: {problem}")
+        if announce:
+            announce = False
+            log.warning("waiting for kafka at %s (up to %g s, STREAMLEARN_BROKER_TIMEOUT): %s",
+                        bootstrap, timeout, problem)
         time.sleep(_POLL_S)
 
 

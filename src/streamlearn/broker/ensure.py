@@ -19,7 +19,7 @@ def ensure_broker(settings: Settings) -> str:
     """
     if settings.uses_external_broker:
         try:
-            wait_ready(settings.bootstrap, settings.broker_timeout, settings)
+            wait_ready(settings.bootstrap, settings.broker_timeout, settings, announce=True)
         except BrokerError as e:
             if "STREAMLEARN_" in str(e):
                 raise
