@@ -8,7 +8,8 @@ import shlex
 import shutil
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -325,22 +326,40 @@ def produce(source: str, topic: str, rate: float, limit: int | None, label_field
         total = min(total, limit)
     options = ReplayOptions(topic=topic, rate=rate, limit=limit, key_field=key_field,
                             id_field=event_id_field)
-    with Progress(transient=False) as progress:
+    sent_before = [0]  # the events a bad line in the source comes after
+
+    def on_sent(n: int) -> None:
+        sent_before[0] += n
+        progress.advance(task, n)
+
+    with Progress(transient=False) as progress, _sent_before_error(sent_before, topic):
         task = progress.add_task(f"→ {topic}", total=total)
         if labels is None:
-            sent = replay(events, bootstrap, options,
-                          on_sent=lambda n: progress.advance(task, n))
+            sent = replay(events, bootstrap, options, on_sent=on_sent)
             click.echo(f"sent {sent} events to {topic} at {bootstrap}")
             return
         from streamlearn.produce import replay_with_labels
 
         label_task = progress.add_task(f"→ {labels.topic}", total=total)
-        done = replay_with_labels(events, bootstrap, options, labels,
-                                  on_event=lambda n: progress.advance(task, n),
+        done = replay_with_labels(events, bootstrap, options, labels, on_event=on_sent,
                                   on_label=lambda n: progress.advance(label_task, n))
     unlabelled = f" ({done.unlabelled} events had no label)" if done.unlabelled else ""
     click.echo(f"sent {done.events} events to {topic} and {done.labels} labels to "
                f"{labels.topic}{unlabelled} at {bootstrap}")
+
+
+@contextmanager
+def _sent_before_error(sent: list[int], topic: str) -> Iterator[None]:
+    """A bad record in the source stops ``produce``; say what is on the topic already."""
+    from streamlearn.sources import SourceError
+
+    try:
+        yield
+    except SourceError as exc:
+        if not sent[0]:
+            raise
+        raise SourceError(f"{exc}; the {sent[0]} events before it were sent to {topic}, "
+                          "so fix the file and send only what follows") from None
 
 
 def _label_options(labels_to: str | None, label_field: str, delay: str | None, seed: int,

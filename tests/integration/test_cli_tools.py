@@ -55,6 +55,17 @@ def test_produce_csv_and_parquet(kafka, name, worker_env, tmp_path):
     assert all(v["event_id"] for v in values)
 
 
+def test_a_bad_line_midway_says_how_many_events_were_sent_before_it(
+        kafka, name, worker_env, tmp_path):
+    source = tmp_path / "events.jsonl"
+    source.write_text('{"a": 1}\n{"a": 2}\n{"a": 3,\n{"a": 4}\n')
+    done = cli(worker_env, "produce", str(source), "--topic", name)
+    assert done.returncode == 1
+    assert "line 3: invalid JSON" in done.stderr
+    assert f"the 2 events before it were sent to {name}" in done.stderr
+    assert [orjson.loads(r.value)["a"] for r in consume_all(kafka, name)] == [1, 2]
+
+
 def test_bad_source_and_bad_setting_are_one_line_errors(worker_env, tmp_path):
     missing = cli(worker_env, "produce", str(tmp_path / "nope.csv"), "--topic", "x")
     assert missing.returncode == 1
