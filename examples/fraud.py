@@ -7,9 +7,16 @@ payment: bursts of large payments, later (the drift) many small ones at new merc
     streamlearn run examples/fraud.py
     streamlearn produce fraud:50000 --topic fraud --key-field card
 
-Warm start from history first (optional)::
+Warm start from history first (optional). 20,000 payments of history span 2.7 hours of
+event time from 2026-01-01T00:00Z; the live stream must start after them (``start_ms``,
+here 03:00Z), or its events are older than the features' state: served, but as late
+events not added to their card's windows (``streamlearn_late_events_total``)::
 
+    python -c "from streamlearn.datasets import fraud
+    fraud.frame(20000, seed=1).to_parquet('history.parquet')"
     streamlearn bootstrap examples/fraud.py --history history.parquet
+    streamlearn run examples/fraud.py
+    streamlearn produce fraud:50000:seed=2:start_ms=1767236400000 --topic fraud --key-field card
 """
 
 from river import compose, linear_model, preprocessing

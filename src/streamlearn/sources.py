@@ -58,7 +58,7 @@ def _river_dataset(name: str) -> Any:
 
 
 _FRAUD_OPTIONS = {"seed": int, "cards": int, "merchants": int, "drift_at": int,
-                  "late_fraction": float}
+                  "late_fraction": float, "start_ms": int}
 
 
 def _fraud_spec(source: str) -> tuple[int, dict[str, Any]]:

@@ -127,6 +127,8 @@ def test_the_cards_recent_count_finds_bursts_far_better_than_the_amount(events):
 
 def test_fraud_source_replays_the_generator_with_its_options():
     assert list(iter_events("fraud:300:seed=3")) == list(fraud.generate(300, seed=3))
+    later = 1_767_236_400_000  # after a history of fraud.frame(20000) (examples/fraud.py)
+    assert min(e["time"] for e in iter_events(f"fraud:300:start_ms={later}")) >= later
     assert len(list(iter_events("fraud:300", rows=10))) == 10
     assert source_length("fraud:50000:seed=7") == 50_000
     with pytest.raises(SourceError, match="fraud:N:seed=S"):
