@@ -39,6 +39,7 @@ import copy
 import hashlib
 import re
 import runpy
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -376,8 +377,16 @@ def load_pipeline(path: str | Path) -> Pipeline:
         namespace = runpy.run_path(str(path), run_name="streamlearn_pipeline")
     except PipelineError:
         raise
+    except SyntaxError as exc:
+        raise PipelineError(f"pipeline file {str(path)!r} line {exc.lineno}: {exc.msg}"
+                            ) from None
     except Exception as exc:
-        raise PipelineError(f"pipeline file {str(path)!r} failed: {exc!r}") from exc
+        # The user's line, not runpy's: the innermost frame in the pipeline file.
+        lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__)
+                 if frame.filename == str(path)]
+        where = f" line {lines[-1]}" if lines else ""
+        raise PipelineError(f"pipeline file {str(path)!r}{where} failed: "
+                            f"{type(exc).__name__}: {exc}") from exc
     pipeline = namespace.get("pipeline")
     if not isinstance(pipeline, Pipeline):
         raise PipelineError(

@@ -96,3 +96,14 @@ def test_learning_defaults_to_global_unless_one_partition_carries_its_labels():
     assert not spec(label_field="y", label_type="boolean", partitions=4,
                     learning="per_partition").global_learner
     assert spec(label_ttl="2h").label_ttl_ms == 7_200_000
+
+
+def test_a_broken_pipeline_file_is_one_line_with_its_line_number(tmp_path):
+    unclosed = tmp_path / "unclosed.py"
+    unclosed.write_text('from streamlearn import Pipeline\npipeline = Pipeline(name="x",\n')
+    with pytest.raises(PipelineError, match=r"unclosed.py' line 2: '\(' was never closed$"):
+        load_pipeline(unclosed)
+    undefined = tmp_path / "undefined.py"
+    undefined.write_text("from streamlearn import Pipeline\n\npipeline = Pipeline(name=foo)\n")
+    with pytest.raises(PipelineError, match="line 3 failed: NameError: name 'foo' is not"):
+        load_pipeline(undefined)

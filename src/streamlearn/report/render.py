@@ -46,7 +46,7 @@ def write_png(report: Report, path: str | Path) -> Path:
         ax.text(0.5, 0.5, "no scored examples", transform=ax.transAxes, ha="center")
     ax.set_xlim(0, max(report.examples, 1))
     ax.set_xlabel("training example")
-    ax.set_ylabel(f"rolling {report.metric} (window {report.window})")
+    ax.set_ylabel(f"rolling {report.metric} as served (window {report.window})")
     ax.set_title(_plain(f"{report.pipeline}: {report.metric} of each candidate"))
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
@@ -144,7 +144,9 @@ def write_html(report: Report, path: str | Path, png_path: str | Path) -> Path:
 <title>streamlearn report: {name}</title><style>{STYLE}</style></head>
 <body><h1>streamlearn report: {name}</h1>
 <p>{s.examples:,} training examples, scored by {s.metric} ({s.duplicates:,} duplicates and
-{s.skipped:,} unreadable records skipped).</p>
+{s.skipped:,} unreadable records skipped). These score each prediction as served, made by
+the snapshot the predictors had then; <code>streamlearn models list</code> shows the
+learner's own scores, of its newest model on each example, usually higher.</p>
 <img src="data:image/png;base64,{image}" alt="{alt}">
 <h2>Candidates</h2>{candidates}
 <h2>Drift events</h2><p>Actions on the chart: {html.escape(counts)}; data drift events:

@@ -72,10 +72,14 @@ def run_worker(spec: Pipeline, settings: Settings, loglevel: str = "info",
     create_topics(bootstrap, spec.topics, topic_configs(spec, settings), settings=settings)
     app, hot_path = build_worker(spec, settings, rebuild=rebuild)
     serve_metrics(settings, REGISTRY)
+    models = (f"model {OnlineModel(spec.model()).name}" if not spec.has_candidates else
+              "candidates " + ", ".join(f"{name} ({OnlineModel(factory()).name})"
+                                        for name, factory in spec.candidates().items())
+              + f", champion {spec.champion}, drift policy {spec.policy().name}")
     log.info(
-        "pipeline %s: %s -> %s (dead letters: %s, snapshots: %s), model %s",
+        "pipeline %s: %s -> %s (dead letters: %s, snapshots: %s), %s",
         spec.name, spec.events_topic, spec.predictions_topic, spec.dlq_topic,
-        spec.models_topic, OnlineModel(spec.model()).name,
+        spec.models_topic, models,
     )
     worker = faust.Worker(app, HotPathService(hot_path), loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()
