@@ -120,7 +120,7 @@ def test_start_on_a_taken_port_fails_fast_with_one_line(env: dict[str, str]) -> 
         elapsed = time.monotonic() - t0
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
     assert f"127.0.0.1:{port}" in lines[0] and "STREAMLEARN_KAFKA_PORT" in lines[0]
     assert elapsed < 15
     assert not (Path(env["STREAMLEARN_STATE_DIR"]) / "broker" / "kafka.pid").exists()

@@ -392,7 +392,7 @@ def test_cli_status_of_unreachable_external_broker_is_an_error(cli_env: dict[str
     }
     result = CliRunner().invoke(broker, ["status"], env=env)
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: kafka at 127.0.0.1:")
+    assert result.stderr.startswith("Error: kafka at 127.0.0.1:")
     assert "STREAMLEARN_BOOTSTRAP" in result.stderr
 
 
@@ -403,7 +403,7 @@ def test_cli_status_down_and_bad_setting(cli_env: dict[str, str]) -> None:
     bad = CliRunner().invoke(broker, ["status"], env={**cli_env, "STREAMLEARN_KAFKA_PORT": "x"})
     assert bad.exit_code == 1
     assert bad.stderr.strip().splitlines() == [
-        "error: bad setting kafka_port: 'x' is not a valid int (set STREAMLEARN_KAFKA_PORT)"
+        "Error: bad setting kafka_port: 'x' is not a valid int (set STREAMLEARN_KAFKA_PORT)"
     ]
 
 

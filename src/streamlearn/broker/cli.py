@@ -32,10 +32,10 @@ STATUS_PROBE_S = 5.0
 
 
 class BrokerCommandError(click.ClickException):
-    """Printed as ``error: <message>`` on stderr, exit code 1."""
+    """Printed as ``Error: <message>`` on stderr (as every other command), exit code 1."""
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True, file=file)
+        click.echo(f"Error: {self.format_message()}", err=True, file=file)
 
 
 def _reports_errors(command: F) -> F:
