@@ -226,6 +226,9 @@ def load_candidate(spec: Pipeline, settings: Settings, version: int,
     try:
         restored = store.load_version(GLOBAL_MODEL, version)
     except SnapshotRefused as exc:
+        if exc.reason == "not_found":  # as `models show` says it
+            raise RegistryError(f"version {version} of {spec.name!r} is not stored; "
+                                "`streamlearn models list` shows those that are") from None
         raise RegistryError(str(exc)) from None
     payload = restored.model
     if isinstance(payload, Candidates):

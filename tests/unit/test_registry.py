@@ -147,3 +147,27 @@ def test_export_to_mlflow_errors_are_one_line_naming_the_setting(monkeypatch, tm
         registry_client.export_mlflow(spec, Settings(), 1)
     assert "MLFLOW_ALLOW_FILE_STORE=true" in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_exporting_a_version_that_is_not_stored_says_so_as_show_does(monkeypatch):
+    from streamlearn import registry_client
+    from streamlearn.config import Settings
+    from streamlearn.models.snapshot import SnapshotRefused
+    from streamlearn.streams import snapshots
+
+    class Store:  # a models topic without version 3
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def load(self, *args, **kwargs):
+            return {}
+
+        def load_version(self, model, sid):
+            raise SnapshotRefused({"model": model, "snapshot_id": sid}, "not_found", "gone")
+
+    monkeypatch.setattr(snapshots, "SnapshotStore", Store)
+    monkeypatch.setattr(registry_client, "_keys", lambda settings: (b"k", ()))
+    spec = Pipeline(name="p", key_field="k", features={"a": "numeric"}, label_field="y",
+                    label_type="boolean", models={"lr": linear_model.LogisticRegression})
+    with pytest.raises(registry_client.RegistryError, match="version 3 of 'p' is not stored"):
+        registry_client.load_candidate(spec, Settings(), 3)
