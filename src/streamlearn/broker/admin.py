@@ -64,6 +64,11 @@ def _admin(bootstrap: str, timeout: float, settings: Settings | None
         client.close()
 
 
+ANNOUNCE_AFTER_S = 20.0
+"""Long enough that a refused login, known only at the second attempt when the first
+times out (5 s), stays the one line it should be."""
+
+
 def wait_ready(bootstrap: str, timeout: float, settings: Settings | None = None,
                announce: bool = False) -> None:
     """Return once the cluster at ``bootstrap`` serves an admin request.
@@ -71,11 +76,12 @@ def wait_ready(bootstrap: str, timeout: float, settings: Settings | None = None,
     An open port is not enough: a KRaft broker accepts connections before it is
     unfenced, so ready means DescribeCluster lists an unfenced broker and a controller.
     A refused login or an untrusted certificate fails at once: waiting cannot fix them.
-    ``announce``: say once that it waits, when the first attempt fails (rather than being
+    ``announce``: say once that it waits, after ``ANNOUNCE_AFTER_S`` (rather than being
     silent until the timeout).
     """
     settings = resolve(settings)
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     problem: str | None = "no answer"
     while True:
         remaining = deadline - time.monotonic()
@@ -93,7 +99,7 @@ def wait_ready(bootstrap: str, timeout: float, settings: Settings | None = None,
                 raise BrokerError(f"kafka at {bootstrap}: {hint}") from None
         if time.monotonic() + _POLL_S >= deadline:
             raise BrokerError(f"kafka at {bootstrap} not ready after {timeout:g} s: {problem}")
-        if announce:
+        if announce and time.monotonic() - started >= ANNOUNCE_AFTER_S:
             announce = False
             log.warning("waiting for kafka at %s (up to %g s, STREAMLEARN_BROKER_TIMEOUT): %s",
                         bootstrap, timeout, problem)
