@@ -118,10 +118,6 @@ class Version:
     def action(self) -> dict[str, Any] | None:
         return self.manifest.get("action")
 
-    @property
-    def promoted(self) -> bool:
-        return bool(self.manifest.get("promoted"))
-
 
 def protected(manifests: Iterable[dict[str, Any]]) -> dict[int, str]:
     """Versions never deleted, and why: the promoted ones, those they were promoted from

@@ -43,7 +43,7 @@ from streamlearn.registry import (
     serving_key,
 )
 from streamlearn.streams.serving import GLOBAL_MODEL, progress_key
-from streamlearn.streams.snapshots import Restored, SnapshotStore
+from streamlearn.streams.snapshots import Restored, SnapshotStore, watermark_offsets
 
 __all__ = ["LearnerRunner"]
 
@@ -300,8 +300,7 @@ class LearnerRunner:
 
     def _commands_end(self) -> int:
         try:
-            return int(self.commands.get_watermark_offsets(
-                TP(self.spec.commands_topic, 0), timeout=10)[1])
+            return watermark_offsets(self.commands, TP(self.spec.commands_topic, 0))[1]
         except KafkaException:
             return 0  # then an old applied command is refused as replayed: logged, harmless
 
