@@ -41,6 +41,7 @@ from benchmarks.options import RESULTS
 from streamlearn.broker.admin import create_topics
 from streamlearn.config import Settings
 from streamlearn.pipeline import load_pipeline
+from streamlearn.streams.merge import in_order
 from streamlearn.streams.worker import topic_configs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -279,7 +280,7 @@ def _records(bootstrap: str, topic: str, partitions: int) -> list[dict]:
 
 def _training_order(bootstrap: str, topic: str) -> list[str]:
     seen, order = set(), []
-    for example in _records(bootstrap, topic, 1):
+    for example in in_order(_records(bootstrap, topic, 1), dedup=False):  # the learner's order
         if example["event_id"] not in seen:
             seen.add(example["event_id"])
             order.append(example["event_id"])

@@ -92,6 +92,11 @@ class Settings:
     """Global learning: labels of one partition that may wait for their events (read ahead
     of them, as in a backlog); beyond it the worker stops reading that partition of
     ``<name>.labels`` until half have found theirs, so memory and checkpoints stay bounded."""
+    idle_after: float = 1.0
+    """Global learning: seconds an input partition must stay read to its end, with nothing
+    new, before the operators that merge it with others stop waiting for it (the label
+    join, the learner's order). Until then they wait, so what they make of the records does
+    not depend on read speed; a partition that stays silent longer holds up nothing."""
     publish_interval: float = 2.0
     """Global learning: seconds between the learner's snapshots that predictors serve (at
     least 20x the time the last one took to pickle: unpickling it holds a predictor's GIL)."""
@@ -184,6 +189,8 @@ class Settings:
         if not 0 < self.drift_adwin_delta < 1:
             raise ConfigError("drift_adwin_delta", "STREAMLEARN_DRIFT_ADWIN_DELTA",
                               "must be between 0 and 1")
+        if self.idle_after <= 0:
+            raise ConfigError("idle_after", "STREAMLEARN_IDLE_AFTER", "must be > 0")
         for name in ("drift_psi_interval", "drift_psi_threshold"):
             if getattr(self, name) <= 0:
                 raise ConfigError(name, PREFIX + name.upper(), "must be > 0")

@@ -76,14 +76,15 @@ def _assign(
     return consumer.beginning_offsets(tps), consumer.end_offsets(tps)
 
 
-def _consumer(bootstrap: str, settings: Settings | None, idle_timeout: float | None = None
-              ) -> KafkaConsumer:
+def _consumer(bootstrap: str, settings: Settings | None, idle_timeout: float | None = None,
+              isolation_level: str = "read_uncommitted") -> KafkaConsumer:
     return KafkaConsumer(
         **kafka_python_config(resolve(settings)),
         bootstrap_servers=bootstrap.split(","),
         group_id=None,  # no group: never moves anyone's committed offsets
         client_id=f"streamlearn-tail-{uuid.uuid4().hex[:6]}",
         enable_auto_commit=False,
+        isolation_level=isolation_level,
         consumer_timeout_ms=int(idle_timeout * 1000) if idle_timeout else float("inf"),
     )
 
@@ -123,28 +124,33 @@ def read_to_end(bootstrap: str, topic: str, settings: Settings | None = None
                 ) -> Iterator[TailRecord]:
     """Every record ``topic`` holds now, oldest first per partition, then stop.
 
-    Stops at the end offsets fetched when reading starts (records that arrive later are
-    not read), not after an idle timeout. Raises :class:`TopicNotFound`, or
-    :class:`StreamlearnError` if the cluster serves nothing for 30 s.
+    Reads ``read_committed``, as the pipeline's own consumers do (librdkafka's default):
+    records of aborted or still open transactions are not returned. Stops once its position
+    on every partition has reached the end offset (the last stable offset) fetched when
+    reading starts, so records that arrive later are not read, and a partition that ends
+    in transaction markers (never delivered) does not stall it. Raises
+    :class:`TopicNotFound`, or :class:`StreamlearnError` if it makes no progress for 30 s.
     """
-    consumer = _consumer(bootstrap, settings)
+    consumer = _consumer(bootstrap, settings, isolation_level="read_committed")
     try:
         first, end = _assign(consumer, bootstrap, topic)
         pending = {tp for tp in first if end[tp] > first[tp]}
         for tp in first:
             consumer.seek(tp, first[tp])
-        progress_at = time.monotonic()
+        progress_at, last = time.monotonic(), dict(first)
         while pending:
             batches = consumer.poll(timeout_ms=_POLL_MS)
             for tp, messages in batches.items():
                 for message in messages:
                     if message.offset < end[tp]:
                         yield _record(message)
-            # Positions, not record counts: compaction and transaction markers leave gaps.
-            done = {tp for tp in pending if consumer.position(tp) >= end[tp]}
-            pending -= done
-            if batches or done:
+            # Positions, not the last offset seen: compaction, aborted records and
+            # transaction markers leave gaps, which the position moves past.
+            positions = {tp: consumer.position(tp) for tp in pending}
+            pending = {tp for tp in pending if positions[tp] < end[tp]}
+            if any(last[tp] != at for tp, at in positions.items()):
                 progress_at = time.monotonic()
+                last.update(positions)
             elif time.monotonic() - progress_at > _STALLED_S:
                 raise StreamlearnError(
                     f"reading {topic!r} at {bootstrap} stalled for {_STALLED_S:g} s "

@@ -22,6 +22,7 @@ from kafka import KafkaProducer
 
 from streamlearn.features.offline import OfflineRun
 from streamlearn.pipeline import load_pipeline
+from streamlearn.streams.records import is_watermark
 from streamlearn.tail import read_to_end
 
 from .conftest import ROOT, worker_log
@@ -62,7 +63,9 @@ def produce(kafka: str, topic: str, events: list[dict], rate: float | None = Non
 
 
 def served(kafka: str, topic: str) -> list[dict]:
-    return [orjson.loads(r.value) for r in read_to_end(kafka, topic)]
+    """The served records (watermark records, for the label join's order, left out)."""
+    records = (orjson.loads(r.value) for r in read_to_end(kafka, topic))
+    return [r for r in records if not is_watermark(r)]
 
 
 def served_all(kafka: str, topic: str, ids: set[str], alive) -> list[dict]:
@@ -161,16 +164,39 @@ def test_after_kill9_served_features_still_equal_the_offline_twin(
 BY_MERCHANT = ROOT / "tests" / "integration" / "pipelines" / "cards_by_merchant.py"
 
 
-def test_features_by_merchant_are_re_keyed_and_survive_kill9(
+def test_features_by_merchant_equal_the_twin_in_real_time_as_a_backlog_and_across_kill9(
         kafka, name, topics, start_worker, tmp_path: Path):
-    spec = load_pipeline(BY_MERCHANT).renamed(name)
-    assert f"{name}.by-merchant" in spec.topics
-    topics(name, BY_MERCHANT)
+    """Both card partitions write to each merchant partition: the merchant stage merges
+    them by event time (``streams.merge``), so its values are the twin's, which knows only
+    the events, however the worker happened to read the card partitions."""
     events = card_stream(2500, seed=13)
-    expected, _ = offline_twin(spec, events)
-    records = kill9_midstream(kafka, spec, BY_MERCHANT, events, start_worker, 400, (600, 1500))
-    log = worker_log(tmp_path, 1)
-    assert "restored the feature state" in log and "merchant entities" in log, log
-    wrong = [r["event_id"] for r in records if r["x"] != expected[r["event_id"]]]
-    assert not wrong, (wrong[:3], [expected[i] for i in wrong[:3]], log[-3000:])
-    assert all("merchant_n_2m" in r["x"] for r in records)
+    for mode in ("backlog", "real_time", "kill9"):
+        run_name = f"{name}-{mode}"
+        spec = load_pipeline(BY_MERCHANT).renamed(run_name)
+        assert f"{run_name}.by-merchant" in spec.topics and spec.partitions == 2
+        topics(run_name, BY_MERCHANT)
+        expected, _ = offline_twin(spec, events)
+        base = len(list(tmp_path.glob("worker-*.log")))
+        if mode == "kill9":
+            records = kill9_midstream(kafka, spec, BY_MERCHANT, events, start_worker, 400,
+                                      (600, 1500))
+            log = worker_log(tmp_path, base + 1)
+            assert "restored the feature state" in log and "merchant entities" in log, log
+        else:
+            # Real time: the stream already flows when the worker starts (a partition
+            # silent for STREAMLEARN_IDLE_AFTER before its first event is not waited for).
+            producer = threading.Thread(target=produce, args=(
+                kafka, spec.events_topic, events, None if mode == "backlog" else 300))
+            producer.start()
+            if mode == "backlog":
+                producer.join()
+            worker = start_worker(BY_MERCHANT, run_name, SETTINGS)
+            producer.join()
+            records = served_all(kafka, spec.served_topic, set(expected),
+                                 alive=lambda w=worker: w.poll() is None)
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=60) == 0
+            log = worker_log(tmp_path, base)
+        wrong = [r["event_id"] for r in records if r["x"] != expected[r["event_id"]]]
+        assert not wrong, (mode, wrong[:3], [expected[i] for i in wrong[:3]], log[-3000:])
+        assert all("merchant_n_2m" in r["x"] for r in records)

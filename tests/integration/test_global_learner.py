@@ -3,9 +3,9 @@
 Phishing events on their own topic, their labels on ``<name>.labels`` with seeded random
 delays (event time). Every served prediction must equal what an offline model predicts
 after learning the first ``model_version`` examples of ``<name>.training`` (deduplicated by
-event id, in the topic's order), and the final model must equal an offline model learned on
-the whole training topic: with one worker, and with two workers on four partitions when the
-active learner's worker is SIGKILLed mid-stream and its standby takes over.
+event id, in the learner's order: ``streams.merge.in_order``), and the final model must
+equal an offline model learned on the whole training topic. (Two workers on four partitions, the active learner's worker
+SIGKILLed mid-stream and its standby taking over: ``test_catch_up``.)
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from river import datasets, evaluate, metrics
 
 from streamlearn.models.snapshot import restore
 from streamlearn.pipeline import load_pipeline
+from streamlearn.streams.merge import in_order
 from streamlearn.streams.serving import GLOBAL_MODEL
-from streamlearn.streams.snapshots import claim_key, read_versions
+from streamlearn.streams.snapshots import read_versions
 from streamlearn.tail import read_to_end
 
-from .conftest import MODEL_KEY, ROOT, free_port, worker_log
+from .conftest import MODEL_KEY, ROOT, free_port
 from .topics import first_per_event, predictions, wait_for_predictions, wait_until
 
 DELAYED = ROOT / "tests" / "integration" / "pipelines" / "delayed.py"
@@ -65,10 +66,11 @@ def produce(kafka: str, name: str, events: list[dict], labels: list[dict],
 
 
 def training(kafka: str, spec) -> list[dict]:
-    """The learner's examples: the training topic in order, the first copy of each event."""
+    """The learner's examples: the training topic in the learner's order (``in_order``),
+    the first copy of each event."""
     seen, examples = set(), []
-    for record in read_to_end(kafka, spec.training_topic):
-        example = orjson.loads(record.value)
+    records = [orjson.loads(r.value) for r in read_to_end(kafka, spec.training_topic)]
+    for example in in_order(records, dedup=False):
         if example["event_id"] not in seen:
             seen.add(example["event_id"])
             examples.append(example)
@@ -185,71 +187,6 @@ def learner_port(ports: list[int], name: str) -> int | None:
         except OSError:
             continue
     return None
-
-
-def test_scale_out_survives_the_learner_worker_being_killed(
-        kafka, name, topics, start_worker, tmp_path: Path):
-    pipeline_file = tmp_path / "four_partitions.py"
-    pipeline_file.write_text(DELAYED.read_text().replace("partitions=2", "partitions=4"))
-    spec = load_pipeline(pipeline_file).renamed(name)
-    topics(name, pipeline_file)
-    events, labels = phishing_stream(seed=11, max_delay_ms=60_000)
-    x_of = {e["event_id"]: {k: v for k, v in e.items() if k in spec.features} for e in events}
-    ports = [free_port(), free_port()]
-    workers = [start_worker(pipeline_file, name, SETTINGS, metrics_port=p) for p in ports]
-    active = wait_until(lambda: learner_port(ports, name), 60, "an active learner")
-    third = len(events) // 3
-    ordered = sorted(events, key=lambda e: e["time"])
-    first_ids = {e["event_id"] for e in ordered[:third]}
-    produce(kafka, name, ordered[:third], [la for la in labels if la["event_id"] in first_ids])
-    wait_until(lambda: len(training(kafka, spec)) > third // 2, 60, "the learner learning")
-    victim = workers[ports.index(active)]
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=30)
-    survivor_index = 1 - ports.index(active)
-    survivor = workers[survivor_index]
-    produce(kafka, name, ordered[third:], [la for la in labels if la["event_id"] not in first_ids])
-
-    ids = {e["event_id"] for e in events}
-    wait_for_predictions(kafka, spec.predictions_topic, ids, 180,
-                         alive=lambda: survivor.poll() is None)
-    wait_until(lambda: len(training(kafka, spec)) == len(events), 90, "every example joined")
-    wait_until(lambda: learner_port([ports[survivor_index]], name), 60, "the standby taking over")
-    wait_until(lambda: learned(ports[survivor_index], name) == len(events), 60,
-               "every example learned")
-    survivor.send_signal(signal.SIGTERM)
-    assert survivor.wait(timeout=60) == 0
-
-    examples = training(kafka, spec)
-    served = predictions(kafka, spec.predictions_topic)
-    assert first_per_event(served).keys() == ids
-    assert_served_by_prefix_models(spec, served, examples, x_of)
-    assert_final_model_is_offline(kafka, spec, examples, list(x_of.values())[:300])
-
-    # Never two active learners: generations are claimed in increasing order, and the
-    # snapshots on the log never go back to an older generation once a newer one claimed.
-    claims, newest, manifests = [], 0, []
-    for record in read_to_end(kafka, spec.models_topic):
-        key = record.key.decode()
-        if key == claim_key(GLOBAL_MODEL):
-            claims.append(orjson.loads(record.value)["generation"])
-            newest = claims[-1]
-        elif key.startswith(f"{GLOBAL_MODEL}/") and key.endswith("/manifest") and record.value:
-            manifest = orjson.loads(record.value)
-            assert manifest["generation"] == newest, "a fenced learner published"
-            manifests.append(manifest)
-    assert claims == sorted(set(claims)) and len(claims) >= 2
-    by_generation = [m["examples"] for m in manifests if m["generation"] == claims[-1]]
-    assert by_generation == sorted(by_generation)
-
-    # The standby resumed from the newest snapshot of the killed learner, at its offset.
-    log = worker_log(tmp_path, survivor_index)
-    resumed = re.search(r"active learner \(generation (\d+)\): restored snapshot (\d+) "
-                        r"\((\d+) examples\); resuming \S+ at offset (\d+)", log)
-    assert resumed, log[-3000:]
-    before = [m for m in manifests if m["generation"] < int(resumed[1])]
-    assert before and before[-1]["snapshot_id"] == int(resumed[2])
-    assert before[-1]["offsets"][spec.training_topic]["0"] == int(resumed[4])
 
 
 def test_late_orphan_duplicate_and_bad_labels_are_counted_exactly(

@@ -178,7 +178,8 @@ def test_prediction_carries_the_wire_format_fields():
     assert (served.topic, served.key) == ("phishing.served", b"e0")
     record = orjson.loads(served.value)
     assert set(record) == {"event_id", "key", "x", "predictions", "champion", "event_time",
-                           "label"}
+                           "label", "src", "m"}
+    assert record["src"] == [0, 0] and record["m"] == record["event_time"]
     assert record["x"] == {k: v for k, v in event.items() if k not in ("event_id", "is_phishing")}
     assert record["predictions"][record["champion"]] == {
         "prediction": body["prediction"], "proba": body["proba"], "model_version": 0}

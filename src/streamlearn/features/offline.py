@@ -31,12 +31,15 @@ from typing import TYPE_CHECKING, Any
 from kafka.partitioner.default import murmur2
 
 from streamlearn.features.online import PartitionFeatures
+from streamlearn.features.stages import Stage
 from streamlearn.schema import BadEvent, parse_time
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from streamlearn.pipeline import Pipeline
+
+NEVER = float("-inf")
 
 __all__ = ["OfflineRun", "ServedRow", "compute", "entity_id", "key_partition", "read_key"]
 
@@ -78,6 +81,22 @@ class ServedRow:
 
 
 @dataclass
+class _Item:
+    """An event on its way through the stages."""
+
+    index: Any
+    event: dict[str, Any]
+    x: dict[str, Any]
+    y: Any
+    key: Any
+    t: float
+    entities: list[Any]
+    partition: int
+    order: tuple[float, int, int] = (NEVER, 0, 0)
+    """Where the next (re-keyed) stage takes it: (merge time, partition, position)."""
+
+
+@dataclass
 class OfflineRun:
     """Runs events through per-partition feature state; counts what the worker counts."""
 
@@ -86,37 +105,64 @@ class OfflineRun:
     """Feature state by (stage, partition)."""
     dead_letters: dict[Any, str] = field(default_factory=dict)
     """Rows the worker would dead-letter: index -> reason."""
+    _merge_times: dict[tuple[int, int], float] = field(default_factory=dict)
+    _order: int = 0
 
     def rows(self, events: Iterable[tuple[Any, dict[str, Any]]]) -> Iterator[ServedRow]:
+        """Each valid event's served row, in the order the last stage serves them.
+
+        The first stage takes the events in table order (each partition in offset order).
+        A re-keyed stage takes its partition's events in the order the worker merges them
+        from every partition of the stage before (``streams.merge``): by that partition's
+        event time so far, then by partition, then in its order. So the values depend on
+        the events alone, never on which partition a worker happened to read first.
+        """
         spec = self.spec
         schema = spec.schema()
-        stages = spec.stages
+        items: list[_Item] = []
         for index, raw in events:
             event = {k: _plain(v) for k, v in raw.items()}
             try:
                 x, y, _ = schema.check(event)
                 key = read_key(event, spec.key_field)
                 t = _event_time(event, spec.time_field)
-                entities = [key, *(read_key(event, s.entity_field) for s in stages[1:])]
-                partition = event.get("partition")
-                if type(partition) is not int:
-                    partition = key_partition(key, spec.partitions)
-                for stage, entity in zip(stages, entities, strict=True):
-                    if stage.index:  # re-keyed: the partition the entity hashes to
-                        partition = key_partition(entity, spec.partitions)
-                    if not stage.features:
-                        continue
-                    state = self.states.get((stage.index, partition))
-                    if state is None:
-                        state = stage.features.partition(partition, stage.operator)
-                        self.states[(stage.index, partition)] = state
-                    derived = state.values(event, x, entity_id(entity), t)
-                    if derived:
-                        x = {**x, **derived}
+                entities = [key, *(read_key(event, s.entity_field) for s in spec.stages[1:])]
             except BadEvent as exc:
                 self.dead_letters[index] = exc.reason
                 continue
-            yield ServedRow(index, partition, key, t, x, y)
+            partition = event.get("partition")
+            if type(partition) is not int:
+                partition = key_partition(key, spec.partitions)
+            items.append(_Item(index, event, x, y, key, t, entities, partition))
+        for stage in spec.stages:
+            if stage.index:  # merged from every partition before: (m, partition, order)
+                items.sort(key=lambda item: item.order)
+            items = [item for item in items if self._apply(stage, item)]
+        for item in items:
+            yield ServedRow(item.index, item.partition, item.key, item.t, item.x, item.y)
+
+    def _apply(self, stage: Stage, item: _Item) -> bool:
+        """One stage's features of one event (False: the worker dead-letters it here)."""
+        entity = item.entities[stage.index]
+        if stage.index:  # re-keyed: the partition the entity hashes to
+            item.partition = key_partition(entity, self.spec.partitions)
+        if stage.features:
+            state = self.states.get((stage.index, item.partition))
+            if state is None:
+                state = stage.features.partition(item.partition, stage.operator)
+                self.states[(stage.index, item.partition)] = state
+            try:
+                derived = state.values(item.event, item.x, entity_id(entity), item.t)
+            except BadEvent as exc:
+                self.dead_letters[item.index] = exc.reason
+                return False
+            if derived:
+                item.x = {**item.x, **derived}
+        merge_time = max(self._merge_times.get((stage.index, item.partition), NEVER), item.t)
+        self._merge_times[(stage.index, item.partition)] = merge_time
+        self._order += 1
+        item.order = (merge_time, item.partition, self._order)
+        return True
 
     def counts(self) -> dict[str, int]:
         """Late, expired (after a final sweep) and dropped events, over every partition."""
@@ -142,6 +188,8 @@ def compute(spec: Pipeline, frame: pd.DataFrame) -> pd.DataFrame:
 
     run = OfflineRun(spec)
     served = list(run.rows(zip(frame.index, frame.to_dict("records"), strict=True)))
+    position = {index: i for i, index in enumerate(frame.index)}
+    served.sort(key=lambda row: position[row.index])  # in the table's order
     result = pd.DataFrame([r.x for r in served], index=[r.index for r in served])
     result.attrs["dead_letters"] = run.dead_letters
     result.attrs["counts"] = run.counts()

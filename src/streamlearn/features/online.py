@@ -97,6 +97,9 @@ class PartitionFeatures:
         self.checkpoint_id: int | None = None
         self.offset: int | None = None
         """Input offset of the restored checkpoint (stages without a model use it)."""
+        self.extra: dict[str, Any] = {}
+        """What the stage keeps beside its entities, checkpointed with them: a re-keyed
+        input's merge of its sources, the stage's merge time (``streams.merge``)."""
         self._meta_prev: dict[str, Any] = {"ck": ABSENT_SINCE_ALWAYS, "wm": None, "src": {}}
         self._changes = Changelog(entity_key(partition, "", operator))
         # Counters since the caller last took them (metrics move once per batch).
@@ -254,7 +257,8 @@ class PartitionFeatures:
             entity = entities.get(key[len(self._changes.prefix):])
             if value is not None and entity is not None:
                 entity.ck = ck
-        now = {"ck": ck, "wm": _finite(self.watermark), "src": dict(self.sources)}
+        now = {"ck": ck, "wm": _finite(self.watermark), "src": dict(self.sources),
+               "extra": self.extra}
         meta = {**now, "offset": offset, "prev": self._meta_prev}
         self._meta_prev = now
         self.checkpoint_id = ck
@@ -290,7 +294,9 @@ class PartitionFeatures:
                 return
         self.watermark = NEVER if data["wm"] is None else float(data["wm"])
         self.sources = dict(data["src"])
-        self._meta_prev = {"ck": data["ck"], "wm": data["wm"], "src": data["src"]}
+        self.extra = dict(data.get("extra") or {})
+        self._meta_prev = {"ck": data["ck"], "wm": data["wm"], "src": data["src"],
+                           "extra": self.extra}
 
 
 def _finite(value: float) -> float | None:

@@ -145,3 +145,5 @@ class PredictorState:
 
     def __init__(self) -> None:
         self.data_drift: DataDrift | None = None
+        self.merge_time = float("-inf")
+        """The partition's event time so far, as of the snapshot (``streams.merge``)."""

@@ -95,6 +95,10 @@ class Metrics:
     candidate_score: Gauge
     policy_actions: Counter
     commands_refused: Counter
+    merge_waiting: Gauge
+    merge_late: Counter
+    inputs_idle: Counter
+    label_outcomes: Gauge
 
     def bind(self, pipeline: str, model: str, metric: str = "accuracy") -> BoundMetrics:
         """Children for one pipeline and model, created once so hot paths only inc/observe."""
@@ -417,5 +421,26 @@ def create(registry: CollectorRegistry, prefix: str = "streamlearn") -> Metrics:
         commands_refused=counter(
             "commands_refused", "Registry commands the learner refused (bad_signature, "
             "replayed, not_found, ...).", "pipeline", "reason",
+        ),
+        merge_waiting=Gauge(
+            f"{prefix}_merge_waiting", "Records of a partition that several sources write "
+            "(<name>.served, <name>.training) held until every source has passed them in "
+            "event time.", ["pipeline", "topic", "partition"], registry=registry,
+        ),
+        merge_late=counter(
+            "merge_late", "Records released out of event-time order: written by a source "
+            "after it had been idle (STREAMLEARN_IDLE_AFTER) with an earlier event time than "
+            "records already released.", "pipeline", "topic",
+        ),
+        inputs_idle=counter(
+            "inputs_idle", "Times an input partition was read to its end and stayed silent "
+            "for STREAMLEARN_IDLE_AFTER, so that operators reading it stopped waiting for it.",
+            "pipeline", "topic",
+        ),
+        label_outcomes=Gauge(
+            f"{prefix}_label_outcomes", "What the label join of a partition made of every "
+            "label and served record so far (kept in its checkpoints, so a restart neither "
+            "loses nor repeats them): joined, late, orphan, duplicate, expired.",
+            ["pipeline", "partition", "outcome"], registry=registry,
         ),
     )

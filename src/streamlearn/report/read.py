@@ -9,6 +9,7 @@ import orjson
 
 from streamlearn.errors import StreamlearnError
 from streamlearn.report.scores import WINDOW, Report
+from streamlearn.streams.merge import in_order
 
 if TYPE_CHECKING:
     from streamlearn.pipeline import Pipeline
@@ -42,7 +43,12 @@ def read_report(spec: Pipeline, consumer_config: dict[str, Any], window: int = W
     from streamlearn.streams.snapshots import records
 
     report = Report(spec.name, window=window, keep_ms=2 * spec.label_ttl_ms)
-    for record in _decoded(records(consumer_config, spec.training_topic), progress):
+    decoded = list(_decoded(records(consumer_config, spec.training_topic), progress))
+    for record in decoded:
+        if not isinstance(record, dict):
+            report.add_example(record)  # counted as not an example
+    examples = (r for r in decoded if isinstance(r, dict))
+    for record in in_order(examples, dedup=False):  # in the learner's order
         report.add_example(record)
     if not report.examples:
         unread = f" ({report.skipped:,} records there are not examples)" if report.skipped else ""

@@ -41,10 +41,13 @@ from streamlearn.monitoring.metrics import BoundMetrics
 from streamlearn.pipeline import Pipeline
 from streamlearn.security import failure_hint, librdkafka_config
 from streamlearn.streams.broker_watch import BrokerWatch
+from streamlearn.streams.catch_up import CatchUp
 from streamlearn.streams.join import JoinProcessor
 from streamlearn.streams.learner import LearnerRunner
+from streamlearn.streams.merge import NEVER, SourceMerge
 from streamlearn.streams.processor import PartitionProcessor
 from streamlearn.streams.producer import Producer
+from streamlearn.streams.records import watermark_record
 from streamlearn.streams.serving import ModelFollower
 from streamlearn.streams.snapshots import Restored, SnapshotStore, records
 
@@ -59,7 +62,17 @@ FLUSH_WAIT_S = 1.0
 # committed offsets only show progress (lag), so once a second is enough.
 COMMIT_INTERVAL_S = 1.0
 SETTLE_WAIT_S = 2.0
+# Watermark records only let readers of a merged partition go on sooner (their order does
+# not depend on them), so a few per second per source are enough.
+WATERMARK_INTERVAL_S = 0.1
 MAX_UNACKED = 50_000
+
+
+def _moved(state: _Partition) -> bool:
+    """Whether the partition has processed anything since its last checkpoint."""
+    if state.processor.next_offset != state.snapshot_offset:
+        return True
+    return state.merge is not None and state.merge.released != state.snapshot_released
 
 
 def partition_model(partition: int) -> str:
@@ -99,6 +112,9 @@ class _Partition:
     snapshot_offset: int | None
     snapshot_examples: int
     snapshot_time: float
+    merge: SourceMerge | None = None
+    """A re-keyed stage's input: every partition of the stage before writes to it."""
+    snapshot_released: int = 0
 
 
 class HotPath:
@@ -178,6 +194,11 @@ class HotPath:
                              if spec.global_learner else ())
         self._join_checkpoint_at = clock()
         self._labels_paused: set[int] = set()
+        self.catch_up = CatchUp(
+            self.consumer, settings.idle_after, clock,
+            on_idle=lambda topic: metrics.family.inputs_idle.labels(spec.name, topic).inc())
+        self._marks_sent: dict[Position, tuple[float, bool]] = {}
+        self._marks_at = clock()
         self.follower: ModelFollower | None = None
         self.learner: LearnerRunner | None = None
         if spec.global_learner:
@@ -258,13 +279,17 @@ class HotPath:
                 continue
             by_partition.setdefault((message.topic(), message.partition()), []).append(message)
         for position, batch in by_partition.items():
+            self.catch_up.read(position, (batch[-1].offset() or 0) + 1)
             if position[0] in self._join_topics:
                 join = self.joins.get(position[1])
                 if join is not None:
-                    join.process_batch(batch, self.producer.produce)
+                    join.add(batch)
                 continue
             state = self.partitions.get(position)
             if state is None:  # fetched before a revoke; the new owner reads it again
+                continue
+            if state.merge is not None:
+                self._merged_batch(state, state.merge, batch)
                 continue
             state.processor.process_batch(batch, self.producer.produce)
             model = state.processor.model
@@ -272,8 +297,10 @@ class HotPath:
                 # no score is exported before there is one
                 self.metrics.set_scores(position[1], model.score.get(),
                                         model.rolling_score.get())
-        if self.joins:
-            self._pace_labels()
+        if self.follower is not None:
+            self._drain_joins()
+        if self.follower is not None or len(self.spec.stages) > 1:
+            self._watermarks()
         if self.learner is not None:
             self.learner.step(self.producer.produce)
         if self.clock() - self._stability_at >= self.settings.drift_psi_interval:
@@ -316,6 +343,75 @@ class HotPath:
             elif partition in self._labels_paused and ahead <= limit // 2:
                 self.consumer.resume([TP(self.spec.labels_topic, partition)])
                 self._labels_paused.discard(partition)
+
+    def _merged_batch(self, state: _Partition, merge: SourceMerge, batch: list[Any]) -> None:
+        """A re-keyed stage's records, processed in the order of their sources' merge times
+        (``streams.merge``): what it computes does not depend on which source was read
+        first. Positions (for entities' replay checks) count the records released."""
+        for message in batch:
+            record = orjson.loads(message.value() or b"{}")
+            offset = message.offset() or 0
+            if "watermark" in record:
+                merge.watermark(record["source"], record["watermark"], offset,
+                                record.get("idle", False))
+            elif "src" in record and "m" in record:
+                merge.add(record["src"][0], record["src"][1], record["m"], offset, message)
+            else:
+                merge.skip(offset)  # not a forwarded event: the processor dead-letters it
+                state.processor.process_batch([message], self.producer.produce,
+                                              first_position=merge.released)
+        released = merge.release()
+        if released:
+            state.processor.process_batch(released, self.producer.produce,
+                                          first_position=merge.released - len(released))
+        state.processor.next_offset = merge.restart_offset()
+
+    def _drain_joins(self) -> None:
+        """Join what both inputs allow, in event time; pace the labels read ahead."""
+        for partition, join in self.joins.items():
+            join.drain(self.producer.produce, self._labels_idle(partition))
+        if self.joins:
+            self._pace_labels()
+
+    def _labels_idle(self, partition: int) -> bool:
+        return self.catch_up.idle((self.spec.labels_topic, partition))
+
+    def _watermarks(self) -> None:
+        """Every source of a merged partition says how far it is: each predicting partition
+        to every ``.served`` partition, each label join to ``.training`` (``streams.merge``).
+        A source read to its end and silent for ``idle_after`` says it is idle."""
+        now = self.clock()
+        if now - self._marks_at < WATERMARK_INTERVAL_S:
+            return
+        self._marks_at = now
+        produce, spec = self.producer.produce, self.spec
+        for position, state in self.partitions.items():
+            if state.stage.final:
+                if self.follower is None:
+                    continue  # nothing merges .served: no label join reads it
+                topic = spec.served_topic
+            else:
+                topic = spec.stages[state.stage.index + 1].topic
+            mark = (state.processor.merge_time, self._input_idle(position, state))
+            if mark == self._marks_sent.get(position) or (mark[0] == NEVER and not mark[1]):
+                continue
+            self._marks_sent[position] = mark
+            value = watermark_record(position[1], mark[0], idle=mark[1])
+            key = f"watermark/{position[1]}".encode()
+            for q in range(spec.partitions):
+                produce(topic, value, key, partition=q)
+        for partition, join in self.joins.items():
+            record = join.watermark_due(self._labels_idle(partition))
+            if record is not None:
+                produce(spec.training_topic, record, f"watermark/{partition}".encode(),
+                        partition=0)
+
+    def _input_idle(self, position: Position, state: _Partition) -> bool:
+        """Read to its end and silent; a re-keyed input also needs every source idle."""
+        if state.merge is not None and (state.merge.waiting or
+                                        not all(state.merge.idle)):
+            return False
+        return self.catch_up.idle(position)
 
     def _outputs_settled(self) -> bool:
         """True once every output so far is acknowledged; waits only if that is overdue.
@@ -407,10 +503,12 @@ class HotPath:
 
     def _snapshot_due(self, state: _Partition) -> bool:
         processor = state.processor
-        if processor.next_offset is None or processor.next_offset == state.snapshot_offset:
+        if not _moved(state):
             return False
-        if processor.model is None or not processor.learns:  # count events, not examples
-            learned = processor.next_offset - (state.snapshot_offset or 0)
+        if state.merge is not None and (processor.model is None or not processor.learns):
+            learned = state.merge.released - state.snapshot_released
+        elif processor.model is None or not processor.learns:  # count events, not examples
+            learned = (processor.next_offset or 0) - (state.snapshot_offset or 0)
         else:
             learned = processor.model.version - state.snapshot_examples
         return (learned >= self.settings.snapshot_every
@@ -431,7 +529,7 @@ class HotPath:
         for position in partitions:
             state = self.partitions[position]
             offset = state.processor.next_offset
-            if offset is None or offset == state.snapshot_offset:
+            if offset is None or not _moved(state):
                 continue
             if state.stage.final:
                 ck = self.store.next_id(partition_model(position[1]))
@@ -440,6 +538,10 @@ class HotPath:
             marker = None
             features = state.processor.features
             if features is not None:
+                features.extra = {"m": state.processor.merge_time if state.processor.merge_time
+                                  != NEVER else None}
+                if state.merge is not None:
+                    features.extra["merge"] = state.merge.state()
                 features.sweep()
                 self.metrics.count_features(features, state.stage.entity_field)
                 entities, marker = features.checkpoint_records(
@@ -459,6 +561,8 @@ class HotPath:
                 self._write_snapshot(position, state, offset, ck)
             state.snapshot_id, state.snapshot_offset = ck, offset
             state.snapshot_time = self.clock()
+            if state.merge is not None:
+                state.snapshot_released = state.merge.released
         if moved and wait:
             self._flush()
 
@@ -508,6 +612,7 @@ class HotPath:
                 join = self.joins.get(tp.partition) or self._restore_join(tp.partition)
                 offset = join.offsets.get(tp.topic)
                 tp.offset = OFFSET_BEGINNING if offset is None else offset
+                self.catch_up.start((tp.topic, tp.partition), offset)
                 continue
             stage = self._stages[tp.topic]
             if stage.final:
@@ -517,6 +622,8 @@ class HotPath:
                 state = self._restore_forwarding(stage, tp.partition)
             self.partitions[(tp.topic, tp.partition)] = state
             tp.offset = OFFSET_BEGINNING if state.snapshot_offset is None else state.snapshot_offset
+            self.catch_up.start((tp.topic, tp.partition), state.snapshot_offset)
+            self._marks_sent.pop((tp.topic, tp.partition), None)
         consumer.assign(partitions)
 
     def _restore_final(self, stage: Stage, partition: int, found: Restored | None) -> _Partition:
@@ -549,8 +656,10 @@ class HotPath:
                                        predictor_state=state)
         processor.stage_partition = partition
         processor.next_offset = offset
+        merge = self._restore_merge(stage, processor, features, offset)
         return _Partition(stage, processor, snapshot_id, offset,
-                          model.version if model else 0, self.clock())
+                          model.version if model else 0, self.clock(), merge,
+                          merge.released if merge else 0)
 
     def _restore_join(self, partition: int) -> JoinProcessor:
         """The label join of a partition as of its last checkpoint in ``<name>.state``."""
@@ -606,8 +715,22 @@ class HotPath:
                                        self.settings.max_event_bytes, features=features,
                                        stage=stage)
         processor.next_offset = features.offset
+        processor.stage_partition = partition
+        merge = self._restore_merge(stage, processor, features, features.offset)
         return _Partition(stage, processor, features.checkpoint_id, features.offset, 0,
-                          self.clock())
+                          self.clock(), merge, merge.released if merge else 0)
+
+    def _restore_merge(self, stage: Stage, processor: PartitionProcessor,
+                       features: PartitionFeatures | None, offset: int | None
+                       ) -> SourceMerge | None:
+        """A stage's merge time, and (a re-keyed stage) the merge of its sources, as of the
+        checkpoint its features were restored from."""
+        extra = features.extra if features is not None else {}
+        if extra.get("m") is not None:
+            processor.merge_time = extra["m"]
+        if stage.index == 0:
+            return None
+        return SourceMerge.restore(self.spec.partitions, extra.get("merge"), offset)
 
     def _restore_features(self, stage: Stage, partition: int, snapshot_id: int | None,
                           marker: bool = False) -> PartitionFeatures | None:
@@ -661,13 +784,16 @@ class HotPath:
     def _forget_joins(self, partitions: list[int]) -> None:
         for partition in partitions:
             self._labels_paused.discard(partition)
-            if self.joins.pop(partition, None) is not None:
+            join = self.joins.pop(partition, None)
+            if join is not None:
                 for topic in self._join_topics:
                     self._committed.pop((topic, partition), None)
-                self.metrics.family.labels_pending.remove(self.spec.name, str(partition))
+                    self.catch_up.forget((topic, partition))
+                join.forget()
 
     def _forget(self, partitions: list[Position]) -> None:
         for position in partitions:
             self.partitions.pop(position, None)
             self._committed.pop(position, None)
+            self.catch_up.forget(position)
             self.metrics.forget_partition(position[1])

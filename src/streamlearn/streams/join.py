@@ -1,20 +1,37 @@
-"""One partition of the label join, between Kafka records and :class:`LabelJoin`.
+"""One partition of the label join, between Kafka records and :class:`LabelJoin`, in event time.
 
-It reads partition *p* of ``<name>.served`` and of ``<name>.labels`` (co-partitioned: same
-count, murmur2 on the event id), joins them in event time, and writes each example to
-``<name>.training``, whose single partition is the learner's total order. A label that is
-not valid JSON, lacks ``event_id`` or ``label``, or has the wrong type is a dead letter with
-its reason. Labels that rode inside their events arrive in the served record and join at
-once.
+It reads partition *q* of ``<name>.served`` and of ``<name>.labels`` (co-partitioned: same
+count, murmur2 on the event id) and writes each example to ``<name>.training``, whose single
+partition is the learner's total order. What it makes of the records does not depend on how
+fast either input is read (a backlog, a catch-up after a crash, real time all give the same):
 
-Its state is checkpointed in ``<name>.state`` (partition *p*) with the offsets of both
-topics; a restart replays from there, so an example may be written twice: the learner drops
-the copy by event id.
+- ``.served`` is written by the predictor of every events partition, so it is read through a
+  :class:`~streamlearn.streams.merge.SourceMerge`: records come out in the order of their
+  sources' merge times, each only once every source that is not idle has passed it;
+- the two inputs are merged the same way: the join takes next the input whose next record has
+  the lowest merge time (a served record first on a tie); while an input has nothing buffered
+  and is not idle (``streams.catch_up``) it waits for it; a label's merge time is the running
+  maximum of its partition's label times;
+- its watermark is the lowest bound of the inputs that are not idle, so a silent labels
+  partition does not hold back expiry: once it is idle the served records alone move time.
+
+Each example carries the join's own source fields (``src`` = [q, n], n counting the records
+the join has taken, and ``m``, its merge time), and the join writes watermark records to
+``<name>.training``, so the learner orders the examples of all partitions the same way.
+
+A label that is not valid JSON, lacks ``event_id`` or ``label``, or has the wrong type is a
+dead letter with its reason, in its turn. Labels that rode inside their events arrive in the
+served record and join at once.
+
+Its state is checkpointed in ``<name>.state`` (partition *q*): the pending ids, the outcome
+counts, the merge's state, and the offsets to read again from (the oldest record held but not
+taken, on each input).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import Any
 
 import orjson
@@ -23,8 +40,9 @@ from streamlearn.monitoring.metrics import LABEL_OUTCOMES, BoundMetrics, observe
 from streamlearn.pipeline import Pipeline
 from streamlearn.schema import BadEvent
 from streamlearn.streams.label_join import LabelJoin
+from streamlearn.streams.merge import NEVER, SourceMerge
 from streamlearn.streams.processor import Emit, SourceMessage, dead_letter
-from streamlearn.streams.records import decode_label, encode_example
+from streamlearn.streams.records import decode_label, encode_example, watermark_record
 
 __all__ = ["JoinProcessor"]
 
@@ -42,58 +60,176 @@ class JoinProcessor:
         self.max_event_bytes = max_event_bytes
         self.join = LabelJoin(spec.label_ttl_ms, partition)
         self.label_type = spec.label_type
-        self.offsets: dict[str, int] = {}
-        """Next offset to read, per topic (served, labels): what the state reflects."""
+        self.served_topic, self.labels_topic = spec.served_topic, spec.labels_topic
+        self.merge = SourceMerge(spec.partitions)
+        self.labels: deque[tuple[float, int, SourceMessage, Any]] = deque()
+        """Labels read, not yet taken: (merge time, offset, message, decoded or BadEvent)."""
+        self.labels_next: int | None = None
+        """Offset after the last label read."""
+        self.labels_mark = NEVER
+        """Running maximum of the label times read (the next label's merge time >= it)."""
+        self.taken_mark = NEVER
+        """The same, as of the last label taken (what a restart re-reads from)."""
+        self.clock = NEVER
+        """Merge time of the record taken last (examples carry it; never decreases)."""
+        self.taken = 0
+        """Records taken from both inputs: the sequence number of the examples."""
+        self.sent_mark: tuple[float, bool] | None = None
+        """The last watermark written to ``<name>.training``."""
         self.checkpoint_id = 0
         self.checkpoint_offsets: dict[str, int] = {}
         self.events_since_checkpoint = 0
         self._pending = metrics.family.labels_pending.labels(spec.name, str(partition))
+        self._waiting = metrics.family.merge_waiting.labels(spec.name, self.served_topic,
+                                                            str(partition))
+        self._late = metrics.family.merge_late.labels(spec.name, self.served_topic)
         self._outcomes = {o: metrics.family.labels.labels(spec.name, o) for o in LABEL_OUTCOMES}
+        self._totals = {o: metrics.family.label_outcomes.labels(spec.name, str(partition), o)
+                        for o in LABEL_OUTCOMES}
         self._delay = metrics.family.label_delay.labels(spec.name)
 
-    def process_batch(self, messages: list[SourceMessage], emit: Emit) -> None:
-        delays: list[float] = []
-        served_topic, training = self.spec.served_topic, self.spec.training_topic
+    # -- input ---------------------------------------------------------------------------
+
+    def add(self, messages: list[SourceMessage]) -> None:
+        """Records read from either input: held until their turn (:meth:`drain`)."""
         for message in messages:
-            topic = message.topic() or ""
-            if topic == served_topic:
-                examples = self._served(message)
+            offset = message.offset() or 0
+            if message.topic() == self.served_topic:
+                record = orjson.loads(message.value() or b"{}")
+                if "watermark" in record:
+                    self.merge.watermark(record["source"], record["watermark"], offset,
+                                         record.get("idle", False))
+                else:
+                    source, seq = record.pop("src")
+                    self.merge.add(source, seq, record.pop("m"), offset, record)
             else:
+                label: tuple[str, Any, float] | BadEvent
                 try:
-                    event_id, label, t = decode_label(message.value(), self.max_event_bytes,
+                    event_id, value, t = decode_label(message.value(), self.max_event_bytes,
                                                       self.label_type)
                 except BadEvent as error:
-                    dead_letter(self.spec, self.metrics, message, error, emit)
-                    examples = []
+                    label = error  # a dead letter in its turn; it moves no time
                 else:
-                    label_time = message.timestamp()[1] if t is None else t
-                    examples = self.join.label(event_id, label, label_time)
-            for event_id, record, label, label_time in examples:
-                delays.append(max(0.0, (label_time - record["event_time"]) / 1000))
-                emit(training, encode_example(record, label, label_time), event_id.encode())
-            self.offsets[topic] = (message.offset() or 0) + 1
+                    label = (event_id, value, message.timestamp()[1] if t is None else t)
+                    if label[2] > self.labels_mark:
+                        self.labels_mark = label[2]
+                self.labels.append((self.labels_mark, offset, message, label))
+                self.labels_next = offset + 1
         self.events_since_checkpoint += len(messages)
-        for outcome, count in self.join.take_counts().items():
-            if count:
-                self._outcomes[outcome].inc(count)
-        observe_many(self._delay, delays)
-        self._pending.set(self.join.waiting)
 
-    def _served(self, message: SourceMessage) -> list[Any]:
-        """A served record (written by a predictor, so well-formed); with its label when
-        the label rode in the event."""
-        record = orjson.loads(message.value() or b"{}")
+    def drain(self, emit: Emit, labels_idle: bool) -> None:
+        """Take records from both inputs in merge-time order as far as both allow; then move
+        the watermark to the lowest bound of the inputs that are not idle."""
+        merge, labels = self.merge, self.labels
+        delays: list[float] = []
+        while True:
+            head = merge.peek()
+            if labels:
+                if head is None:
+                    bound = merge.bound()
+                    if bound is not None and bound <= labels[0][0]:
+                        break  # the served record that may come next goes first
+                    self._take_label(emit, delays)
+                elif head[0] <= labels[0][0]:
+                    self._take_served(merge.pop(), head[0], emit, delays)
+                else:
+                    self._take_label(emit, delays)
+            elif head is not None and (labels_idle or head[0] <= self.labels_mark):
+                self._take_served(merge.pop(), head[0], emit, delays)
+            else:
+                break
+        bound = self.bound(labels_idle)
+        if bound is not None:
+            self.join.advance(bound)
+        self._account(delays)
+
+    def bound(self, labels_idle: bool) -> float | None:
+        """Lowest merge time either input can still give (None: both idle)."""
+        bounds = [b for b in (self.merge.bound(),
+                              None if labels_idle and not self.labels else
+                              (self.labels[0][0] if self.labels else self.labels_mark))
+                  if b is not None]
+        return min(bounds) if bounds else None
+
+    def watermark_due(self, labels_idle: bool) -> bytes | None:
+        """The watermark record to write to ``<name>.training`` if it moved (None if not)."""
+        bound = self.bound(labels_idle)
+        mark = (self.clock if bound is None else max(bound, self.clock), bound is None)
+        if (mark[0] == NEVER and not mark[1]) or mark == self.sent_mark:
+            return None
+        self.sent_mark = mark
+        return watermark_record(self.partition, mark[0], idle=mark[1])
+
+    def _take_served(self, record: dict[str, Any], m: float, emit: Emit,
+                     delays: list[float]) -> None:
+        self._tick(m)
         event_id, t = str(record["event_id"]), record["event_time"]
         label = record.pop("label", None)
         examples = self.join.served(event_id, record, t)
         if label is not None:
             examples += self.join.label(event_id, label, t)
-        return examples
+        self._emit(examples, emit, delays)
+
+    def _take_label(self, emit: Emit, delays: list[float]) -> None:
+        m, _, message, label = self.labels.popleft()
+        self.taken_mark = m
+        self._tick(m)
+        if isinstance(label, BadEvent):
+            dead_letter(self.spec, self.metrics, message, label, emit)
+            return
+        self._emit(self.join.label(*label), emit, delays)
+
+    def _tick(self, m: float) -> None:
+        self.taken += 1
+        if m > self.clock:
+            self.clock = m
+        self.join.advance(self.clock)
+
+    def _emit(self, examples: list[Any], emit: Emit, delays: list[float]) -> None:
+        training = self.spec.training_topic
+        for event_id, record, label, label_time in examples:
+            delays.append(max(0.0, (label_time - record["event_time"]) / 1000))
+            emit(training, encode_example(record, label, label_time,
+                                          source=(self.partition, self.taken), m=self.clock),
+                 event_id.encode())
+
+    def _account(self, delays: list[float]) -> None:
+        for outcome, count in self.join.take_counts().items():
+            if count:
+                self._outcomes[outcome].inc(count)
+        for outcome, gauge in self._totals.items():
+            gauge.set(self.join.counts[outcome])
+        late = self.merge.counts.pop("late", 0)
+        if late:
+            self._late.inc(late)
+        observe_many(self._delay, delays)
+        self._pending.set(self.join.waiting + len(self.labels))
+        self._waiting.set(self.merge.waiting)
 
     @property
     def labels_ahead(self) -> int:
-        """Labels waiting for their served record (read ahead of their events)."""
-        return len(self.join.early)
+        """Labels read and not joined: waiting for their turn or for their served record."""
+        return len(self.labels) + len(self.join.early)
+
+    @property
+    def offsets(self) -> dict[str, int]:
+        """Where a restart reads each input from: what the state reflects."""
+        out = {}
+        served = self.merge.restart_offset()
+        if served is not None:
+            out[self.served_topic] = served
+        labels = self.labels[0][1] if self.labels else self.labels_next
+        if labels is not None:
+            out[self.labels_topic] = labels
+        return out
+
+    def forget(self) -> None:
+        """Drop the gauges of a partition this worker no longer joins."""
+        family, name, q = self.metrics.family, self.spec.name, str(self.partition)
+        family.labels_pending.remove(name, q)
+        family.merge_waiting.remove(name, self.served_topic, q)
+        for outcome in LABEL_OUTCOMES:
+            family.label_outcomes.remove(name, q, outcome)
 
     # -- checkpoints -----------------------------------------------------------------------
 
@@ -104,8 +240,12 @@ class JoinProcessor:
         """(state records, meta record): the meta commits them, so it goes once they are
         acknowledged."""
         self.checkpoint_id += 1
-        *records, meta = self.join.checkpoint_records(self.checkpoint_id, dict(self.offsets))
-        self.checkpoint_offsets = dict(self.offsets)
+        offsets = self.offsets
+        extra = {"merge": self.merge.state(), "taken": self.taken,
+                 "labels_mark": None if self.taken_mark == NEVER else self.taken_mark,
+                 "clock": None if self.clock == NEVER else self.clock}
+        *records, meta = self.join.checkpoint_records(self.checkpoint_id, offsets, extra)
+        self.checkpoint_offsets = offsets
         self.events_since_checkpoint = 0
         assert meta[1] is not None
         return records, (meta[0], meta[1])
@@ -116,9 +256,18 @@ class JoinProcessor:
         if meta is None:
             return []
         self.checkpoint_id = meta["ck"]
-        self.offsets = dict(meta.get("offsets") or {})
-        self.checkpoint_offsets = dict(self.offsets)
+        offsets = dict(meta.get("offsets") or {})
+        self.checkpoint_offsets = dict(offsets)
+        self.merge = SourceMerge.restore(self.spec.partitions, meta.get("merge"),
+                                         offsets.get(self.served_topic))
+        self.labels_next = offsets.get(self.labels_topic)
+        self.taken = meta.get("taken", 0)
+        mark = meta.get("labels_mark")
+        self.labels_mark = self.taken_mark = NEVER if mark is None else mark
+        clock = meta.get("clock")
+        self.clock = NEVER if clock is None else clock
         repairs = self.join.restore(records, self.checkpoint_id)
-        log.info("partition %d: restored the label join (%d waiting) at offsets %s",
-                 self.partition, self.join.waiting, self.offsets)
+        log.info("partition %d: restored the label join (%d waiting, %d taken) at offsets %s",
+                 self.partition, self.join.waiting, self.taken, offsets)
         return repairs
+

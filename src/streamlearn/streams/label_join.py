@@ -66,6 +66,8 @@ class LabelJoin:
         self.expired: dict[str, float] = {}
         """Ids expired unlabelled (a label is late, not orphan), for one more ``ttl``."""
         self.counts: Counter[str] = Counter()
+        """Every outcome so far: checkpointed, so a restart neither loses nor repeats one."""
+        self._taken: Counter[str] = Counter()
         self._deadlines: list[tuple[float, str, str]] = []
 
     def served(self, event_id: str, record: Any, event_time: float) -> list[Example]:
@@ -107,6 +109,10 @@ class LabelJoin:
 
     def _remember(self, at: float, kind: str, event_id: str) -> None:
         heapq.heappush(self._deadlines, (at, kind, event_id))
+
+    def advance(self, t: float) -> None:
+        """Move the watermark to ``t`` (the join's inputs have all passed it)."""
+        self._advance(t)
 
     def _advance(self, t: float) -> None:
         """Move the watermark; expire what it leaves more than ``ttl`` behind (a heap:
@@ -151,18 +157,20 @@ class LabelJoin:
         if event_id not in self._changes:
             self._changes.touch(event_id, self._cks.get(event_id), self._value(event_id))
 
-    def checkpoint_records(self, ck: int, offsets: dict[str, int] | None = None
+    def checkpoint_records(self, ck: int, offsets: dict[str, int] | None = None,
+                           extra: dict[str, Any] | None = None
                            ) -> list[tuple[str, bytes | None]]:
         """The records of checkpoint ``ck`` (ids changed since the last one, then meta, which
-        carries ``offsets``); the meta record commits the others, so it is written once they
-        are acknowledged."""
+        carries ``offsets``, the outcome counts and ``extra``); the meta record commits the
+        others, so it is written once they are acknowledged."""
         records = self._changes.records(ck, self._value)
         prefix = self._changes.prefix
         for key, value in records:
             if value is not None:
                 self._cks[key[len(prefix):]] = ck
         now = {"ck": ck, "wm": None if self.watermark == float("-inf") else self.watermark}
-        meta = {**now, "prev": self._meta_prev, "offsets": offsets or {}}
+        meta = {**now, "prev": self._meta_prev, "offsets": offsets or {},
+                "counts": {name: self.counts[name] for name in COUNTS}, **(extra or {})}
         self._meta_prev = now
         return [*records, (f"join/{self.partition}", orjson.dumps(meta))]
 
@@ -196,11 +204,14 @@ class LabelJoin:
             if meta["ck"] <= c and meta["wm"] is not None:
                 self.watermark = float(meta["wm"])
                 self._meta_prev = {"ck": meta["ck"], "wm": meta["wm"]}
+            self.counts = Counter(meta.get("counts") or {})
+            self._taken = Counter(self.counts)
         return repairs
 
     def take_counts(self) -> dict[str, int]:
-        counts = {name: self.counts[name] for name in COUNTS}
-        self.counts.clear()
+        """What the counts grew by since the last call (the process's counters)."""
+        counts = {name: self.counts[name] - self._taken[name] for name in COUNTS}
+        self._taken = Counter(self.counts)
         return counts
 
     @property

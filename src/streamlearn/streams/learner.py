@@ -42,6 +42,7 @@ from streamlearn.registry import (
     rollback_target,
     serving_key,
 )
+from streamlearn.streams.merge import SourceMerge
 from streamlearn.streams.serving import GLOBAL_MODEL, progress_key
 from streamlearn.streams.snapshots import Restored, SnapshotStore, watermark_offsets
 
@@ -83,8 +84,13 @@ class LearnerRunner:
         """The active learner; None on a standby."""
         self.generation = 0
         self.snapshot_id: int | None = None
+        self.merge = SourceMerge(spec.partitions)
+        """The examples of every partition's join, in the order of their merge times."""
         self.next_offset: int | None = None
+        self.released = 0
+        """Examples released by the merge so far (what a snapshot covers)."""
         self.published_offset: int | None = None
+        self.published_released = 0
         self._published_at = self._progress_at = clock()
         self._publish_cost = 0.0
         self._callback_error: Exception | None = None
@@ -122,15 +128,31 @@ class LearnerRunner:
             return 0
         candidates = learner.candidates
         before, duplicates = candidates.examples, learner.duplicates
+        merge = self.merge
         for message in messages:
             if message.error():
                 continue
-            example = orjson.loads(message.value())
+            record = orjson.loads(message.value())
+            if "watermark" in record:
+                merge.watermark(record["source"], record["watermark"], message.offset(),
+                                record.get("idle", False))
+            elif str(record["event_id"]) in learner.seen:
+                learner.duplicates += 1  # a join replayed after a restart
+                merge.skip(message.offset())
+            else:
+                merge.add(record.pop("src")[0], None, record.pop("m"), message.offset(), record)
+        for example in merge.release():
             served = candidates.ids[candidates.champion]
             learner.learn(example)
-            self.next_offset = message.offset() + 1
+            self.released += 1
             if candidates.signals or learner.actions:
                 self._drift_events(produce, example.get("label_time"), served)
+        self.next_offset = merge.restart_offset()
+        late = merge.counts.pop("late", 0)
+        if late:
+            self.metrics.family.merge_late.labels(self.metrics.pipeline, self.topic).inc(late)
+        self.metrics.family.merge_waiting.labels(self.metrics.pipeline, self.topic, "0").set(
+            merge.waiting)
         self._apply_commands(produce)
         learner = self.learner
         if learner is None:  # a command's version could not be loaded, and we stood down
@@ -156,7 +178,8 @@ class LearnerRunner:
         return len(messages)
 
     def publish_due(self) -> bool:
-        if self.learner is None or self.next_offset == self.published_offset:
+        if self.learner is None or (self.next_offset == self.published_offset
+                                    and self.released == self.published_released):
             return False
         interval = max(self.settings.publish_interval,
                        PUBLISH_COST_FACTOR * self._publish_cost)
@@ -177,6 +200,7 @@ class LearnerRunner:
         meta: dict[str, Any] = {
             "champion": candidates.champion, "candidates": candidates.summary(),
             "policy": candidates.policy.name, "action": action, "command_seq": self.command_seq,
+            "merge": self.merge.state(),
         }
         if replaced is not None:
             meta.update(replaced=replaced, promoted=True)
@@ -193,6 +217,7 @@ class LearnerRunner:
         self.metrics.snapshots.inc()
         self.metrics.set_snapshot_bytes(size)
         self.snapshot_id, self.published_offset = sid, self.next_offset
+        self.published_released = self.released
         self._published_at = self.clock()
         self._examples.set(candidates.examples)
         log.debug("published global snapshot %d (%d examples, offset %d)", sid,
@@ -321,8 +346,10 @@ class LearnerRunner:
         self.flush()  # the claim is on the log before any snapshot of this generation
         learner = Learner(self._candidates(found), self.spec.label_ttl_ms,
                           score_served=not self.spec.has_candidates)
+        self.released = self.published_released = 0
         if found is None:
             offset, self.snapshot_id, self.command_seq = None, None, 0
+            self.merge = SourceMerge(self.spec.partitions)
             log.info("active learner (generation %d): no snapshot; learning from the start of "
                      "%s", self.generation, self.topic)
         else:
@@ -330,6 +357,8 @@ class LearnerRunner:
             offset = found.manifest["offsets"][self.topic]["0"]
             self.snapshot_id = found.manifest["snapshot_id"]
             self.command_seq = found.manifest.get("command_seq") or 0
+            self.merge = SourceMerge.restore(self.spec.partitions, found.manifest.get("merge"),
+                                             offset)
             log.info("active learner (generation %d): restored snapshot %d (%d examples); "
                      "resuming %s at offset %d", self.generation, self.snapshot_id,
                      learner.examples, self.topic, offset)

@@ -30,6 +30,7 @@ from streamlearn.models.online import OnlineModel, PredictorState
 from streamlearn.monitoring.metrics import BoundMetrics, observe_many
 from streamlearn.pipeline import Pipeline
 from streamlearn.schema import NUMERIC, BadEvent, Schema, parse_time
+from streamlearn.streams.merge import NEVER
 from streamlearn.streams.records import (
     Headers,
     dead_letter_headers,
@@ -156,12 +157,20 @@ class PartitionProcessor:
         self._shadows: tuple[tuple[str, str, OnlineModel], ...] = ()
         self.next_offset: int | None = None
         """The offset after the last event processed: where the model's knowledge ends."""
+        self._position = 0
+        """The position of the event being processed (its offset, unless merged)."""
+        self.merge_time: float = getattr(self.predictor_state, "merge_time", NEVER)
+        """The partition's event time so far (a running maximum): the merge time of its
+        served records (``streams.merge``); checkpointed under global learning."""
 
-    def process_batch(self, messages: list[SourceMessage], emit: Emit) -> None:
+    def process_batch(self, messages: list[SourceMessage], emit: Emit,
+                      first_position: int | None = None) -> None:
         """Emit a batch's outputs in input order; metrics move once per batch (each inc locks).
 
         Outputs go straight to ``emit`` (the producer), not through a list: at ~30 µs per
-        event, every object per event shows.
+        event, every object per event shows. ``first_position``: the messages come from a
+        merge of several sources (a re-keyed stage), so their offsets do not grow in the
+        order they are processed; their positions are ``first_position``, +1, ... instead.
         """
         if self.serving is not None:  # the newest snapshot read, for the whole batch
             current = self.serving.current
@@ -173,8 +182,14 @@ class PartitionProcessor:
         self._undeclared = 0
         self._latencies: list[float] = []
         process = self._process
-        for message in messages:
-            process(message)
+        if first_position is None:
+            for message in messages:
+                self._position = message.offset() or 0
+                process(message)
+        else:
+            for position, message in enumerate(messages, first_position):
+                self._position = position
+                process(message)
         if messages:
             self.next_offset = (messages[-1].offset() or 0) + 1
         m = self.metrics
@@ -195,6 +210,7 @@ class PartitionProcessor:
     def checkpoint_payload(self) -> OnlineModel | PredictorState:
         """What the partition's snapshot holds: its model, or (global learning) its state."""
         assert self.model is not None
+        self.predictor_state.merge_time = self.merge_time
         return self.model if self.learns else self.predictor_state
 
     # -- drift -----------------------------------------------------------------------------
@@ -289,7 +305,7 @@ class PartitionProcessor:
             if self._compute:
                 assert self.features is not None
                 derived = self.features.values(event, x, entity_id(entity), event_time,
-                                               message.offset())
+                                               self._position)
                 if derived:
                     x = {**x, **derived}
         except BadEvent as error:
@@ -297,9 +313,11 @@ class PartitionProcessor:
             return
         self._undeclared += undeclared
         if self._next:
+            if event_time > self.merge_time:
+                self.merge_time = event_time
             record = {"event": event, "x": x, "key": key, "t": event_time, "id": event_id,
-                      "ts": sent_at, "src": [message.partition(), message.offset()],
-                      "origin": self._origin}
+                      "ts": sent_at, "src": [self.stage_partition, self._position],
+                      "m": self.merge_time, "origin": self._origin}
             if self.schema.label is not None:
                 record["y"] = y
             self._emit(self._next_topic, orjson.dumps(record),
@@ -312,6 +330,8 @@ class PartitionProcessor:
         model = self.model
         assert model is not None
         now = self.clock()
+        if event_time > self.merge_time:
+            self.merge_time = event_time
         try:
             prediction, proba = model.predict(x)
             # Inside the try: a model may answer with a label JSON cannot carry.
@@ -324,6 +344,7 @@ class PartitionProcessor:
                 *((y,) if self.schema.label is not None else ()),
                 instance=self._instance,
                 shadows=self._shadow_predictions(x) if self._shadows else None,
+                source=(self.stage_partition, self._position), m=self.merge_time,
             )
         except Exception as exc:
             self._dead_letter(message, _model_error("predicting", exc), event)

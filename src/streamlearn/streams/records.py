@@ -30,6 +30,8 @@ __all__ = [
     "encode_example",
     "encode_prediction",
     "encode_served",
+    "is_watermark",
+    "watermark_record",
 ]
 
 HEADER_PREFIX = "streamlearn."
@@ -83,14 +85,37 @@ def decode_label(raw: bytes | None, max_bytes: int, label_type: str | None
     return str(event_id), label, None if t is None else parse_time(t, "time")
 
 
-def encode_example(served: dict[str, Any], label: Any, label_time: float) -> bytes:
-    """A training example: the served record joined with its label (wire formats).
+def encode_example(served: dict[str, Any], label: Any, label_time: float,
+                   source: tuple[int, int] | None = None, m: float | None = None) -> bytes:
+    """A training example: the served record joined with its label (wire formats), with
+    the join's ``source`` ([partition, sequence number]) and merge time ``m``, by which the
+    learner orders the examples of every partition (``streams.merge``).
 
-    >>> encode_example({"event_id": "e1", "x": {"a": 1}}, True, 9.0)
-    b'{"event_id":"e1","x":{"a":1},"label":true,"label_time":9.0}'
+    >>> encode_example({"event_id": "e1", "x": {"a": 1}}, True, 9.0, (0, 4), 9.0)
+    b'{"event_id":"e1","x":{"a":1},"label":true,"label_time":9.0,"src":[0,4],"m":9.0}'
     """
-    return orjson.dumps({**served, "label": label, "label_time": label_time},
-                        option=orjson.OPT_NON_STR_KEYS)
+    record = {**served, "label": label, "label_time": label_time}
+    if source is not None:
+        record["src"], record["m"] = source, m
+    return orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)
+
+
+def watermark_record(source: int, m: float | None, idle: bool = False) -> bytes:
+    """A watermark record of a partition that several sources write: ``source`` writes
+    nothing below merge time ``m`` from now on; ``idle``: it has read all its input and
+    seen nothing new for a while (``streams.merge``); None: no event time yet. Keyed
+    ``watermark/<source>``.
+
+    >>> watermark_record(2, 1500.0)
+    b'{"watermark":1500.0,"source":2,"idle":false}'
+    """
+    return orjson.dumps({"watermark": None if m == float("-inf") else m, "source": source,
+                         "idle": idle})
+
+
+def is_watermark(record: dict[str, Any]) -> bool:
+    """True for a watermark record (readers of ``.served`` and ``.training`` skip them)."""
+    return "watermark" in record
 
 
 def encode_prediction(
@@ -141,12 +166,16 @@ def encode_served(
     *,
     instance: str | None = None,
     shadows: dict[str, dict[str, Any]] | None = None,
+    source: tuple[int, int] | None = None,
+    m: float | None = None,
 ) -> bytes:
     """The served record: what a prediction was made from (ARCHITECTURE.md, wire formats).
 
     ``x`` is the model's input as served (declared fields, then derived features);
     ``label`` is present when it rode in the event; ``instance`` is the champion's instance
     id and ``shadows`` the other candidates' predictions, by name, when there are candidates.
+    ``source`` ([events partition, offset]) and ``m`` (the partition's event time so far)
+    let the label join read ``.served`` in an order that is a function of the logs.
 
     >>> encode_served("e1", "u1", {"n": 2}, "m", 3, True, {True: 0.75}, 1, False)
     b'{"event_id":"e1","key":"u1","x":{"n":2},"predictions":{"m":{"prediction":true,"proba":{"true":0.75},"model_version":3}},"champion":"m","event_time":1,"label":false}'
@@ -164,6 +193,8 @@ def encode_served(
     }
     if label is not _NO_LABEL:
         record["label"] = label
+    if source is not None:
+        record["src"], record["m"] = source, m
     return orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
 
 

@@ -112,11 +112,13 @@ class ModelFollower:
         low, high = watermark_offsets(self._consumer, TopicPartition(self.topic, 0),
                                       CATCH_UP_TIMEOUT_S)
         position, deadline = low, time.monotonic() + CATCH_UP_TIMEOUT_S
+        tp = TopicPartition(self.topic, 0)
         while position < high and time.monotonic() < deadline:
             for message in self._consumer.consume(500, timeout=POLL_S):
                 if not message.error():
                     self._fold(message.key(), message.value())
-                    position = message.offset() + 1
+            # The position, not the last offset seen: the end may be a transaction marker.
+            position = max(position, self._consumer.position([tp])[0].offset)
         if self.serving != (0, 0):
             log.info("serving the global model, snapshot %d (%d examples)", self.serving[1],
                      self.current.examples)

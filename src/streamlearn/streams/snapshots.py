@@ -22,6 +22,7 @@ from confluent_kafka import (
     Consumer,
     KafkaError,
     KafkaException,
+    Message,
     Producer,
     TopicPartition,
 )
@@ -41,7 +42,7 @@ from streamlearn.registry import protected
 
 __all__ = [
     "Restored", "SnapshotStore", "StoredVersion", "claim_key", "collect_versions",
-    "read_versions", "records", "watermark_offsets",
+    "consume_to_end", "read_versions", "records", "watermark_offsets",
 ]
 
 log = logging.getLogger(__name__)
@@ -99,19 +100,38 @@ def records(consumer_config: dict[str, Any], topic: str, partitions: Iterable[in
             if high > low:
                 ends[p] = high
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        deadline = time.monotonic() + READ_TIMEOUT_S
-        while ends:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic} made no progress for {READ_TIMEOUT_S:g} s")
-            for msg in consumer.consume(500, timeout=1.0):
-                if msg.error():
-                    continue
-                deadline = time.monotonic() + READ_TIMEOUT_S
-                yield msg.key(), msg.value()
-                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                    ends.pop(msg.partition(), None)
+        for msg in consume_to_end(consumer, topic, ends):
+            yield msg.key(), msg.value()
     finally:
         consumer.close()
+
+
+def consume_to_end(consumer: Consumer, topic: str, ends: dict[int, int],
+                   stalled_s: float = READ_TIMEOUT_S) -> Iterator[Message]:
+    """The messages below ``ends`` (partition -> end offset, taken before reading) of the
+    partitions of ``topic`` that ``consumer`` is assigned; done once its position on each
+    has reached its end. TimeoutError after ``stalled_s`` without progress.
+
+    Positions, not the offset of the last message seen: a partition's last offsets can be
+    transaction markers or aborted records, which are never delivered, only skipped.
+    """
+    pending = dict(ends)
+    last: dict[int, int] = {}
+    deadline = time.monotonic() + stalled_s
+    while pending:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"reading {topic} made no progress for {stalled_s:g} s")
+        for msg in consumer.consume(500, timeout=1.0):
+            if not msg.error() and msg.offset() < ends.get(msg.partition(), 0):
+                yield msg
+        positions = {tp.partition: tp.offset for tp in
+                     consumer.position([TopicPartition(topic, p) for p in pending])}
+        if positions != last:
+            deadline = time.monotonic() + stalled_s
+        last = positions
+        for p, position in positions.items():
+            if position >= pending[p]:
+                del pending[p]
 
 
 def end_offsets(config: dict[str, Any], topic: str, partitions: int) -> dict[int, int]:

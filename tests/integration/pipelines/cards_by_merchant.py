@@ -1,4 +1,5 @@
-"""Per-card and per-merchant features: merchants' go through <name>.by-merchant."""
+"""Per-card and per-merchant features on two partitions: merchants' go through
+<name>.by-merchant, which both card partitions write to."""
 
 from river import tree
 
@@ -23,4 +24,5 @@ pipeline = Pipeline(
     lateness="20s",
     entity_ttl="6m",
     model=tree.HoeffdingTreeClassifier,
+    partitions=2,
 )

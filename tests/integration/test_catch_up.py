@@ -1,0 +1,227 @@
+"""Catch-up equals real time (guarantee 8), and the scale-out learner survives kill -9.
+
+One schedule of events and delayed labels, on four partitions with two workers, is
+published three ways: (a) in real time, the workers running; (b) all of it before the
+workers start (a backlog); (c) in real time, with the active learner's worker SIGKILLed
+midway. The label outcomes (from the joins' checkpoints), the learner's example sequence and
+the final model must be identical, and equal to what the schedule says:
+
+- 20 s label TTL, events 1 s apart in event time, every boundary >= 3 s (0.15 TTL) from a
+  deadline: labels on time (0-17 s after the event), twice (both on time), late (23-35 s
+  after), never, and 20 orphans (ids never served);
+- events partition 3 gets no event (an idle events partition: nothing may wait for it) and
+  labels partition 2 no label (a silent labels partition: its served records still expire);
+- the last minute has on-time labels only, so no outcome depends on where the stream ends.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+
+import orjson
+from kafka import KafkaProducer
+
+from streamlearn.features.offline import key_partition
+from streamlearn.pipeline import load_pipeline
+from streamlearn.streams.serving import GLOBAL_MODEL
+from streamlearn.streams.snapshots import claim_key
+from streamlearn.tail import read_to_end
+
+from .conftest import free_port, worker_log
+from .test_global_learner import (
+    DELAYED,
+    START_MS,
+    assert_served_by_prefix_models,
+    final_model,
+    learned,
+    learner_port,
+    training,
+)
+from .topics import predictions, wait_for_predictions, wait_until
+
+EVENTS = 1200
+TTL_S = 20
+SETTINGS = {"STREAMLEARN_PUBLISH_INTERVAL": "0.3", "STREAMLEARN_BATCH_SIZE": "50",
+            "STREAMLEARN_SNAPSHOT_EVERY": "200", "STREAMLEARN_SNAPSHOT_INTERVAL": "2"}
+OUTCOMES = ("joined", "late", "orphan", "duplicate", "expired")
+
+
+def schedule(seed: int) -> tuple[list[dict], list[dict], dict[str, int]]:
+    """Events, labels (in event-time order of publication) and the outcomes they must give."""
+    rng = random.Random(seed)
+    events, labels = [], []
+    expected = dict.fromkeys(OUTCOMES, 0)
+    end = START_MS + (EVENTS - 1) * 1000
+    n = 0
+    for i in range(EVENTS):
+        t = START_MS + i * 1000
+        while True:  # an id for partition 0-2; partition 2 nothing in [end - 60 s, end - 5 s)
+            event_id, n = f"e{n}", n + 1
+            p = key_partition(event_id, 4)
+            if p != 3 and not (p == 2 and end - 60_000 <= t < end - 5_000):
+                break
+        events.append({"event_id": event_id, "time": t, **features(rng)})
+        if p == 2:  # its labels partition stays silent: the record expires (or, in the tail,
+            if t < end - 60_000:  # waits)
+                expected["expired"] += 1
+            continue
+        tail = t >= end - 60_000
+        roll = 0.0 if tail else rng.random()
+        if roll < 0.85:
+            labels.append(label(event_id, t + rng.randint(0, 17_000), rng))
+            expected["joined"] += 1
+        elif roll < 0.89:
+            first = rng.randint(0, 8_000)
+            labels += [label(event_id, t + first, rng),
+                       label(event_id, t + first + rng.randint(1, 9_000), rng)]
+            expected["joined"] += 1
+            expected["duplicate"] += 1
+        elif roll < 0.93:
+            labels.append(label(event_id, t + rng.randint(23_000, 35_000), rng))
+            expected["late"] += 1
+            expected["expired"] += 1
+        else:
+            expected["expired"] += 1
+    ghosts = [g for g in (f"ghost{k}" for k in range(200)) if key_partition(g, 4) in (0, 1)]
+    for ghost in ghosts[:20]:
+        labels.append(label(ghost, START_MS + rng.randint(0, EVENTS - 120) * 1000 + 500, rng))
+        expected["orphan"] += 1
+    return events, sorted(labels, key=lambda la: la["time"]), expected
+
+
+def features(rng: random.Random) -> dict:
+    return {"empty_server_form_handler": rng.random(), "popup_window": rng.random(),
+            "https": rng.random(), "request_from_other_domain": rng.random(),
+            "anchor_from_other_domain": rng.random(), "is_popular": rng.random(),
+            "long_url": rng.random(), "age_of_domain": rng.randint(0, 1),
+            "ip_in_url": rng.randint(0, 1)}
+
+
+def label(event_id: str, t: int, rng: random.Random) -> dict:
+    return {"event_id": event_id, "label": rng.random() < 0.4, "time": t}
+
+
+def publish(kafka: str, name: str, events: list[dict], labels: list[dict],
+            rate: float | None = None) -> None:
+    """Events and labels interleaved in event-time order, as a live system sends them;
+    ``rate`` records a second (None: as fast as they go)."""
+    stream = sorted([(e["time"], 0, e) for e in events] + [(la["time"], 1, la) for la in labels],
+                    key=lambda r: (r[0], r[1]))
+    producer = KafkaProducer(bootstrap_servers=kafka, acks="all", linger_ms=5)
+    started = time.monotonic()
+    for i, (_, kind, record) in enumerate(stream):
+        topic = name if kind == 0 else f"{name}.labels"
+        producer.send(topic, key=record["event_id"].encode(), value=orjson.dumps(record))
+        if rate is not None and i % 20 == 19:
+            time.sleep(max(0.0, started + (i + 1) / rate - time.monotonic()))
+    producer.flush()
+    producer.close()
+
+
+def join_outcomes(kafka: str, spec) -> dict[str, int]:
+    """The label joins' outcome counts, as their last checkpoints in ``<name>.state`` keep
+    them (a restart neither loses nor repeats any)."""
+    metas: dict[str, dict] = {}
+    for record in read_to_end(kafka, spec.state_topic):
+        key = record.key.decode()
+        if re.fullmatch(r"join/\d+", key) and record.value:
+            metas[key] = orjson.loads(record.value)
+    return {o: sum(m["counts"][o] for m in metas.values()) for o in OUTCOMES}
+
+
+def run(kafka, name, topics, start_worker, tmp_path: Path, mode: str, seed: int = 21):
+    """One way of publishing the schedule; (outcomes, example ids, final model, extras)."""
+    pipeline_file = tmp_path / f"catch_up_{mode}.py"
+    pipeline_file.write_text(DELAYED.read_text().replace("partitions=2", "partitions=4")
+                             .replace('label_ttl="1h"', f'label_ttl="{TTL_S}s"'))
+    spec = load_pipeline(pipeline_file).renamed(name)
+    topics(name, pipeline_file)
+    events, labels, expected = schedule(seed)
+    ports = [free_port(), free_port()]
+    base = len(list(tmp_path.glob("worker-*.log")))  # worker i logs to worker-<base+i>
+    if mode == "backlog":
+        publish(kafka, name, events, labels)
+    publisher = threading.Thread(target=publish, args=(kafka, name, events, labels, 150.0))
+    if mode != "backlog":
+        publisher.start()  # the workers join a stream already flowing: it never pauses
+    workers = [start_worker(pipeline_file, name, SETTINGS, metrics_port=p) for p in ports]
+    alive = list(range(2))
+    if mode == "kill":
+        active = wait_until(lambda: learner_port(ports, name), 60, "an active learner")
+        wait_until(lambda: learned(active, name) > 100, 60, "the learner learning")
+        assert publisher.is_alive(), "the kill must land while records still flow"
+        victim = ports.index(active)
+        workers[victim].send_signal(signal.SIGKILL)
+        workers[victim].wait(timeout=30)
+        alive.remove(victim)
+    if publisher.is_alive():
+        publisher.join()
+    ids = {e["event_id"] for e in events}
+    wait_for_predictions(kafka, spec.predictions_topic, ids, 180,
+                         alive=lambda: all(workers[i].poll() is None for i in alive))
+    joined = expected["joined"]
+    wait_until(lambda: learner_port([ports[i] for i in alive], name), 60, "an active learner")
+    wait_until(lambda: max(learned(ports[i], name) for i in alive) == joined, 90,
+               f"{joined} examples learned")
+    for i in alive:
+        workers[i].send_signal(signal.SIGTERM)  # clean stops checkpoint and publish
+    for i in alive:
+        assert workers[i].wait(timeout=60) == 0, worker_log(tmp_path, base + i)[-3000:]
+    examples = training(kafka, spec)
+    return spec, events, expected, examples, [base + i for i in alive]
+
+
+def probe_predictions(kafka, spec) -> list:
+    model = final_model(kafka, spec)
+    rng = random.Random(5)
+    return [model.estimator.predict_proba_one(features(rng)) for _ in range(200)]
+
+
+def test_a_backlog_and_a_kill_give_what_real_time_gives(
+        kafka, name, topics, start_worker, tmp_path: Path):
+    results = {}
+    for mode in ("real_time", "backlog", "kill"):
+        run_name = f"{name}-{mode}"
+        spec, events, expected, examples, alive = run(
+            kafka, run_name, topics, start_worker, tmp_path, mode)
+        outcomes = join_outcomes(kafka, spec)
+        assert outcomes == expected, (mode, outcomes, expected)
+        results[mode] = ([e["event_id"] for e in examples], probe_predictions(kafka, spec))
+        print(f"{mode}: {len(examples)} examples, outcomes {outcomes}")
+        if mode == "kill":
+            check_the_standby_took_over(kafka, spec, events, examples, tmp_path, alive)
+    assert results["backlog"][0] == results["real_time"][0], "the learner's order differs"
+    assert results["kill"][0] == results["real_time"][0], "the learner's order differs"
+    assert results["backlog"][1] == results["real_time"][1] == results["kill"][1]
+
+
+def check_the_standby_took_over(kafka, spec, events, examples, tmp_path: Path,
+                                alive: list[int]) -> None:
+    """Every served prediction == the offline model after ``model_version`` examples; never
+    two active learners; the standby resumed from the killed learner's newest snapshot."""
+    x_of = {e["event_id"]: {k: v for k, v in e.items() if k in spec.features} for e in events}
+    assert_served_by_prefix_models(spec, predictions(kafka, spec.predictions_topic), examples,
+                                   x_of)
+    claims, newest, manifests = [], 0, []
+    for record in read_to_end(kafka, spec.models_topic):
+        key = record.key.decode()
+        if key == claim_key(GLOBAL_MODEL):
+            claims.append(orjson.loads(record.value)["generation"])
+            newest = claims[-1]
+        elif key.startswith(f"{GLOBAL_MODEL}/") and key.endswith("/manifest") and record.value:
+            manifest = orjson.loads(record.value)
+            assert manifest["generation"] == newest, "a fenced learner published"
+            manifests.append(manifest)
+    assert claims == sorted(set(claims)) and len(claims) >= 2
+    log = worker_log(tmp_path, alive[0])
+    resumed = re.search(r"active learner \(generation (\d+)\): restored snapshot (\d+) "
+                        r"\((\d+) examples\); resuming \S+ at offset (\d+)", log)
+    assert resumed, log[-3000:]
+    before = [m for m in manifests if m["generation"] < int(resumed[1])]
+    assert before and before[-1]["snapshot_id"] == int(resumed[2])
+    assert before[-1]["offsets"][spec.training_topic]["0"] == int(resumed[4])
