@@ -4,8 +4,9 @@ Phishing events on their own topic, their labels on ``<name>.labels`` with seede
 delays (event time). Every served prediction must equal what an offline model predicts
 after learning the first ``model_version`` examples of ``<name>.training`` (deduplicated by
 event id, in the learner's order: ``streams.merge.in_order``), and the final model must
-equal an offline model learned on the whole training topic. (Two workers on four partitions, the active learner's worker
-SIGKILLed mid-stream and its standby taking over: ``test_catch_up``.)
+equal an offline model learned on the whole training topic. (Two workers on four
+partitions, the active learner's worker SIGKILLed mid-stream and its standby taking over:
+``test_catch_up``.)
 """
 
 from __future__ import annotations

@@ -258,6 +258,64 @@ def test_a_backlog_gives_what_real_time_gives():
     assert counts["duplicate"] > 10 and counts["expired"] > 10
 
 
+def test_a_restart_from_a_checkpoint_gives_what_an_uninterrupted_run_gives():
+    """Real time until a crash, then a restore from the last checkpoint and the rest of
+    both logs read as a backlog: the same examples (first copy of each) and counts."""
+    sources, labels = schedule(seed=8)
+    expected, counts = run(sources, labels, backlog=False)
+    rng = random.Random(3)
+    served_log: list[Record] = []
+    labels_log: list[Record] = []
+    arrivals, last = [], [0, 0]
+    for p, events in enumerate(sources):
+        m = float("-inf")
+        for i, (event_id, t) in enumerate(events):
+            m = max(m, t)
+            last[p] = max(last[p], t + rng.randint(0, 40))
+            arrivals.append((last[p], 0, (t, p, event_id, i, m)))
+    arrivals.sort(key=lambda a: a[:2])
+    arrivals = sorted(arrivals + [(la[2], 1, la) for la in labels], key=lambda a: a[:2])
+    steps = []
+    for _, kind, r in arrivals:
+        if kind == 0:
+            t, p, e, i, m = r
+            batch = [served(e, t, len(served_log), p, m, seq=i),
+                     mark(1 - p, max(0, t - 100), len(served_log) + 1)]
+            served_log += batch
+        else:
+            batch = [label(r[0], r[1], len(labels_log), t=r[2])]
+            labels_log += batch
+        steps.append(batch)
+    ends = [events[-1][1] for events in sources]
+    served_log += [mark(p, ends[p], len(served_log) + p, idle=True) for p in (0, 1)]
+
+    join, _ = processor()
+    out = OutputList()
+    committed: list = []
+    for n, batch in enumerate(steps[: len(steps) * 2 // 3]):
+        join.add(batch)
+        join.drain(out, labels_idle=False)
+        if n % 97 == 96:
+            state, meta = join.checkpoint_records()
+            committed += [*state, meta]
+    join.checkpoint_records()  # cut short by the crash: never committed
+
+    restored, _ = processor()
+    restored.restore(committed)
+    offsets = restored.offsets
+    restored.add(labels_log[offsets[SPEC.labels_topic]:])
+    restored.drain(out, labels_idle=False)
+    restored.add(served_log[offsets[SPEC.served_topic]:])
+    restored.drain(out, labels_idle=False)
+    restored.drain(out, labels_idle=True)
+    first: dict[str, tuple] = {}
+    for e in examples(out):
+        first.setdefault(e["event_id"], (e["event_id"], e["label"], e["label_time"], e["src"],
+                                          e["m"]))
+    assert sorted(first.values(), key=lambda e: (e[4], e[3])) == expected
+    assert dict(restored.join.counts) == counts
+
+
 def test_the_learner_learns_each_event_once_and_forgets_after_two_ttls():
     learner = Learner(Candidates({"m": linear_model.LogisticRegression}), ttl_ms=1_000)
 

@@ -355,7 +355,10 @@ class HotPath:
                 merge.watermark(record["source"], record["watermark"], offset,
                                 record.get("idle", False))
             elif "src" in record and "m" in record:
-                merge.add(record["src"][0], record["src"][1], record["m"], offset, message)
+                # From the first stage, a record's seq is its event's offset: a replayed
+                # copy has the same. A later stage's is a merge position (not deduplicated).
+                seq = record["src"][1] if state.stage.index == 1 else None
+                merge.add(record["src"][0], seq, record["m"], offset, message)
             else:
                 merge.skip(offset)  # not a forwarded event: the processor dead-letters it
                 state.processor.process_batch([message], self.producer.produce,

@@ -62,6 +62,11 @@ class JoinProcessor:
         self.label_type = spec.label_type
         self.served_topic, self.labels_topic = spec.served_topic, spec.labels_topic
         self.merge = SourceMerge(spec.partitions)
+        self.stable_seq = len(spec.stages) == 1
+        """A served record's sequence number is its event's offset (the same in every
+        replay), so the merge drops a predictor's replayed copies by it. Behind a ``by``
+        stage it is a position in that stage's merge, which a replay after an idle source
+        may shift: copies are then left to the join, which knows the ids it holds."""
         self.labels: deque[tuple[float, int, SourceMessage, Any]] = deque()
         """Labels read, not yet taken: (merge time, offset, message, decoded or BadEvent)."""
         self.labels_next: int | None = None
@@ -100,8 +105,11 @@ class JoinProcessor:
                     self.merge.watermark(record["source"], record["watermark"], offset,
                                          record.get("idle", False))
                 else:
-                    source, seq = record.pop("src")
-                    self.merge.add(source, seq, record.pop("m"), offset, record)
+                    # A record of an older version lacks src and m: its own time, as read.
+                    source, seq = record.pop("src", None) or (0, None)
+                    m = record.pop("m", None)
+                    self.merge.add(source, seq if self.stable_seq else None,
+                                   record["event_time"] if m is None else m, offset, record)
             else:
                 label: tuple[str, Any, float] | BadEvent
                 try:

@@ -139,8 +139,11 @@ class LearnerRunner:
             elif str(record["event_id"]) in learner.seen:
                 learner.duplicates += 1  # a join replayed after a restart
                 merge.skip(message.offset())
-            else:
-                merge.add(record.pop("src")[0], None, record.pop("m"), message.offset(), record)
+            else:  # a record of an older version lacks src and m: its label time, as read
+                source = (record.pop("src", None) or (0,))[0]
+                m = record.pop("m", None)
+                merge.add(source, None, record.get("label_time") if m is None else m,
+                          message.offset(), record)
         for example in merge.release():
             served = candidates.ids[candidates.champion]
             learner.learn(example)

@@ -44,11 +44,25 @@ Offline, once every source has written all it will, the same order is a sort:
 :func:`in_order`.
 
 The reader checkpoints :meth:`state` with the offset it restarts from (the oldest record it
-holds but has not released): records re-read from there are held again or skipped.
+holds but has not released) and the offsets it held: of the records re-read up to where it
+had read, exactly those are held again, whatever their sequence numbers.
+
+>>> merge = SourceMerge(sources=2)
+>>> merge.add(0, 1, 10.0, offset=0, value="a")
+>>> merge.add(1, 1, 5.0, offset=1, value="b")
+>>> merge.release()  # "a" waits: source 1 may still write something before m 10
+['b']
+>>> state, restart = merge.state(), merge.restart_offset()
+>>> again = SourceMerge.restore(2, state, restart)
+>>> again.add(0, None, 10.0, offset=0, value="a")  # re-read from offset 0
+>>> again.add(1, None, 5.0, offset=1, value="b")
+>>> restart, again.waiting, again.release(), again.counts["replayed"]
+(0, 1, [], 1)
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections import Counter
 from collections.abc import Iterable
@@ -79,6 +93,10 @@ class SourceMerge:
         """Records released so far: a position that grows in the order they come out."""
         self.counts: Counter[str] = Counter()
         """late (released out of order after an idle source woke) and duplicate records."""
+        self._replay_end = -1
+        """After a restore: records below this offset were read before the checkpoint..."""
+        self._replay_held: list[tuple[int, int]] = []
+        """...and of those, only the ones in these [start, end) ranges were still held."""
 
     # -- input -------------------------------------------------------------------------------
 
@@ -87,6 +105,9 @@ class SourceMerge:
         (ties in ``m`` then go by the order read)."""
         self.next_offset = offset + 1
         self.idle[source] = False
+        if offset < self._replay_end and not _within(offset, self._replay_held):
+            self.counts["replayed"] += 1  # released before the checkpoint
+            return
         if seq is None:
             seq = self.seq[source] + 1
         elif seq <= self.seq[source]:
@@ -181,6 +202,7 @@ class SourceMerge:
         for _, source, seq, _, _ in self._heap:
             released[source] = min(released[source], seq - 1)
         return {"seq": released, "marks": [None if m == NEVER else m for m in self.marks],
+                "read": self.next_offset, "held": _ranges(entry[3] for entry in self._heap),
                 "idle": list(self.idle), "last": [None if self.last[0] == NEVER
                                                   else self.last[0], self.last[1]],
                 "released": self.released}
@@ -199,7 +221,30 @@ class SourceMerge:
             last = state["last"]
             merge.last = (NEVER if last[0] is None else last[0], last[1])
             merge.released = state.get("released", 0)
+            if state.get("read") is not None:
+                merge._replay_end = state["read"]
+                merge._replay_held = [tuple(r) for r in state.get("held") or []]
         return merge
+
+
+def _ranges(offsets: Iterable[int]) -> list[list[int]]:
+    """Sorted offsets as [start, end) ranges (held records are mostly runs).
+
+    >>> _ranges([7, 3, 4, 5, 9])
+    [[3, 6], [7, 8], [9, 10]]
+    """
+    out: list[list[int]] = []
+    for offset in sorted(offsets):
+        if out and out[-1][1] == offset:
+            out[-1][1] += 1
+        else:
+            out.append([offset, offset + 1])
+    return out
+
+
+def _within(offset: int, ranges: list[tuple[int, int]]) -> bool:
+    i = bisect.bisect_right(ranges, (offset, float("inf"))) - 1
+    return i >= 0 and ranges[i][0] <= offset < ranges[i][1]
 
 
 def in_order(records: Iterable[dict[str, Any]], dedup: bool = True) -> list[dict[str, Any]]:
