@@ -280,7 +280,8 @@ def _records(bootstrap: str, topic: str, partitions: int) -> list[dict]:
 
 def _training_order(bootstrap: str, topic: str) -> list[str]:
     seen, order = set(), []
-    for example in in_order(_records(bootstrap, topic, 1), dedup=False):  # the learner's order
+    examples = _records(bootstrap, topic, 1)
+    for example in in_order(examples, lambda r: r["event_id"]):  # the learner's order
         if example["event_id"] not in seen:
             seen.add(example["event_id"])
             order.append(example["event_id"])

@@ -71,7 +71,7 @@ def training(kafka: str, spec) -> list[dict]:
     the first copy of each event."""
     seen, examples = set(), []
     records = [orjson.loads(r.value) for r in read_to_end(kafka, spec.training_topic)]
-    for example in in_order(records, dedup=False):
+    for example in in_order(records, lambda r: r["event_id"]):
         if example["event_id"] not in seen:
             seen.add(example["event_id"])
             examples.append(example)

@@ -36,6 +36,10 @@ def _decoded(pairs: Iterable[tuple[bytes | None, bytes | None]],
         progress(count % PROGRESS_EVERY)
 
 
+def _event_id(record: dict[str, Any]) -> Any:
+    return record.get("event_id")
+
+
 def read_report(spec: Pipeline, consumer_config: dict[str, Any], window: int = WINDOW,
                 progress: Callable[[int], None] | None = None) -> Report:
     """The report of what ``spec``'s training and drift topics hold now, read from the
@@ -48,7 +52,7 @@ def read_report(spec: Pipeline, consumer_config: dict[str, Any], window: int = W
         if not isinstance(record, dict):
             report.add_example(record)  # counted as not an example
     examples = (r for r in decoded if isinstance(r, dict))
-    for record in in_order(examples, dedup=False):  # in the learner's order
+    for record in in_order(examples, identity=_event_id):  # in the learner's order
         report.add_example(record)
     if not report.examples:
         unread = f" ({report.skipped:,} records there are not examples)" if report.skipped else ""

@@ -387,27 +387,35 @@ class HotPath:
         if now - self._marks_at < WATERMARK_INTERVAL_S:
             return
         self._marks_at = now
-        produce, spec = self.producer.produce, self.spec
         for position, state in self.partitions.items():
-            if state.stage.final:
-                if self.follower is None:
-                    continue  # nothing merges .served: no label join reads it
-                topic = spec.served_topic
-            else:
-                topic = spec.stages[state.stage.index + 1].topic
             mark = (state.processor.merge_time, self._input_idle(position, state))
-            if mark == self._marks_sent.get(position) or (mark[0] == NEVER and not mark[1]):
-                continue
-            self._marks_sent[position] = mark
-            value = watermark_record(position[1], mark[0], idle=mark[1])
-            key = f"watermark/{position[1]}".encode()
-            for q in range(spec.partitions):
-                produce(topic, value, key, partition=q)
+            if mark != self._marks_sent.get(position) and (mark[0] != NEVER or mark[1]):
+                self._send_mark(position, state, mark)
         for partition, join in self.joins.items():
             record = join.watermark_due(self._labels_idle(partition))
             if record is not None:
-                produce(spec.training_topic, record, f"watermark/{partition}".encode(),
-                        partition=0)
+                self._send_join_mark(partition, record)
+
+    def _send_mark(self, position: Position, state: _Partition,
+                   mark: tuple[float, bool]) -> None:
+        """A source's watermark record to every partition of the topic it writes to that
+        several sources write (``.served`` under global learning, a ``by`` stage's topic)."""
+        spec = self.spec
+        if state.stage.final:
+            if self.follower is None:
+                return  # nothing merges .served: no label join reads it
+            topic = spec.served_topic
+        else:
+            topic = spec.stages[state.stage.index + 1].topic
+        self._marks_sent[position] = mark
+        value = watermark_record(position[1], mark[0], idle=mark[1])
+        key = f"watermark/{position[1]}".encode()
+        for q in range(spec.partitions):
+            self.producer.produce(topic, value, key, partition=q)
+
+    def _send_join_mark(self, partition: int, record: bytes) -> None:
+        self.producer.produce(self.spec.training_topic, record,
+                              f"watermark/{partition}".encode(), partition=0)
 
     def _input_idle(self, position: Position, state: _Partition) -> bool:
         """Read to its end and silent; a re-keyed input also needs every source idle."""
@@ -626,7 +634,12 @@ class HotPath:
             self.partitions[(tp.topic, tp.partition)] = state
             tp.offset = OFFSET_BEGINNING if state.snapshot_offset is None else state.snapshot_offset
             self.catch_up.start((tp.topic, tp.partition), state.snapshot_offset)
-            self._marks_sent.pop((tp.topic, tp.partition), None)
+            # Back, and not idle, before writing anything: a mark the source wrote as idle
+            # before it stopped would let readers pass its records to come.
+            self._send_mark((tp.topic, tp.partition), state,
+                            (state.processor.merge_time, False))
+        for partition in {tp.partition for tp in partitions if tp.topic in self._join_topics}:
+            self._send_join_mark(partition, self.joins[partition].resume_mark())
         consumer.assign(partitions)
 
     def _restore_final(self, stage: Stage, partition: int, found: Restored | None) -> _Partition:
@@ -694,8 +707,7 @@ class HotPath:
         """Checkpoint label joins: examples acknowledged first, then the state records, then
         (once those are acknowledged) each join's meta record, which commits them."""
         self._join_checkpoint_at = self.clock()
-        partitions = [p for p in partitions if p in self.joins
-                      and self.joins[p].offsets != self.joins[p].checkpoint_offsets]
+        partitions = [p for p in partitions if p in self.joins and self.joins[p].checkpoint_due(0)]
         if not partitions:
             return
         self._flush()
@@ -709,6 +721,8 @@ class HotPath:
         for partition, (key, value) in metas:
             self._produce_state(partition, key, value)
         self._flush()
+        for partition, _ in metas:
+            self._send_join_mark(partition, self.joins[partition].checkpoint_mark())
 
     def _restore_forwarding(self, stage: Stage, partition: int) -> _Partition:
         """A stage that forwards: its features and position from its own meta record."""

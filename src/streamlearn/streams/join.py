@@ -83,6 +83,7 @@ class JoinProcessor:
         """The last watermark written to ``<name>.training``."""
         self.checkpoint_id = 0
         self.checkpoint_offsets: dict[str, int] = {}
+        self.checkpoint_taken = 0
         self.events_since_checkpoint = 0
         self._pending = metrics.family.labels_pending.labels(spec.name, str(partition))
         self._waiting = metrics.family.merge_waiting.labels(spec.name, self.served_topic,
@@ -168,6 +169,12 @@ class JoinProcessor:
         self.sent_mark = mark
         return watermark_record(self.partition, mark[0], idle=mark[1])
 
+    def resume_mark(self) -> bytes:
+        """The watermark record a restored join writes first: it is back and not idle (an
+        idle mark written before it stopped would let the learner pass its examples)."""
+        self.sent_mark = (self.clock, False)
+        return watermark_record(self.partition, self.clock, idle=False)
+
     def _take_served(self, record: dict[str, Any], m: float, emit: Emit,
                      delays: list[float]) -> None:
         self._tick(m)
@@ -242,7 +249,14 @@ class JoinProcessor:
     # -- checkpoints -----------------------------------------------------------------------
 
     def checkpoint_due(self, every: int) -> bool:
-        return self.offsets != self.checkpoint_offsets and self.events_since_checkpoint >= every
+        return ((self.offsets != self.checkpoint_offsets or self.taken != self.checkpoint_taken)
+                and self.events_since_checkpoint >= every)
+
+    def checkpoint_mark(self) -> bytes:
+        """The watermark record written once a checkpoint is committed: a restart never
+        writes the examples up to it again, so the learner can forget their ids."""
+        m, idle = self.sent_mark or (self.clock, False)
+        return watermark_record(self.partition, m, idle=idle, checkpoint=self.checkpoint_taken)
 
     def checkpoint_records(self) -> tuple[list[tuple[str, bytes | None]], tuple[str, bytes]]:
         """(state records, meta record): the meta commits them, so it goes once they are
@@ -254,6 +268,7 @@ class JoinProcessor:
                  "clock": None if self.clock == NEVER else self.clock}
         *records, meta = self.join.checkpoint_records(self.checkpoint_id, offsets, extra)
         self.checkpoint_offsets = offsets
+        self.checkpoint_taken = self.taken
         self.events_since_checkpoint = 0
         assert meta[1] is not None
         return records, (meta[0], meta[1])
@@ -269,13 +284,13 @@ class JoinProcessor:
         self.merge = SourceMerge.restore(self.spec.partitions, meta.get("merge"),
                                          offsets.get(self.served_topic))
         self.labels_next = offsets.get(self.labels_topic)
-        self.taken = meta.get("taken", 0)
+        self.taken = self.checkpoint_taken = meta.get("taken", 0)
         mark = meta.get("labels_mark")
         self.labels_mark = self.taken_mark = NEVER if mark is None else mark
         clock = meta.get("clock")
         self.clock = NEVER if clock is None else clock
         repairs = self.join.restore(records, self.checkpoint_id)
-        log.info("partition %d: restored the label join (%d waiting, %d taken) at offsets %s",
-                 self.partition, self.join.waiting, self.taken, offsets)
+        log.info("partition %d: restored the label join (%d waiting) at offsets %s, %d "
+                 "records taken", self.partition, self.join.waiting, offsets, self.taken)
         return repairs
 

@@ -89,6 +89,11 @@ class LearnerRunner:
         self.next_offset: int | None = None
         self.released = 0
         """Examples released by the merge so far (what a snapshot covers)."""
+        self.replayable: dict[int, dict[str, int]] = {}
+        """Per label join: the ids learned since its newest checkpoint (id -> its sequence
+        number), which a restart of that join writes again. Its checkpoint marks say when
+        they can go; the learner's own event-time seen-set may not reach back that far in a
+        catch-up, where a minute of checkpoints spans days of event time."""
         self.published_offset: int | None = None
         self.published_released = 0
         self._published_at = self._progress_at = clock()
@@ -136,18 +141,28 @@ class LearnerRunner:
             if "watermark" in record:
                 merge.watermark(record["source"], record["watermark"], message.offset(),
                                 record.get("idle", False))
-            elif str(record["event_id"]) in learner.seen:
+                if record.get("checkpoint") is not None:
+                    self._forget_replayable(record["source"], record["checkpoint"])
+                continue
+            src = record.get("src") or (0, 0)  # an older version's record lacks src and m
+            event_id = str(record["event_id"])
+            if event_id in learner.seen or event_id in self.replayable.get(src[0], ()):
                 learner.duplicates += 1  # a join replayed after a restart
                 merge.skip(message.offset())
-            else:  # a record of an older version lacks src and m: its label time, as read
-                source = (record.pop("src", None) or (0,))[0]
-                m = record.pop("m", None)
-                merge.add(source, None, record.get("label_time") if m is None else m,
-                          message.offset(), record)
-        for example in merge.release():
-            served = candidates.ids[candidates.champion]
-            learner.learn(example)
+                continue
+            m = record.get("m")
+            merge.add(src[0], None, record.get("label_time") if m is None else m,
+                      message.offset(), record)
+        # One at a time: a policy action publishes a snapshot mid-loop, and the merge's
+        # state in it must hold exactly the examples not learned yet.
+        while merge.peek() is not None:
+            example = merge.pop()
             self.released += 1
+            self.next_offset = merge.restart_offset()
+            served = candidates.ids[candidates.champion]
+            if learner.learn(example) and "src" in example:
+                source, seq = example["src"]
+                self.replayable.setdefault(source, {})[str(example["event_id"])] = seq
             if candidates.signals or learner.actions:
                 self._drift_events(produce, example.get("label_time"), served)
         self.next_offset = merge.restart_offset()
@@ -212,7 +227,9 @@ class LearnerRunner:
             parent=self.snapshot_id if parent is None else parent,
             offsets={self.topic: {0: self.next_offset}}, fingerprint=self.fingerprint,
             key=self.key, chunk_bytes=self.settings.snapshot_chunk_bytes,
-            generation=self.generation, extra=learner.seen_bytes(), meta=meta,
+            generation=self.generation, extra=orjson.dumps(
+                {"seen": learner.seen, "replayable": self.replayable},
+                option=orjson.OPT_NON_STR_KEYS), meta=meta,
         )
         size = self.store.write(snapshot)
         self._publish_cost = time.perf_counter() - started
@@ -350,13 +367,14 @@ class LearnerRunner:
         learner = Learner(self._candidates(found), self.spec.label_ttl_ms,
                           score_served=not self.spec.has_candidates)
         self.released = self.published_released = 0
+        self.replayable = {}
         if found is None:
             offset, self.snapshot_id, self.command_seq = None, None, 0
             self.merge = SourceMerge(self.spec.partitions)
             log.info("active learner (generation %d): no snapshot; learning from the start of "
                      "%s", self.generation, self.topic)
         else:
-            learner.load_seen(found.extra)
+            self._load_seen(learner, found.extra)
             offset = found.manifest["offsets"][self.topic]["0"]
             self.snapshot_id = found.manifest["snapshot_id"]
             self.command_seq = found.manifest.get("command_seq") or 0
@@ -375,6 +393,23 @@ class LearnerRunner:
         for tp in partitions:
             tp.offset = OFFSET_BEGINNING if offset is None else offset
         self.consumer.assign(partitions)
+
+    def _forget_replayable(self, source: int, checkpoint: int) -> None:
+        window = self.replayable.get(source)
+        if window:
+            self.replayable[source] = {i: seq for i, seq in window.items() if seq > checkpoint}
+
+    def _load_seen(self, learner: Learner, raw: bytes) -> None:
+        """The ids a snapshot says were learned: its event-time seen-set and, per join, the
+        ids its next restart may write again (a snapshot of an older version: the first)."""
+        stored = orjson.loads(raw) if raw else {}
+        if isinstance(stored.get("seen"), dict):
+            learner.load_seen(orjson.dumps(stored["seen"]))
+            self.replayable = {int(s): dict(w) for s, w in (stored.get("replayable") or {}
+                                                            ).items()}
+        else:
+            learner.load_seen(raw)
+            self.replayable = {}
 
     def _candidates(self, found: Restored | None) -> Candidates:
         """The candidate set of a snapshot, bound to this spec's factories and policy (a

@@ -65,7 +65,7 @@ from __future__ import annotations
 import bisect
 import heapq
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 __all__ = ["SourceMerge", "in_order"]
@@ -247,16 +247,20 @@ def _within(offset: int, ranges: list[tuple[int, int]]) -> bool:
     return i >= 0 and ranges[i][0] <= offset < ranges[i][1]
 
 
-def in_order(records: Iterable[dict[str, Any]], dedup: bool = True) -> list[dict[str, Any]]:
+def in_order(records: Iterable[dict[str, Any]],
+             identity: Callable[[dict[str, Any]], Any] | None = None) -> list[dict[str, Any]]:
     """The data records of a merged partition, read whole, in the order a reader releases
-    them: sorted by (m, source), then as read; watermark records left out; with ``dedup``,
-    each (source, seq) once (the first copy). Records without source fields come first.
+    them: each record once (the first copy read, by ``identity``: by default its source and
+    sequence number; the learner drops copies by ``event_id``), then sorted by
+    (m, source), then as read; watermark records are left out. Records without source
+    fields come first.
 
     >>> in_order([{"id": "b", "src": [1, 0], "m": 5}, {"watermark": 9, "source": 0},
     ...           {"id": "a", "src": [0, 0], "m": 5}, {"id": "b", "src": [1, 0], "m": 5}])
     [{'id': 'a', 'src': [0, 0], 'm': 5}, {'id': 'b', 'src': [1, 0], 'm': 5}]
     """
-    seen: set[tuple[int, int]] = set()
+    identity = identity or (lambda record: (record["src"][0], record["src"][1]))
+    seen: set[Any] = set()
     keyed = []
     for i, record in enumerate(records):
         if "watermark" in record:
@@ -265,10 +269,10 @@ def in_order(records: Iterable[dict[str, Any]], dedup: bool = True) -> list[dict
         if src is None:
             keyed.append(((NEVER, -1, i), record))
             continue
-        if dedup:
-            if (src[0], src[1]) in seen:
-                continue
-            seen.add((src[0], src[1]))
+        key = identity(record)
+        if key in seen:
+            continue
+        seen.add(key)
         keyed.append(((record["m"], src[0], i), record))
     keyed.sort(key=lambda pair: pair[0])
     return [record for _, record in keyed]

@@ -100,17 +100,21 @@ def encode_example(served: dict[str, Any], label: Any, label_time: float,
     return orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS)
 
 
-def watermark_record(source: int, m: float | None, idle: bool = False) -> bytes:
+def watermark_record(source: int, m: float | None, idle: bool = False,
+                     checkpoint: int | None = None) -> bytes:
     """A watermark record of a partition that several sources write: ``source`` writes
     nothing below merge time ``m`` from now on; ``idle``: it has read all its input and
-    seen nothing new for a while (``streams.merge``); None: no event time yet. Keyed
-    ``watermark/<source>``.
+    seen nothing new for a while (``streams.merge``); None: no event time yet;
+    ``checkpoint`` (a label join's): the records it had taken at its newest checkpoint, so
+    it never writes the examples up to there again. Keyed ``watermark/<source>``.
 
     >>> watermark_record(2, 1500.0)
     b'{"watermark":1500.0,"source":2,"idle":false}'
     """
-    return orjson.dumps({"watermark": None if m == float("-inf") else m, "source": source,
-                         "idle": idle})
+    record = {"watermark": None if m == float("-inf") else m, "source": source, "idle": idle}
+    if checkpoint is not None:
+        record["checkpoint"] = checkpoint
+    return orjson.dumps(record)
 
 
 def is_watermark(record: dict[str, Any]) -> bool:

@@ -121,7 +121,9 @@ def consume_to_end(consumer: Consumer, topic: str, ends: dict[int, int],
     while pending:
         if time.monotonic() > deadline:
             raise TimeoutError(f"reading {topic} made no progress for {stalled_s:g} s")
-        for msg in consumer.consume(500, timeout=1.0):
+        # A short wait: consume() returns early only with 500 messages, and the position
+        # check below is what ends the read (a restore reads several partitions in turn).
+        for msg in consumer.consume(500, timeout=0.05):
             if not msg.error() and msg.offset() < ends.get(msg.partition(), 0):
                 yield msg
         positions = {tp.partition: tp.offset for tp in
