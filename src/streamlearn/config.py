@@ -114,8 +114,9 @@ class Settings:
     """ADWIN's confidence (smaller: fewer false alarms, later detection), for every ADWIN."""
     drift_reference_events: int = 1000
     """Values per field that make the data-drift reference (when bootstrap gave none)."""
-    drift_psi_interval: float = 60.0
-    """Seconds between two computations of each field's stability index (PSI)."""
+    drift_psi_every: int = 10_000
+    """Events of a partition between two computations of each field's stability index
+    (PSI): counted in events, not seconds, so replaying the log rebuilds the same indexes."""
     drift_psi_threshold: float = 0.25
     """A stability index above this is a data-drift event (0.1 moderate, 0.25 large)."""
 
@@ -147,6 +148,10 @@ class Settings:
             var = PREFIX + f.name.upper()
             if var in env:
                 values[f.name] = _parse(f.name, var, env[var], _PARSERS[f.type])
+        if PREFIX + "DRIFT_PSI_INTERVAL" in env:
+            raise ConfigError("drift_psi_every", PREFIX + "DRIFT_PSI_EVERY",
+                              "STREAMLEARN_DRIFT_PSI_INTERVAL (seconds) is gone: the index is "
+                              "computed every N events of a partition, so a replay rebuilds it")
         settings = cls(**values)
         settings.validate()
         return settings
@@ -191,7 +196,7 @@ class Settings:
                               "must be between 0 and 1")
         if self.idle_after <= 0:
             raise ConfigError("idle_after", "STREAMLEARN_IDLE_AFTER", "must be > 0")
-        for name in ("drift_psi_interval", "drift_psi_threshold"):
+        for name in ("drift_psi_every", "drift_psi_threshold"):
             if getattr(self, name) <= 0:
                 raise ConfigError(name, PREFIX + name.upper(), "must be > 0")
         if self.broker_timeout <= 0:

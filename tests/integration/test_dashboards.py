@@ -7,7 +7,7 @@ the candidates pipeline (two models and the challenger policy, labels on their o
 the concept flipping at 2,000 as in ``test_candidates``), and one
 Prometheus scraping them every second with the console templates of ``monitoring/consoles``
 and ``monitoring/alerts.yml`` compressed 60 times in time (``[15m]`` -> ``[15s]``, ``for: 5m``
--> ``5s``), as the worker's stability index runs every second instead of every minute.
+-> ``5s``), as the worker's stability index runs every 300 events (about a second here).
 Events are paced at 250/s so that drift unfolds over seconds of scrapes, not one batch.
 
 Set STREAMLEARN_UPDATE_SCREENSHOT=1 to also write the console page to docs/dashboard.png.
@@ -174,7 +174,7 @@ def _worker_env(kafka: str, tmp: Path, role: str) -> dict[str, str]:
         STREAMLEARN_METRICS_PORT=str(free_port()),
         STREAMLEARN_MODEL_KEY=MODEL_KEY,
         STREAMLEARN_SESSION_TIMEOUT=str(SESSION_TIMEOUT_S),
-        STREAMLEARN_DRIFT_PSI_INTERVAL="1",
+        STREAMLEARN_DRIFT_PSI_EVERY="300",
     )
     return env
 

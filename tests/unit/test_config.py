@@ -99,3 +99,10 @@ def test_a_tls_protocol_needs_its_own_local_listener(protocol, port_variable):
     message = str(info.value)
     assert "STREAMLEARN_SECURITY_PROTOCOL" in message and "\n" not in message
     assert "STREAMLEARN_BROKER_SSL_PORT" in message and "STREAMLEARN_BROKER_SASL_PORT" in message
+
+
+def test_the_psi_interval_in_seconds_is_gone_and_says_what_replaced_it():
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"STREAMLEARN_DRIFT_PSI_INTERVAL": "60"})
+    assert "STREAMLEARN_DRIFT_PSI_EVERY" in str(raised.value)
+    assert Settings.from_env({"STREAMLEARN_DRIFT_PSI_EVERY": "500"}).drift_psi_every == 500

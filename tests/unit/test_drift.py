@@ -117,3 +117,29 @@ def test_an_index_waits_for_enough_new_values():
         watch.observe({"v": rng.gauss(0, 1)}, offset=i)
     watch.end_batch()
     assert watch.stability()["v"] < 0.1, "300 values since the last index: one is made"
+
+
+def test_the_stability_index_is_due_every_n_events_whatever_the_batches():
+    """A replay in other batches (a catch-up: larger ones) gives the same indexes at the
+    same events, and the count survives a snapshot."""
+    rng = random.Random(4)
+    values = [rng.gauss(0 if i < 2500 else 1.5, 1) for i in range(4000)]
+
+    def indexes(batch_sizes: list[int], pickle_at: int | None = None) -> list:
+        watch, out, i = DataDrift({"a": "numeric"}, reference_size=500), [], 0
+        while i < len(values):
+            size = batch_sizes[len(out) % len(batch_sizes)] if batch_sizes else 1
+            for value in values[i:i + size]:
+                i += 1
+                watch.observe({"a": value}, i)
+                if watch.index_due(700):
+                    out.append((i, watch.stability()))
+                if i == pickle_at:
+                    watch = pickle.loads(pickle.dumps(watch))
+            watch.end_batch()
+        return out
+
+    real_time = indexes([1])
+    assert len(real_time) == 4000 // 700 and real_time[-1][1]["a"] > 0.25
+    assert indexes([500, 37]) == real_time
+    assert indexes([64], pickle_at=1234) == real_time

@@ -91,6 +91,21 @@ class DataDrift:
             for name, kind in fields.items()
         }
         self._plan: list[tuple[str, Any, Any]] | None = None
+        self.since_index = 0
+        """Events observed since the last stability index (in the snapshot)."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"since_index": 0, **state})  # older snapshots lack it
+
+    def index_due(self, every: int) -> bool:
+        """Count an event; True (values binned) every ``every`` events: then :meth:`stability`
+        covers exactly the events since the last index, however they were batched."""
+        self.since_index += 1
+        if self.since_index < every:
+            return False
+        self.since_index = 0
+        self.end_batch()
+        return True
 
     def add(self, name: str, numeric: bool, kind: str) -> None:
         """Watch another value (the prediction, the label) by its distribution."""

@@ -36,6 +36,8 @@ class DriftOptions:
     adwin_delta: float = 0.002
     reference_events: int = 1000
     psi_threshold: float = 0.25
+    psi_every: int = 10_000
+    """Events of a partition between two stability indexes."""
 
 
 @dataclass(frozen=True)

@@ -176,8 +176,8 @@ class HotPath:
             old_keys=old_model_keys(settings),
         )
         self.drift = DriftOptions(settings.drift == "on", settings.drift_adwin_delta,
-                                  settings.drift_reference_events, settings.drift_psi_threshold)
-        self._stability_at = clock()
+                                  settings.drift_reference_events, settings.drift_psi_threshold,
+                                  settings.drift_psi_every)
         self.partitions: dict[Position, _Partition] = {}
         self._stages = {stage.topic: stage for stage in spec.stages}
         self._stop = threading.Event()
@@ -303,10 +303,6 @@ class HotPath:
             self._watermarks()
         if self.learner is not None:
             self.learner.step(self.producer.produce)
-        if self.clock() - self._stability_at >= self.settings.drift_psi_interval:
-            self._stability_at = self.clock()
-            for state in self.partitions.values():
-                state.processor.check_stability(self.producer.produce)
         self.producer.poll(0)  # serves delivery reports (failures only)
         if self._delivery_errors or len(self.producer) > MAX_UNACKED:
             self._flush()

@@ -259,14 +259,13 @@ class PartitionProcessor:
             for feature, value in self.data_drift.estimates().items():
                 m.set_drift_estimate("data", "ADWIN", feature, p, value)
 
-    def check_stability(self, emit: Emit, event_time: Any = None) -> None:
-        """Each field's stability index since the last call; above the threshold, an event.
+    def _stability(self, event_time: Any, position: int | None) -> None:
+        """Each field's stability index since the last one; above the threshold, an event.
 
-        The hot path calls it every ``STREAMLEARN_DRIFT_PSI_INTERVAL`` seconds.
+        Every ``STREAMLEARN_DRIFT_PSI_EVERY`` events of the partition, right after the event
+        that completes them: a function of the log, like every other state change.
         """
-        if self.data_drift is None:
-            return
-        self._emit = emit
+        assert self.data_drift is not None
         threshold = self.drift.psi_threshold
         for feature, value in self.data_drift.stability().items():
             kind = self.data_drift.watches[feature].kind
@@ -274,7 +273,7 @@ class PartitionProcessor:
             if value > threshold and feature not in self._psi_high:
                 signal = DriftSignal("PSI", "drift", self.model.version if self.model else 0,
                                      value)
-                self._drift_event(kind, feature, signal, event_time, self.next_offset)
+                self._drift_event(kind, feature, signal, event_time, position)
                 self._psi_high.add(feature)
             elif value <= threshold:
                 self._psi_high.discard(feature)
@@ -360,9 +359,11 @@ class PartitionProcessor:
                 self._drift_event("data", feature, signal, event_time, offset)
             if prediction is not None:
                 self._note_prediction(prediction)
-        if self.schema.label is not None:
-            if watch is not None:
+            if self.schema.label is not None:
                 self._note_label(y)
+            if watch.index_due(self.drift.psi_every):
+                self._stability(event_time, offset)
+        if self.schema.label is not None:
             if not self.learns:  # the label rides in the served record to the learner
                 return
             try:
