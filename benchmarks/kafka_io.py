@@ -92,7 +92,8 @@ class OffsetProbe:
     """Cheap end-offset look-ups, so the harness stays quiet while a contender runs."""
 
     def __init__(self, bootstrap: str) -> None:
-        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                       isolation_level="read_committed")
 
     def end(self, topic: str) -> int:
         tp = TopicPartition(topic, 0)
@@ -105,7 +106,8 @@ class OffsetProbe:
 def read_back(bootstrap: str, topic: str, timeout: float = 60.0) -> list[tuple[bytes, int]]:
     """(event id, record timestamp in ms) of every record of ``topic``, in offset order."""
     tp = TopicPartition(topic, 0)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             isolation_level="read_committed")
     records: list[tuple[bytes, int]] = []
     try:
         consumer.assign([tp])

@@ -76,15 +76,17 @@ def _assign(
     return consumer.beginning_offsets(tps), consumer.end_offsets(tps)
 
 
-def _consumer(bootstrap: str, settings: Settings | None, idle_timeout: float | None = None,
-              isolation_level: str = "read_uncommitted") -> KafkaConsumer:
+def _consumer(bootstrap: str, settings: Settings | None, idle_timeout: float | None = None
+              ) -> KafkaConsumer:
+    """A consumer with no group that reads ``read_committed`` (kafka-python's default is
+    ``read_uncommitted``): records of aborted or open transactions are never shown."""
     return KafkaConsumer(
         **kafka_python_config(resolve(settings)),
         bootstrap_servers=bootstrap.split(","),
         group_id=None,  # no group: never moves anyone's committed offsets
         client_id=f"streamlearn-tail-{uuid.uuid4().hex[:6]}",
         enable_auto_commit=False,
-        isolation_level=isolation_level,
+        isolation_level="read_committed",
         consumer_timeout_ms=int(idle_timeout * 1000) if idle_timeout else float("inf"),
     )
 
@@ -98,7 +100,8 @@ def tail(
     on_start: Callable[[int], None] | None = None,
     settings: Settings | None = None,
 ) -> Iterator[TailRecord]:
-    """Records of ``topic`` as they arrive; stops after ``limit`` or ``idle_timeout`` s idle.
+    """Records of ``topic`` as they arrive (committed ones: ``read_committed``); stops after
+    ``limit`` or ``idle_timeout`` s idle.
 
     ``on_start(n)`` is called once, when reading starts, with the number of records the
     topic already holds (shown only ``from_beginning``).
@@ -131,7 +134,7 @@ def read_to_end(bootstrap: str, topic: str, settings: Settings | None = None
     in transaction markers (never delivered) does not stall it. Raises
     :class:`TopicNotFound`, or :class:`StreamlearnError` if it makes no progress for 30 s.
     """
-    consumer = _consumer(bootstrap, settings, isolation_level="read_committed")
+    consumer = _consumer(bootstrap, settings)
     try:
         first, end = _assign(consumer, bootstrap, topic)
         pending = {tp for tp in first if end[tp] > first[tp]}
