@@ -347,10 +347,9 @@ class HotPath:
         for message in batch:
             record = orjson.loads(message.value() or b"{}")
             offset = message.offset() or 0
-            if "watermark" in record:
-                merge.watermark(record["source"], record["watermark"], offset,
-                                record.get("idle", False))
-            elif "src" in record and "m" in record:
+            if merge.mark(record, offset):
+                continue
+            if "src" in record and "m" in record:
                 # From the first stage, a record's seq is its event's offset: a replayed
                 # copy has the same. A later stage's is a merge position (not deduplicated).
                 seq = record["src"][1] if state.stage.index == 1 else None

@@ -102,10 +102,7 @@ class JoinProcessor:
             offset = message.offset() or 0
             if message.topic() == self.served_topic:
                 record = orjson.loads(message.value() or b"{}")
-                if "watermark" in record:
-                    self.merge.watermark(record["source"], record["watermark"], offset,
-                                         record.get("idle", False))
-                else:
+                if not self.merge.mark(record, offset):
                     # A record of an older version lacks src and m: its own time, as read.
                     source, seq = record.pop("src", None) or (0, None)
                     m = record.pop("m", None)
@@ -249,8 +246,9 @@ class JoinProcessor:
     # -- checkpoints -----------------------------------------------------------------------
 
     def checkpoint_due(self, every: int) -> bool:
-        return ((self.offsets != self.checkpoint_offsets or self.taken != self.checkpoint_taken)
-                and self.events_since_checkpoint >= every)
+        # Counters first: ``offsets`` looks through every record held (called each step).
+        return self.events_since_checkpoint >= every and (
+            self.taken != self.checkpoint_taken or self.offsets != self.checkpoint_offsets)
 
     def checkpoint_mark(self) -> bytes:
         """The watermark record written once a checkpoint is committed: a restart never

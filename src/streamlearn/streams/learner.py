@@ -138,9 +138,7 @@ class LearnerRunner:
             if message.error():
                 continue
             record = orjson.loads(message.value())
-            if "watermark" in record:
-                merge.watermark(record["source"], record["watermark"], message.offset(),
-                                record.get("idle", False))
+            if merge.mark(record, message.offset()):
                 if record.get("checkpoint") is not None:
                     self._forget_replayable(record["source"], record["checkpoint"])
                 continue
@@ -158,7 +156,6 @@ class LearnerRunner:
         while merge.peek() is not None:
             example = merge.pop()
             self.released += 1
-            self.next_offset = merge.restart_offset()
             served = candidates.ids[candidates.champion]
             if learner.learn(example) and "src" in example:
                 source, seq = example["src"]
@@ -210,7 +207,10 @@ class LearnerRunner:
         version (a registry entry); ``replaced``: the version served before, when the
         champion's model changed."""
         learner = self.learner
-        if learner is None or self.next_offset is None:
+        if learner is None:
+            return
+        self.next_offset = self.merge.restart_offset()  # now: a policy publishes mid-batch
+        if self.next_offset is None:
             return
         started = time.perf_counter()
         sid = self.store.next_id(GLOBAL_MODEL)

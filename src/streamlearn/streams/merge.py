@@ -128,6 +128,13 @@ class SourceMerge:
             self.marks[source] = m
         self.idle[source] = idle
 
+    def mark(self, record: dict[str, Any], offset: int) -> bool:
+        """Apply ``record`` if it is a watermark record (True), else leave it (False)."""
+        if "watermark" not in record:
+            return False
+        self.watermark(record["source"], record["watermark"], offset, record.get("idle", False))
+        return True
+
     def skip(self, offset: int) -> None:
         """A record that is neither data nor watermark (read past, nothing held)."""
         self.next_offset = offset + 1
