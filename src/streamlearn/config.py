@@ -24,6 +24,7 @@ __all__ = ["DEFAULT_KAFKA_VERSION", "Secret", "Settings", "load_settings"]
 DEFAULT_KAFKA_VERSION = "4.1.1"
 PREFIX = "STREAMLEARN_"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_SSL")
+GUARANTEES = ("at_least_once", "exactly_once")
 SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 
 
@@ -106,6 +107,17 @@ class Settings:
     """Snapshot pickles are split in records of this size (below the broker's limit)."""
     session_timeout: float = 10.0
     """Seconds before the group gives a silent (killed) worker's partitions to another."""
+    processing_guarantee: str = "at_least_once"
+    """``exactly_once``: a worker's outputs and the input offsets they reflect commit in one
+    Kafka transaction, so a ``read_committed`` consumer sees each output once, across
+    crashes. ``at_least_once``: a crash replays outputs since the last checkpoint."""
+    commit_interval: float = 0.2
+    """Under exactly-once, seconds between transaction commits: what a ``read_committed``
+    consumer waits at most for an output, beyond its processing."""
+    transactional_id: str = ""
+    """Under exactly-once, this worker's identity across restarts (e.g. a pod's name):
+    unique per worker. A restarted worker with the same one aborts what its predecessor
+    left open at once; without it, the broker does after 10 s."""
     events_retention_hours: float = 24.0 * 30
     """Retention of an events topic the worker creates (-1: forever); replay rebuilds from it."""
     drift: str = "on"
@@ -189,6 +201,13 @@ class Settings:
                 "session_timeout", "STREAMLEARN_SESSION_TIMEOUT",
                 "must be within the broker's default bounds, 6 to 1800 (seconds)",
             )
+        if self.processing_guarantee not in GUARANTEES:
+            raise ConfigError("processing_guarantee", "STREAMLEARN_PROCESSING_GUARANTEE",
+                              f"{self.processing_guarantee!r} is not one of "
+                              + ", ".join(GUARANTEES))
+        if not 0 < self.commit_interval <= 5:
+            raise ConfigError("commit_interval", "STREAMLEARN_COMMIT_INTERVAL",
+                              "must be > 0 and <= 5 (seconds; transactions time out after 10)")
         if self.drift not in ("on", "off"):
             raise ConfigError("drift", "STREAMLEARN_DRIFT", "must be on or off")
         if not 0 < self.drift_adwin_delta < 1:
@@ -235,6 +254,10 @@ class Settings:
             raise ConfigError("ssl_key_file", "STREAMLEARN_SSL_KEY_FILE",
                               "a client certificate needs both STREAMLEARN_SSL_CERT_FILE and "
                               "STREAMLEARN_SSL_KEY_FILE")
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.processing_guarantee == "exactly_once"
 
     @property
     def has_sasl_password(self) -> bool:

@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -26,7 +27,7 @@ from streamlearn.streams.records import is_watermark
 from streamlearn.tail import read_to_end
 
 from .conftest import ROOT, worker_log
-from .topics import wait_until
+from .topics import predictions, wait_until
 
 CARDS = ROOT / "tests" / "integration" / "pipelines" / "cards.py"
 START_MS = 1_767_225_600_000
@@ -122,26 +123,40 @@ def test_served_features_equal_the_offline_twin_and_idle_cards_expire(
 
 
 def kill9_midstream(kafka, spec, pipeline_file, events, start_worker, snapshot_every: int,
-                    kill_between: tuple[int, int]) -> list[dict]:
-    """Events flow at 200/s; the worker is SIGKILLed at a random point and restarted.
+                    kill_between: tuple[int, int], kills: int = 1,
+                    env: dict[str, str] | None = None, rate: float = 200) -> list[dict]:
+    """Events flow at ``rate``/s; the worker is SIGKILLed at random points and restarted (a
+    later kill: a few hundred events after the restarted worker's first output).
 
-    Returns every served record once all events are served (duplicates included).
+    Returns every served record once all events are served (duplicates included). Prints
+    the recovery time of each kill: from the kill to the first new served record a
+    ``read_committed`` reader sees.
     """
-    producer = threading.Thread(target=produce, args=(kafka, spec.events_topic, events, 200))
+    producer = threading.Thread(target=produce, args=(kafka, spec.events_topic, events, rate))
     producer.start()
     settings = {**SETTINGS, "STREAMLEARN_SNAPSHOT_EVERY": str(snapshot_every),
-                "STREAMLEARN_SNAPSHOT_INTERVAL": "60"}
+                "STREAMLEARN_SNAPSHOT_INTERVAL": "60", **(env or {})}
     worker = start_worker(pipeline_file, spec.name, settings)
-    point = random.Random().randrange(*kill_between)
-    wait_until(lambda: len({r["event_id"] for r in served(kafka, spec.served_topic)}) >= point,
-               90, f"{point} served records")
-    worker.send_signal(signal.SIGKILL)
-    worker.wait(timeout=30)
-    worker = start_worker(pipeline_file, spec.name, settings)
+    rng, point = random.Random(), random.Random().randrange(*kill_between)
+    for kill in range(kills):
+        wait_until(lambda p=point: len({r["event_id"] for r in served(kafka, spec.served_topic)
+                                        }) >= p, 90, f"{point} served records")
+        assert producer.is_alive(), "the kill must land while events still flow"
+        worker.send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        worker.wait(timeout=30)
+        seen = len(served(kafka, spec.served_topic))
+        worker = start_worker(pipeline_file, spec.name, settings)
+        wait_until(lambda s=seen: len(served(kafka, spec.served_topic)) > s, 90,
+                   "a new served record")
+        print(f"{spec.name}: kill {kill + 1} after ~{point} events; new output visible "
+              f"{time.monotonic() - killed_at:.1f} s after the kill")
+        point = len({r["event_id"] for r in served(kafka, spec.served_topic)}) + rng.randrange(
+            100, 300)
     producer.join()
     records = served_all(kafka, spec.served_topic, {e["tx_id"] for e in events},
                          alive=lambda: worker.poll() is None)
-    print(f"{spec.name}: killed after ~{point} events; {len(records) - len(events)} replayed")
+    print(f"{spec.name}: {len(records) - len(events)} served records replayed")
     return records
 
 
@@ -168,7 +183,11 @@ def test_features_by_merchant_equal_the_twin_in_real_time_as_a_backlog_and_acros
         kafka, name, topics, start_worker, tmp_path: Path):
     """Both card partitions write to each merchant partition: the merchant stage merges
     them by event time (``streams.merge``), so its values are the twin's, which knows only
-    the events, however the worker happened to read the card partitions."""
+    the events, however the worker happened to read the card partitions.
+
+    The kill mode runs under exactly-once and is killed twice: a ``read_committed`` reader
+    sees every event once on ``.served`` and on predictions (the features restored from
+    their checkpoint and replayed to the committed offsets without writing)."""
     events = card_stream(2500, seed=13)
     for mode in ("backlog", "real_time", "kill9"):
         run_name = f"{name}-{mode}"
@@ -178,10 +197,13 @@ def test_features_by_merchant_equal_the_twin_in_real_time_as_a_backlog_and_acros
         expected, _ = offline_twin(spec, events)
         base = len(list(tmp_path.glob("worker-*.log")))
         if mode == "kill9":
-            records = kill9_midstream(kafka, spec, BY_MERCHANT, events, start_worker, 400,
-                                      (600, 1500))
-            log = worker_log(tmp_path, base + 1)
+            records = kill9_midstream(
+                kafka, spec, BY_MERCHANT, events, start_worker, 400, (300, 600), kills=2,
+                env={"STREAMLEARN_PROCESSING_GUARANTEE": "exactly_once"}, rate=80)
+            log = worker_log(tmp_path, base + 2)
             assert "restored the feature state" in log and "merchant entities" in log, log
+            assert "without writing" in log, "the restore replayed to the committed offsets"
+            assert_once(records, "served")
         else:
             # Real time: the stream already flows when the worker starts (a partition
             # silent for STREAMLEARN_IDLE_AFTER before its first event is not waited for).
@@ -200,3 +222,14 @@ def test_features_by_merchant_equal_the_twin_in_real_time_as_a_backlog_and_acros
         wrong = [r["event_id"] for r in records if r["x"] != expected[r["event_id"]]]
         assert not wrong, (mode, wrong[:3], [expected[i] for i in wrong[:3]], log[-3000:])
         assert all("merchant_n_2m" in r["x"] for r in records)
+        if mode == "kill9":
+            out = predictions(kafka, spec.predictions_topic)
+            assert_once(out, "predictions")
+            assert {r["event_id"] for r in out} == set(expected)
+
+
+def assert_once(records: list[dict], what: str) -> None:
+    """Each event id exactly once: what a read_committed reader must see under exactly-once."""
+    counts = Counter(r["event_id"] for r in records)
+    twice = [i for i, n in counts.items() if n > 1]
+    assert not twice, f"{len(twice)} {what} seen more than once, e.g. {twice[:3]}"

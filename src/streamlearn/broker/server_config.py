@@ -68,6 +68,11 @@ def render_server_properties(settings: Settings, tls: BrokerTls | None = None) -
         "offsets.topic.replication.factor=1",
         "transaction.state.log.replication.factor=1",
         "transaction.state.log.min.isr=1",
+        # Exactly-once: a worker killed with a transaction open holds back read_committed
+        # readers until the broker aborts it; the broker looks for expired transactions
+        # every 10 s by default, on top of their timeout (10 s). One node, loopback: 1 s.
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms=1000",
+        "transaction.state.log.num.partitions=1",
         "group.initial.rebalance.delay.ms=0",
         # Measured: a fresh broker's first consumer group waited 1.6-3.6 s for the 50
         # default partitions of __consumer_offsets, 0.5 s for one. One node needs one.

@@ -50,6 +50,12 @@ from streamlearn.streams.producer import Producer
 from streamlearn.streams.records import watermark_record
 from streamlearn.streams.serving import ModelFollower
 from streamlearn.streams.snapshots import Restored, SnapshotStore, records
+from streamlearn.streams.transactions import (
+    ProducerFenced,
+    TransactionAborted,
+    Transactions,
+    transactional_id,
+)
 
 __all__ = ["HotPath", "kafka_config", "partition_model"]
 
@@ -115,6 +121,17 @@ class _Partition:
     merge: SourceMerge | None = None
     """A re-keyed stage's input: every partition of the stage before writes to it."""
     snapshot_released: int = 0
+    replay_until: int | None = None
+    """Exactly-once, after a restore: outputs up to here were committed before (an input
+    offset; a re-keyed stage: a merge position), so they are computed again, not written."""
+    replay_read: int = 0
+    """The same for a re-keyed stage's records that are not forwarded events (an offset)."""
+    read: int | None = None
+    """A re-keyed stage: the offset after the last record read (for the commit)."""
+
+
+def _drop(*args: Any, **kwargs: Any) -> None:
+    """Where a replay's outputs go: they were committed before the crash."""
 
 
 class HotPath:
@@ -158,7 +175,7 @@ class HotPath:
             "heartbeat.interval.ms": max(500, min(3000, session_ms // 3)),
         })
         self._delivery_errors: list[KafkaError] = []
-        self.producer = Producer({
+        self.producer_config = {
             **watched,
             # Keys land where Java and kafka-python clients put them (murmur2).
             "partitioner": "murmur2_random",
@@ -167,10 +184,19 @@ class HotPath:
             "linger.ms": 1,
             "delivery.report.only.error": True,
             "on_delivery": self._on_delivery,
-        })
+        }
+        self.txn: Transactions | None = None
+        """Exactly-once: the transactional producer of every output (``streams.transactions``);
+        checkpoints (``<name>.state``, ``<name>.models``) go on ``state_producer``, outside."""
+        if settings.exactly_once:
+            self.txn = Transactions(self.producer_config, self._tid("hot-path"))
+            self.producer = self.txn.producer
+            self.state_producer = Producer(self.producer_config)
+        else:
+            self.producer = self.state_producer = Producer(self.producer_config)
         self.consumer_config = base
         self.store = SnapshotStore(
-            base, self.producer, spec.models_topic, key, self.fingerprint,
+            base, self.state_producer, spec.models_topic, key, self.fingerprint,
             settings.snapshots_kept,
             on_refused=lambda reason: metrics.snapshots_refused[reason].inc(),
             old_keys=old_model_keys(settings),
@@ -207,8 +233,11 @@ class HotPath:
                 base, spec.models_topic, key, self.fingerprint,
                 lambda: Candidates(spec.candidates(), adwin_delta=adwin), metrics,
                 old_keys=old_model_keys(settings))
-            self.learner = LearnerRunner(spec, settings, watched, self.store, metrics,
-                                         self._flush, key, self.fingerprint, self.drift, clock)
+            self.learner = LearnerRunner(
+                spec, settings, watched, self.store, metrics, self._flush, key,
+                self.fingerprint, self.drift, clock,
+                transactions=(lambda: Transactions(self.producer_config, self._tid("learner")))
+                if self.txn is not None else None)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -230,9 +259,15 @@ class HotPath:
         try:
             while not self._stop.is_set():
                 self.step()
-            self._checkpoint(list(self.partitions))
-            self._checkpoint_joins(list(self.joins))
-            self._commit(list(self.partitions), asynchronous=False)
+            if self.txn is not None:
+                if self._commit_transaction():
+                    self._checkpoint(list(self.partitions))
+                    self._checkpoint_joins(list(self.joins))
+                    self._commit_transaction()  # the joins' checkpoint marks
+            else:
+                self._checkpoint(list(self.partitions))
+                self._checkpoint_joins(list(self.joins))
+                self._commit(list(self.partitions), asynchronous=False)
             self.partitions.clear()
             self.joins.clear()
         finally:
@@ -243,6 +278,9 @@ class HotPath:
             if self.follower is not None:
                 self.follower.stop()
             self.producer.flush(self.settings.session_timeout)
+            if self.txn is not None:
+                self.txn.close()
+                self.state_producer.flush(self.settings.session_timeout)
             librdkafka_log.removeFilter(self.watch)
 
     def stop(self) -> None:
@@ -291,6 +329,8 @@ class HotPath:
             if state.merge is not None:
                 self._merged_batch(state, state.merge, batch)
                 continue
+            if state.replay_until is not None:
+                batch = self._replay(state, batch)
             state.processor.process_batch(batch, self.producer.produce)
             model = state.processor.model
             if model is not None and model.version and state.processor.learns:
@@ -309,6 +349,19 @@ class HotPath:
         due = [p for p, s in self.partitions.items() if self._snapshot_due(s)]
         joins_due = self._joins_due()
         publish = self.learner is not None and self.learner.publish_due()
+        if self.txn is not None:
+            commit_due = self.clock() - self._committed_at >= self.settings.commit_interval
+            # A checkpoint reflects committed offsets only: a restore from it replays up to
+            # the committed offsets with outputs suppressed, then writes again.
+            if (due or joins_due or commit_due) and self._commit_transaction():
+                if due:
+                    self._checkpoint(due, wait=False)
+                if joins_due:
+                    self._checkpoint_joins(joins_due)
+            if publish:
+                assert self.learner is not None
+                self.learner.publish()
+            return len(messages)
         commit_due = self.clock() - self._committed_at >= COMMIT_INTERVAL_S
         if (due or joins_due or publish or commit_due) and self._outputs_settled():
             if due:
@@ -344,9 +397,11 @@ class HotPath:
         """A re-keyed stage's records, processed in the order of their sources' merge times
         (``streams.merge``): what it computes does not depend on which source was read
         first. Positions (for entities' replay checks) count the records released."""
+        emit = self.producer.produce
         for message in batch:
             record = orjson.loads(message.value() or b"{}")
             offset = message.offset() or 0
+            state.read = offset + 1
             if merge.mark(record, offset):
                 continue
             if "src" in record and "m" in record:
@@ -356,13 +411,40 @@ class HotPath:
                 merge.add(record["src"][0], seq, record["m"], offset, message)
             else:
                 merge.skip(offset)  # not a forwarded event: the processor dead-letters it
-                state.processor.process_batch([message], self.producer.produce,
+                replayed = offset < state.replay_read
+                state.processor.process_batch([message], _drop if replayed else emit,
                                               first_position=merge.released)
         released = merge.release()
+        first = merge.released - len(released)
+        if state.replay_until is not None and released:
+            # Positions below replay_until were written before the crash.
+            cut = max(0, min(len(released), state.replay_until - first))
+            state.processor.process_batch(released[:cut], _drop, first_position=first)
+            released, first = released[cut:], first + cut
+            if merge.released >= state.replay_until:
+                self._replayed(state)
         if released:
-            state.processor.process_batch(released, self.producer.produce,
-                                          first_position=merge.released - len(released))
+            state.processor.process_batch(released, emit, first_position=first)
         state.processor.next_offset = merge.restart_offset()
+
+    def _replay(self, state: _Partition, batch: list[Any]) -> list[Any]:
+        """Exactly-once, after a restore: process the events whose outputs were committed
+        before (below ``replay_until``) with writes suppressed; return the rest."""
+        assert state.replay_until is not None
+        cut = 0
+        while cut < len(batch) and (batch[cut].offset() or 0) < state.replay_until:
+            cut += 1
+        if cut:
+            state.processor.process_batch(batch[:cut], _drop)
+        if cut < len(batch) or state.processor.next_offset == state.replay_until:
+            self._replayed(state)
+        return batch[cut:]
+
+    def _replayed(self, state: _Partition) -> None:
+        position = (state.stage.topic, state.processor.stage_partition)
+        log.info("%s[%d]: replayed to the committed position %s; writing again",
+                 position[0], position[1], state.replay_until)
+        state.replay_until = None
 
     def _drain_joins(self) -> None:
         """Join what both inputs allow, in event time; pace the labels read ahead."""
@@ -383,10 +465,14 @@ class HotPath:
             return
         self._marks_at = now
         for position, state in self.partitions.items():
+            if state.replay_until is not None:
+                continue  # behind the marks written before the crash
             mark = (state.processor.merge_time, self._input_idle(position, state))
             if mark != self._marks_sent.get(position) and (mark[0] != NEVER or mark[1]):
                 self._send_mark(position, state, mark)
         for partition, join in self.joins.items():
+            if join.replay_until is not None:
+                continue
             record = join.watermark_due(self._labels_idle(partition))
             if record is not None:
                 self._send_join_mark(partition, record)
@@ -480,7 +566,8 @@ class HotPath:
 
     def _flush(self) -> None:
         """Wait until every produced record is acknowledged; a failed delivery is fatal."""
-        while self.producer.flush(FLUSH_WAIT_S):
+        producers = {id(p): p for p in (self.producer, self.state_producer)}.values()
+        while sum(p.flush(FLUSH_WAIT_S) for p in producers):
             if not self.watch.quiet:
                 log.warning("waiting for the broker to acknowledge outputs")
         if self._delivery_errors:
@@ -504,6 +591,84 @@ class HotPath:
                     self._committed[(topic, partition)] = offset
         if offsets:
             self.consumer.commit(offsets=offsets, asynchronous=asynchronous)
+
+    # -- exactly-once ----------------------------------------------------------------------
+
+    def _tid(self, role: str) -> str:
+        return transactional_id(self.spec.group_id, self.settings.transactional_id, role)
+
+    def _commit_transaction(self) -> bool:
+        """Commit the open transaction with the input positions it reflects; False when it
+        had to be aborted (state is then rewound to the committed offsets)."""
+        assert self.txn is not None
+        self._committed_at = self.clock()
+        try:
+            self.txn.commit(self._transaction_offsets(), self.consumer.consumer_group_metadata())
+        except TransactionAborted:
+            self._rewind()
+            return False
+        except ProducerFenced:
+            self._renew_producer()
+            return False
+        return True
+
+    def _transaction_offsets(self) -> list[TP]:
+        """Each input's next offset; where several sources merge, also the merge position
+        reached (offset metadata), which a restore replays to with outputs suppressed."""
+        offsets = []
+        for (topic, partition), state in self.partitions.items():
+            offset = state.processor.next_offset
+            if offset is None or state.replay_until is not None:
+                continue  # behind what is committed: nothing new to commit
+            meta = ""
+            if state.merge is not None:
+                meta = orjson.dumps({"r": state.merge.released,
+                                     "o": state.read or offset}).decode()
+            offsets.append(TP(topic, partition, offset, metadata=meta))
+        for partition, join in self.joins.items():
+            if join.replay_until is not None:
+                continue
+            meta = orjson.dumps({"t": join.taken}).decode()
+            for topic, offset in join.offsets.items():
+                offsets.append(TP(topic, partition, offset, metadata=meta))
+        return offsets
+
+    def _committed_positions(self, partitions: list[TP]) -> dict[Position, tuple[int, dict]]:
+        """The group's committed offsets (and their metadata) of ``partitions``: the point
+        a restore replays to without writing (exactly-once only)."""
+        if self.txn is None or not partitions:
+            return {}
+        out = {}
+        asked = [TP(tp.topic, tp.partition) for tp in partitions]
+        for tp in self.consumer.committed(asked, timeout=self.settings.session_timeout):
+            if tp.offset >= 0:
+                meta = orjson.loads(tp.metadata) if tp.metadata else {}
+                out[(tp.topic, tp.partition)] = (tp.offset, meta)
+        return out
+
+    def _rewind(self) -> None:
+        """After an abort: every partition back to its checkpoint, then replayed (outputs
+        suppressed) to the committed offsets, as after a restart."""
+        owned = [TP(t, p) for t, p in self.partitions] + [
+            TP(t, q) for q in self.joins for t in self._join_topics]
+        if not owned:
+            return
+        log.warning("rewinding %d partitions to their committed offsets", len(owned))
+        self._forget(list(self.partitions))
+        self._forget_joins(list(self.joins))
+        for tp in self._restore(owned):
+            self.consumer.seek(tp)
+
+    def _renew_producer(self) -> None:
+        """A fenced or failed transactional producer: a new one, then a rewind."""
+        self._new_transactions()
+        self._rewind()
+
+    def _new_transactions(self) -> None:
+        assert self.txn is not None
+        self.txn.close()
+        self.txn = Transactions(self.producer_config, self._tid("hot-path"))
+        self.producer = self.txn.producer
 
     # -- snapshots -----------------------------------------------------------------------
 
@@ -604,6 +769,11 @@ class HotPath:
             self._callback_error = exc
 
     def _assign(self, consumer: Consumer, partitions: list[TP]) -> None:
+        consumer.assign(self._restore(partitions))
+
+    def _restore(self, partitions: list[TP]) -> list[TP]:
+        """State of each partition as of its checkpoint, and where to read it from (and,
+        exactly-once, up to where its outputs are suppressed)."""
         self._state_read = {}
         self._labels_paused.clear()  # a new assignment is read unpaused
         for topic in sorted({tp.topic for tp in partitions}):
@@ -613,9 +783,13 @@ class HotPath:
         names = {tp.partition: partition_model(tp.partition) for tp in partitions
                  if tp.topic == final.topic}
         restored = self.store.load(names.values(), ignore_incompatible=self.rebuild)
+        committed = self._committed_positions(partitions)
         for tp in partitions:
             if tp.topic in self._join_topics:
                 join = self.joins.get(tp.partition) or self._restore_join(tp.partition)
+                taken = committed.get((tp.topic, tp.partition), (0, {}))[1].get("t", 0)
+                if taken > join.taken:
+                    join.replay_until = max(taken, join.replay_until or 0)
                 offset = join.offsets.get(tp.topic)
                 tp.offset = OFFSET_BEGINNING if offset is None else offset
                 self.catch_up.start((tp.topic, tp.partition), offset)
@@ -627,6 +801,7 @@ class HotPath:
             else:
                 state = self._restore_forwarding(stage, tp.partition)
             self.partitions[(tp.topic, tp.partition)] = state
+            self._replay_to(state, committed.get((tp.topic, tp.partition)))
             tp.offset = OFFSET_BEGINNING if state.snapshot_offset is None else state.snapshot_offset
             self.catch_up.start((tp.topic, tp.partition), state.snapshot_offset)
             # Back, and not idle, before writing anything: a mark the source wrote as idle
@@ -635,7 +810,26 @@ class HotPath:
                             (state.processor.merge_time, False))
         for partition in {tp.partition for tp in partitions if tp.topic in self._join_topics}:
             self._send_join_mark(partition, self.joins[partition].resume_mark())
-        consumer.assign(partitions)
+        return partitions
+
+    @staticmethod
+    def _replay_to(state: _Partition, committed: tuple[int, dict] | None) -> None:
+        """Exactly-once: outputs of what a restored partition reads again up to its
+        committed position were committed before; they are computed, not written."""
+        if committed is None:
+            return
+        offset, meta = committed
+        if state.merge is not None:
+            if meta.get("r", 0) > state.merge.released:
+                state.replay_until = meta["r"]
+            state.replay_read = meta.get("o", 0)
+            if state.replay_until is not None:
+                log.info("%s[%d]: replaying to merge position %d without writing",
+                         state.stage.topic, state.processor.stage_partition, meta["r"])
+        elif offset > (state.snapshot_offset or 0):
+            state.replay_until = offset
+            log.info("%s[%d]: replaying offsets %s to %d without writing", state.stage.topic,
+                     state.processor.stage_partition, state.snapshot_offset or 0, offset)
 
     def _restore_final(self, stage: Stage, partition: int, found: Restored | None) -> _Partition:
         """The predicting stage: the model from its snapshot, features as of that snapshot."""
@@ -778,7 +972,9 @@ class HotPath:
         joins = sorted({tp.partition for tp in partitions
                         if tp.topic in self._join_topics and tp.partition in self.joins})
         try:
-            if mine or joins:
+            if (mine or joins) and self.txn is not None:
+                self._revoke_transaction(mine, joins)
+            elif mine or joins:
                 self._checkpoint(mine)
                 self._checkpoint_joins(joins)
                 self._commit(mine, asynchronous=False)
@@ -787,11 +983,36 @@ class HotPath:
         self._forget(mine)
         self._forget_joins(joins)
 
+    def _revoke_transaction(self, mine: list[Position], joins: list[int]) -> None:
+        """Exactly-once: commit while the partitions are still ours (the group refuses the
+        offsets afterwards), then checkpoint them at the committed offsets."""
+        assert self.txn is not None
+        self._committed_at = self.clock()
+        try:
+            self.txn.commit(self._transaction_offsets(),
+                            self.consumer.consumer_group_metadata())
+        except TransactionAborted:
+            return  # their new owner restores them; what remains is rewound on assignment
+        except ProducerFenced:
+            self._new_transactions()
+            return
+        self._checkpoint(mine)
+        self._checkpoint_joins(joins)
+
     def _on_lost(self, consumer: Consumer, partitions: list[TP]) -> None:
         # Another member may own them already: no snapshot, no commit.
         log.warning("partitions lost: %s", [(tp.topic, tp.partition) for tp in partitions])
         self._forget([(tp.topic, tp.partition) for tp in partitions])
         self._forget_joins([tp.partition for tp in partitions if tp.topic in self._join_topics])
+        if self.txn is not None:
+            try:  # nothing written since the last commit may become visible
+                self.txn.abort()
+            except ProducerFenced:
+                self._new_transactions()
+            try:
+                self._rewind()  # whatever is still ours
+            except Exception as exc:
+                self._callback_error = exc
 
     def _forget_joins(self, partitions: list[int]) -> None:
         for partition in partitions:

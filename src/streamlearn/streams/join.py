@@ -81,6 +81,9 @@ class JoinProcessor:
         """Records taken from both inputs: the sequence number of the examples."""
         self.sent_mark: tuple[float, bool] | None = None
         """The last watermark written to ``<name>.training``."""
+        self.replay_until: int | None = None
+        """Exactly-once, after a restore: records taken up to here had their examples
+        committed before the crash; taking them again writes nothing."""
         self.checkpoint_id = 0
         self.checkpoint_offsets: dict[str, int] = {}
         self.checkpoint_taken = 0
@@ -128,6 +131,8 @@ class JoinProcessor:
         the watermark to the lowest bound of the inputs that are not idle."""
         merge, labels = self.merge, self.labels
         delays: list[float] = []
+        if self.replay_until is not None:
+            emit = self._replaying(emit)
         while True:
             head = merge.peek()
             if labels:
@@ -148,6 +153,17 @@ class JoinProcessor:
         if bound is not None:
             self.join.advance(bound)
         self._account(delays)
+        if self.replay_until is not None and self.taken >= self.replay_until:
+            log.info("partition %d: the label join replayed to record %d; writing again",
+                     self.partition, self.replay_until)
+            self.replay_until = None
+
+    def _replaying(self, emit: Emit) -> Emit:
+        """``emit`` for records taken after ``replay_until``; nothing before."""
+        def gate(topic: str, value: bytes, key: bytes | None, *, headers: Any = None) -> None:
+            if self.replay_until is None or self.taken > self.replay_until:
+                emit(topic, value, key, headers=headers)
+        return gate
 
     def bound(self, labels_idle: bool) -> float | None:
         """Lowest merge time either input can still give (None: both idle)."""

@@ -45,6 +45,7 @@ from streamlearn.registry import (
 from streamlearn.streams.merge import SourceMerge
 from streamlearn.streams.serving import GLOBAL_MODEL, progress_key
 from streamlearn.streams.snapshots import Restored, SnapshotStore, watermark_offsets
+from streamlearn.streams.transactions import ProducerFenced, TransactionAborted, Transactions
 
 __all__ = ["LearnerRunner"]
 
@@ -54,13 +55,18 @@ PROGRESS_INTERVAL_S = 1.0
 PUBLISH_COST_FACTOR = 20
 
 
+def _drop(*args: Any, **kwargs: Any) -> None:
+    """Where a replay's drift events go: they were committed before the takeover."""
+
+
 class LearnerRunner:
     """Active learner or standby, depending on what the group assigns."""
 
     def __init__(self, spec: Pipeline, settings: Settings, consumer_config: dict[str, Any],
                  store: SnapshotStore, metrics: BoundMetrics, flush: Callable[[], None],
                  key: bytes, fingerprint: str, drift: DriftOptions,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 transactions: Callable[[], Transactions] | None = None) -> None:
         self.spec, self.settings, self.store, self.metrics = spec, settings, store, metrics
         self.flush, self.key, self.fingerprint, self.drift = flush, key, fingerprint, drift
         self.clock = clock
@@ -99,6 +105,14 @@ class LearnerRunner:
         self._published_at = self._progress_at = clock()
         self._publish_cost = 0.0
         self._callback_error: Exception | None = None
+        self._transactions = transactions
+        self.txn = transactions() if transactions is not None else None
+        """Exactly-once: drift events commit with the training offset in one transaction
+        (its own producer: the learner's group is not the hot path's)."""
+        self.replay_until: int | None = None
+        """Exactly-once, after a takeover: examples up to this merge position had their
+        drift events committed before; they are learned again without writing."""
+        self._committed_at = clock()
         family, name = metrics.family, metrics.pipeline
         self._commands_refused = family.commands_refused
         self._active = family.learner_active.labels(name)
@@ -120,6 +134,8 @@ class LearnerRunner:
         finally:
             self.consumer.close()
             self.commands.close()
+            if self.txn is not None:
+                self.txn.close()
             self._active.set(0)
 
     def step(self, produce: Callable[..., None]) -> int:
@@ -131,6 +147,9 @@ class LearnerRunner:
         learner = self.learner
         if learner is None:
             return 0
+        progress = produce
+        if self.txn is not None:  # outputs in the transaction; progress records are gauges
+            produce, progress = self.txn.producer.produce, self.store.producer.produce
         candidates = learner.candidates
         before, duplicates = candidates.examples, learner.duplicates
         merge = self.merge
@@ -161,14 +180,23 @@ class LearnerRunner:
                 source, seq = example["src"]
                 self.replayable.setdefault(source, {})[str(example["event_id"])] = seq
             if candidates.signals or learner.actions:
-                self._drift_events(produce, example.get("label_time"), served)
+                replayed = self.replay_until is not None and merge.released <= self.replay_until
+                self._drift_events(_drop if replayed else produce, example.get("label_time"),
+                                   served)
+                if self.learner is not learner:
+                    return len(messages)  # its commit was aborted: rewound to a snapshot
+            if self.replay_until is not None and merge.released >= self.replay_until:
+                log.info("learner: replayed to example position %d; writing again",
+                         self.replay_until)
+                self.replay_until = None
         self.next_offset = merge.restart_offset()
         late = merge.counts.pop("late", 0)
         if late:
             self.metrics.family.merge_late.labels(self.metrics.pipeline, self.topic).inc(late)
         self.metrics.family.merge_waiting.labels(self.metrics.pipeline, self.topic, "0").set(
             merge.waiting)
-        self._apply_commands(produce)
+        if self.replay_until is None:  # a command takes effect where it did before
+            self._apply_commands(produce)
         learner = self.learner
         if learner is None:  # a command's version could not be loaded, and we stood down
             return len(messages)
@@ -187,10 +215,54 @@ class LearnerRunner:
         if now - self._progress_at >= PROGRESS_INTERVAL_S:
             self._progress_at = now
             self._examples.set(candidates.examples)
-            produce(self.spec.models_topic, key=progress_key(GLOBAL_MODEL).encode(),
-                    value=orjson.dumps({"examples": candidates.examples,
-                                        "generation": self.generation}))
+            progress(self.spec.models_topic, key=progress_key(GLOBAL_MODEL).encode(),
+                     value=orjson.dumps({"examples": candidates.examples,
+                                         "generation": self.generation}))
+        if self.txn is not None and now - self._committed_at >= self.settings.commit_interval:
+            self._commit_transaction()
         return len(messages)
+
+    # -- exactly-once ----------------------------------------------------------------------
+
+    def _commit_transaction(self) -> bool:
+        """Commit the drift events written since the last commit with the training offset
+        and merge position they reflect; False if it was aborted (then rewound)."""
+        assert self.txn is not None
+        self._committed_at = self.clock()
+        if self.learner is None or self.replay_until is not None:
+            return True  # nothing new: what a replay computes was committed before
+        offsets = []
+        offset = self.merge.restart_offset()
+        if offset is not None:
+            meta = orjson.dumps({"r": self.merge.released}).decode()
+            offsets.append(TP(self.topic, 0, offset, metadata=meta))
+        try:
+            self.txn.commit(offsets, self.consumer.consumer_group_metadata())
+        except TransactionAborted:
+            self._rewind()
+            return False
+        except ProducerFenced:
+            self.txn.close()
+            assert self._transactions is not None
+            self.txn = self._transactions()
+            self._rewind()
+            return False
+        return True
+
+    def _rewind(self) -> None:
+        """Back to the newest snapshot, replaying to the committed position."""
+        partitions = [TP(self.topic, 0)] if self.learner is not None else []
+        self._deactivate()
+        for tp in self._activate(partitions):
+            self.consumer.seek(tp)
+
+    def _committed_position(self) -> int | None:
+        """The merge position of the group's committed offset (exactly-once only)."""
+        if self.txn is None:
+            return None
+        [tp] = self.consumer.committed([TP(self.topic, 0)],
+                                       timeout=self.settings.session_timeout)
+        return orjson.loads(tp.metadata).get("r") if tp.offset >= 0 and tp.metadata else None
 
     def publish_due(self) -> bool:
         if self.learner is None or (self.next_offset == self.published_offset
@@ -209,6 +281,9 @@ class LearnerRunner:
         learner = self.learner
         if learner is None:
             return
+        if (self.txn is not None and self.replay_until is None
+                and not self._commit_transaction()):
+            return  # aborted: rewound to the last snapshot
         self.next_offset = self.merge.restart_offset()  # now: a policy publishes mid-batch
         if self.next_offset is None:
             return
@@ -244,7 +319,7 @@ class LearnerRunner:
                   candidates.examples, self.next_offset)
 
     def _commit(self) -> None:
-        if self.published_offset is not None:
+        if self.published_offset is not None and self.txn is None:
             self.consumer.commit(offsets=[TP(self.topic, 0, self.published_offset)],
                                  asynchronous=False)
 
@@ -353,13 +428,13 @@ class LearnerRunner:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TP]) -> None:
         try:
-            self._activate(partitions)
+            self.consumer.assign(self._activate(partitions))
         except Exception as exc:  # raised by step, after librdkafka is done with it
             self._callback_error = exc
 
-    def _activate(self, partitions: list[TP]) -> None:
+    def _activate(self, partitions: list[TP]) -> list[TP]:
         if not partitions:
-            return
+            return partitions
         found = self.store.load([GLOBAL_MODEL]).get(GLOBAL_MODEL)
         self.generation = self.store.claims.get(GLOBAL_MODEL, 0) + 1
         self.store.claim(GLOBAL_MODEL, self.generation)
@@ -390,9 +465,15 @@ class LearnerRunner:
         self._published_at = self.clock()
         self._active.set(1)
         self._generation.set(self.generation)
+        committed = self._committed_position()
+        self.replay_until = (committed if committed is not None
+                             and committed > self.merge.released else None)
+        if self.replay_until is not None:
+            log.info("learner: replaying to example position %d without writing",
+                     self.replay_until)
         for tp in partitions:
             tp.offset = OFFSET_BEGINNING if offset is None else offset
-        self.consumer.assign(partitions)
+        return partitions
 
     def _forget_replayable(self, source: int, checkpoint: int) -> None:
         window = self.replayable.get(source)
@@ -450,6 +531,13 @@ class LearnerRunner:
 
     def _on_lost(self, consumer: Consumer, partitions: list[TP]) -> None:
         log.warning("learner: the training partition was lost; another learner may be active")
+        if self.txn is not None:
+            try:  # none of its drift events since the last commit may become visible
+                self.txn.abort()
+            except ProducerFenced:
+                self.txn.close()
+                assert self._transactions is not None
+                self.txn = self._transactions()
         self._deactivate()
 
     def _deactivate(self) -> None:
