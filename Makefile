@@ -40,6 +40,7 @@ bench: setup
 	$(PY) -m benchmarks.scale_out
 	$(PY) -m benchmarks.drift_policies
 	$(PY) -m benchmarks.policy_throughput
+	$(PY) -m benchmarks.guarantees
 
 bench-smoke: setup
 	$(PY) -m benchmarks --smoke

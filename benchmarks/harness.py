@@ -37,7 +37,9 @@ def broker(bootstrap: str | None) -> tuple[str, str | None]:
     return ensure_broker(settings), configured
 
 
-def measure(result: RunResult, run: Callable[[RunResult], None], console: Console) -> RunResult:
+def measure(
+    result: RunResult, run: Callable[[RunResult], object], console: Console
+) -> RunResult:
     try:
         run(result)
     except Exception as exc:  # a failed contender is reported, never hidden
@@ -75,10 +77,14 @@ def latency_rate(results: Sequence[RunResult], opts: Options) -> float:
     return max(opts.min_latency_rate, (median(rates) or 0.0) / 2)
 
 
+LatencyRun = Callable[[Bench, Contender, str, tuple[int, int], float, RunResult], object]
+
+
 def latency_phase(
     bench: Bench, contenders: Sequence[Contender], workload: str, rate: float, opts: Options,
-    console: Console,
+    console: Console, runner: LatencyRun = latency_run,
 ) -> list[RunResult]:
+    """Interleaved rounds of ``runner`` (``phases.latency_run`` or one wrapping it)."""
     sizes = (opts.latency_warmup, opts.latency_events)
     results = []
     for rep in range(opts.latency_reps):
@@ -86,7 +92,7 @@ def latency_phase(
             result = RunResult(contender.key, workload, "latency", rep, False,
                                events=opts.latency_warmup + opts.latency_events)
             result.extra["rate"] = rate
-            run = functools.partial(latency_run, bench, contender, workload, sizes, rate)
+            run = functools.partial(runner, bench, contender, workload, sizes, rate)
             results.append(measure(result, run, console))
     return results
 

@@ -83,8 +83,9 @@ def _local_result(result: RunResult, log: Path, returncode: int, cpu_s: float) -
 def latency_run(
     bench: Bench, contender: Contender, workload: str, sizes: tuple[int, int], rate: float,
     result: RunResult,
-) -> None:
-    """Warm the contender up live, then send ``sizes[1]`` events at ``rate``; p50/p99."""
+) -> dict[bytes, int]:
+    """Warm the contender up live, then send ``sizes[1]`` events at ``rate``; p50/p99.
+    Returns the send time (CreateTime, ms) of each measured event by id."""
     warm_n, n = sizes
     topic = f"{bench.prefix}lat-{result.contender}-{result.rep}-{workload}.events"
     bench.create_topic(topic)
@@ -107,3 +108,4 @@ def latency_run(
     if latencies:
         result.p50_ms = percentile(latencies, 50)
         result.p99_ms = percentile(latencies, 99)
+    return sent

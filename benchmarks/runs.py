@@ -110,12 +110,17 @@ class Bench:
         }
         return ContenderProcess(contender.argv(run), env, run.state_dir / "contender.log")
 
+    def outputs(self, topic: str) -> int:
+        """Records ``topic`` holds so far: its end offset. (A transactional producer's
+        commit markers take offsets too; ``guarantees.CommittedBench`` counts records.)"""
+        return self.probe.end(topic)
+
     def watch(self, proc: ContenderProcess, topic: str, target: int, window: Window) -> None:
         """Block until ``topic`` holds ``target`` records; note CPU at first and last output."""
         last_count, last_change = -1, time.monotonic()
         limit = self.start_timeout
         while True:
-            count = self.probe.end(topic)
+            count = self.outputs(topic)
             if count > window.count_start and window.cpu_start == 0.0:
                 window.cpu_start, window.count_start = proc.cpu_seconds(), count
             if count >= target:

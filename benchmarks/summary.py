@@ -25,14 +25,14 @@ from benchmarks.runs import RunResult
 from benchmarks.stats import median, ratio
 from benchmarks.workloads import WORKLOADS
 
-__all__ = ["TITLES", "against_baseline", "summarize"]
+__all__ = ["TITLES", "against_baseline", "per_contender", "summarize"]
 
 TITLES = {c.key: c.title for c in CONTENDERS}
 MODEL_CEILING_TARGET = {"logreg": 0.6, "tree": 0.8}
 RESOLUTION_MS = 1.0
 
 
-def _per_contender(runs: Sequence[RunResult]) -> dict[str, dict[str, Any]]:
+def per_contender(runs: Sequence[RunResult]) -> dict[str, dict[str, Any]]:
     keys = list(dict.fromkeys(r.contender for r in runs))
     table = {}
     for key in keys:
@@ -141,8 +141,8 @@ def summarize(results: Sequence[RunResult], workloads: Sequence[str]) -> dict[st
     out: dict[str, Any] = {}
     for workload in workloads:
         mine = [r for r in results if r.workload == workload]
-        tp = _per_contender([r for r in mine if r.phase == "throughput"])
-        lat = _per_contender([r for r in mine if r.phase == "latency"])
+        tp = per_contender([r for r in mine if r.phase == "throughput"])
+        lat = per_contender([r for r in mine if r.phase == "latency"])
         out[workload] = {"throughput": tp, "latency": lat, "targets": _targets(workload, tp, lat)}
     for workload, summary in out.items():
         baseline = WORKLOADS[workload].baseline if workload in WORKLOADS else None

@@ -2,7 +2,9 @@
 
 Only counts are checked: every contender ran and answered every event exactly once (the
 fraud pair: A and B, with and without derived features), and the snapshot cost and the
-features' memory were measured. Timing figures of a smoke run mean nothing and are never asserted.
+features' memory were measured; the processing-guarantees benchmark's smoke run did the same
+for the worker under at-least-once and exactly-once (whose outputs carry transaction
+markers). Timing figures of a smoke run mean nothing and are never asserted.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ FRAUD_CONTENDERS = ("B", "A")
 FRAUD_WORKLOADS = ("fraud", "fraud_raw")
 
 
-def run_smoke(kafka: str, out: Path) -> subprocess.CompletedProcess[str]:
+def run_smoke(kafka: str, out: Path, module: str = "benchmarks",
+              timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--smoke", "--bootstrap", kafka, "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", module, "--smoke", "--bootstrap", kafka, "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
     )
 
 
@@ -87,3 +90,26 @@ def test_smoke_benchmark_runs_every_contender(kafka: str, tmp_path: Path) -> Non
     assert "## Snapshot cost" in table
     assert "### fraud with derived features against fraud_raw without" in table
     assert "## Derived features alone" in table
+
+    check_guarantees_smoke(kafka, tmp_path / "guarantees")
+
+
+def check_guarantees_smoke(kafka: str, out: Path) -> None:
+    """``python -m benchmarks.guarantees --smoke`` (~25 s): both modes, both workloads."""
+    done = run_smoke(kafka, out, "benchmarks.guarantees", timeout=120)
+    output = done.stdout[-4000:] + done.stderr[-4000:]
+    assert (out / "guarantees-smoke.json").exists(), output
+    report = json.loads((out / "guarantees-smoke.json").read_text())
+    for mode in ("ALO", "EOS"):
+        for workload in WORKLOADS:
+            runs = runs_of(report, workload, "throughput", mode)
+            assert_every_event_answered(runs, f"guarantees {workload} throughput {mode}")
+            markers = [r["extra"]["marker_offsets"] for r in runs]
+            assert all(m > 0 for m in markers) if mode == "EOS" else markers == [0], markers
+        runs = runs_of(report, "logreg", "latency", mode)
+        assert_every_event_answered(runs, f"guarantees logreg latency {mode}")
+        assert all(r["p99_ms"] is not None and r["extra"]["append_p99_ms"] is not None
+                   for r in runs)
+    assert done.returncode == 0, output
+    assert report["verdict"]["qualifies"] in (True, False), report["verdict"]
+    assert "**Verdict: exactly_once" in (out / "guarantees-smoke.md").read_text()

@@ -2,9 +2,11 @@
 
 One schedule of events and delayed labels, on four partitions with two workers, is
 published three ways: (a) in real time, the workers running; (b) all of it before the
-workers start (a backlog); (c) in real time, with the active learner's worker SIGKILLed
-midway. The label outcomes (from the joins' checkpoints), the learner's example sequence and
-the final model must be identical, and equal to what the schedule says:
+workers start (a backlog); (c) in real time under exactly-once, with the active learner's
+worker SIGKILLed twice (and restarted). The label outcomes (from the joins' checkpoints), the
+learner's example sequence, the drift events and the final model must be identical, and
+equal to what the schedule says; under exactly-once a ``read_committed`` reader sees every
+prediction, served record, example and drift event once:
 
 - 20 s label TTL, events 1 s apart in event time, every boundary >= 3 s (0.15 TTL) from a
   deadline: labels on time (0-17 s after the event), twice (both on time), late (23-35 s
@@ -21,10 +23,12 @@ import re
 import signal
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import orjson
 from kafka import KafkaProducer
+from river import drift
 
 from streamlearn.features.offline import key_partition
 from streamlearn.pipeline import load_pipeline
@@ -49,6 +53,8 @@ TTL_S = 20
 SETTINGS = {"STREAMLEARN_PUBLISH_INTERVAL": "0.3", "STREAMLEARN_BATCH_SIZE": "50",
             "STREAMLEARN_SNAPSHOT_EVERY": "200", "STREAMLEARN_SNAPSHOT_INTERVAL": "2"}
 OUTCOMES = ("joined", "late", "orphan", "duplicate", "expired")
+EXACTLY_ONCE = {"STREAMLEARN_PROCESSING_GUARANTEE": "exactly_once",
+                "STREAMLEARN_SESSION_TIMEOUT": "6"}
 
 
 def schedule(seed: int) -> tuple[list[dict], list[dict], dict[str, int]]:
@@ -146,19 +152,31 @@ def run(kafka, name, topics, start_worker, tmp_path: Path, mode: str, seed: int 
     base = len(list(tmp_path.glob("worker-*.log")))  # worker i logs to worker-<base+i>
     if mode == "backlog":
         publish(kafka, name, events, labels)
-    publisher = threading.Thread(target=publish, args=(kafka, name, events, labels, 150.0))
+    publisher = threading.Thread(target=publish, args=(
+        kafka, name, events, labels, 60.0 if mode == "kill" else 150.0))
     if mode != "backlog":
         publisher.start()  # the workers join a stream already flowing: it never pauses
-    workers = [start_worker(pipeline_file, name, SETTINGS, metrics_port=p) for p in ports]
+    settings = {**SETTINGS, **(EXACTLY_ONCE if mode == "kill" else {})}
+    workers = [start_worker(pipeline_file, name, settings, metrics_port=p) for p in ports]
     alive = list(range(2))
+    def active_past(n: int) -> int | None:
+        """The active learner's port once it has learned more than ``n`` examples (the
+        group may move the learner while the workers start: asked each time)."""
+        port = learner_port([ports[i] for i in alive], name)
+        return port if port is not None and learned(port, name) > n else None
+
     if mode == "kill":
-        active = wait_until(lambda: learner_port(ports, name), 60, "an active learner")
-        wait_until(lambda: learned(active, name) > 100, 60, "the learner learning")
-        assert publisher.is_alive(), "the kill must land while records still flow"
-        victim = ports.index(active)
-        workers[victim].send_signal(signal.SIGKILL)
-        workers[victim].wait(timeout=30)
-        alive.remove(victim)
+        for before in (100, 300):
+            active = wait_until(lambda b=before: active_past(b), 60,
+                                f"the active learner past {before} examples")
+            assert publisher.is_alive(), "the kill must land while records still flow"
+            victim = ports.index(active)
+            workers[victim].send_signal(signal.SIGKILL)
+            workers[victim].wait(timeout=30)
+            alive.remove(victim)
+            ports.append(free_port())
+            workers.append(start_worker(pipeline_file, name, settings, metrics_port=ports[-1]))
+            alive.append(len(workers) - 1)
     if publisher.is_alive():
         publisher.join()
     ids = {e["event_id"] for e in events}
@@ -173,7 +191,50 @@ def run(kafka, name, topics, start_worker, tmp_path: Path, mode: str, seed: int 
     for i in alive:
         assert workers[i].wait(timeout=60) == 0, worker_log(tmp_path, base + i)[-3000:]
     examples = training(kafka, spec)
-    return spec, events, expected, examples, [base + i for i in alive]
+    return spec, events, expected, examples, [base + i for i in range(len(workers))]
+
+
+def drift_events(kafka, spec) -> list[tuple]:
+    """(detector, level, at_example) of each concept drift event, in the topic's order."""
+    return [(d["detector"], d["level"], d["at_example"]) for d in
+            (orjson.loads(r.value) for r in read_to_end(kafka, spec.drift_topic))
+            if d["kind"] == "concept"]
+
+
+def offline_drift(examples: list[dict]) -> list[tuple]:
+    """Where River's ADWIN and DDM fire on the served predictions' errors, in the learner's
+    order (what the learner scores without candidates: the prediction the user got, so the
+    positions depend on which model served, and differ between the modes)."""
+    adwin, ddm = drift.ADWIN(), drift.binary.DDM()
+    fired, in_warning = [], False
+    for position, example in enumerate(examples, start=1):
+        served = example["predictions"][example["champion"]]["prediction"]
+        if served is None:
+            continue
+        error = 0.0 if served == example["label"] else 1.0
+        adwin.update(error)
+        if adwin.drift_detected:
+            fired.append(("ADWIN", "drift", position))
+        ddm.update(error)
+        if ddm.warning_detected and not in_warning:
+            fired.append(("DDM", "warning", position))
+        in_warning = ddm.warning_detected
+        if ddm.drift_detected:
+            fired.append(("DDM", "drift", position))
+            in_warning = False
+    return fired
+
+
+def assert_each_once(kafka, spec) -> None:
+    """What a read_committed reader sees under exactly-once: no record twice."""
+    for topic in (spec.predictions_topic, spec.served_topic, spec.training_topic):
+        ids = Counter(orjson.loads(r.value).get("event_id")
+                      for r in read_to_end(kafka, topic))
+        ids.pop(None, None)  # watermark records
+        twice = [i for i, n in ids.items() if n > 1]
+        assert not twice, f"{topic}: {len(twice)} event ids more than once, e.g. {twice[:3]}"
+    drift = drift_events(kafka, spec)
+    assert len(drift) == len(set(drift)), f"{spec.drift_topic}: an event twice"
 
 
 def probe_predictions(kafka, spec) -> list:
@@ -192,8 +253,12 @@ def test_a_backlog_and_a_kill_give_what_real_time_gives(
         outcomes = join_outcomes(kafka, spec)
         assert outcomes == expected, (mode, outcomes, expected)
         results[mode] = ([e["event_id"] for e in examples], probe_predictions(kafka, spec))
-        print(f"{mode}: {len(examples)} examples, outcomes {outcomes}")
+        fired = drift_events(kafka, spec)
+        assert sorted(fired) == sorted(offline_drift(examples)), mode
+        print(f"{mode}: {len(examples)} examples, outcomes {outcomes}, {len(fired)} drift "
+              "events where River's fire offline")
         if mode == "kill":
+            assert_each_once(kafka, spec)
             check_the_standby_took_over(kafka, spec, events, examples, tmp_path, alive)
     assert results["backlog"][0] == results["real_time"][0], "the learner's order differs"
     assert results["kill"][0] == results["real_time"][0], "the learner's order differs"
@@ -201,9 +266,9 @@ def test_a_backlog_and_a_kill_give_what_real_time_gives(
 
 
 def check_the_standby_took_over(kafka, spec, events, examples, tmp_path: Path,
-                                alive: list[int]) -> None:
+                                logs: list[int]) -> None:
     """Every served prediction == the offline model after ``model_version`` examples; never
-    two active learners; the standby resumed from the killed learner's newest snapshot."""
+    two active learners; each takeover resumed from the killed learner's newest snapshot."""
     x_of = {e["event_id"]: {k: v for k, v in e.items() if k in spec.features} for e in events}
     assert_served_by_prefix_models(spec, predictions(kafka, spec.predictions_topic), examples,
                                    x_of)
@@ -217,11 +282,12 @@ def check_the_standby_took_over(kafka, spec, events, examples, tmp_path: Path,
             manifest = orjson.loads(record.value)
             assert manifest["generation"] == newest, "a fenced learner published"
             manifests.append(manifest)
-    assert claims == sorted(set(claims)) and len(claims) >= 2
-    log = worker_log(tmp_path, alive[0])
-    resumed = re.search(r"active learner \(generation (\d+)\): restored snapshot (\d+) "
-                        r"\((\d+) examples\); resuming \S+ at offset (\d+)", log)
-    assert resumed, log[-3000:]
-    before = [m for m in manifests if m["generation"] < int(resumed[1])]
-    assert before and before[-1]["snapshot_id"] == int(resumed[2])
-    assert before[-1]["offsets"][spec.training_topic]["0"] == int(resumed[4])
+    assert claims == sorted(set(claims)) and len(claims) >= 3
+    takeovers = [resumed for i in logs for resumed in re.finditer(
+        r"active learner \(generation (\d+)\): restored snapshot (\d+) \((\d+) examples\); "
+        r"resuming \S+ at offset (\d+)", worker_log(tmp_path, i))]
+    assert len(takeovers) >= 2, "each kill of the active learner: a takeover"
+    for resumed in takeovers:
+        before = [m for m in manifests if m["generation"] < int(resumed[1])]
+        assert before and before[-1]["snapshot_id"] == int(resumed[2])
+        assert before[-1]["offsets"][spec.training_topic]["0"] == int(resumed[4])

@@ -1,10 +1,13 @@
-"""Per-partition models move with their partitions: a survivor takes over a killed worker's.
+"""Per-partition models move with their partitions: a survivor takes over a paused worker's.
 
-Two workers share a two-partition pipeline; one is SIGKILLed mid-stream. The survivor is
-assigned the orphaned partition once the group drops the dead member (the session
-timeout), restores that partition's model from its snapshot, and replays what the snapshot
-lacked. Each partition's served accuracy equals River's progressive score on that
-partition's own sequence of events.
+Two workers share a two-partition pipeline, exactly-once; one is paused (SIGSTOP) mid-stream,
+past its session timeout and its transaction timeout. The survivor is assigned the orphaned
+partition once the group drops the silent member, restores that partition's model from its
+snapshot and replays to the committed offset without writing. Then the paused worker
+resumes (SIGCONT) as a zombie: nothing it wrote before or after becomes visible (its
+transaction was aborted, its offsets are refused: KIP-447). A ``read_committed`` reader sees
+each prediction once, and each partition's served accuracy equals River's progressive score
+on that partition's own sequence of events.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import re
 import signal
 import threading
+import time
 from pathlib import Path
 
 import orjson
@@ -26,7 +30,10 @@ from streamlearn.tail import read_to_end
 from .conftest import EXAMPLE, free_port, worker_log
 from .topics import first_per_event, predictions, wait_for_predictions, wait_until
 
-SETTINGS = {"STREAMLEARN_SNAPSHOT_EVERY": "50", "STREAMLEARN_BATCH_SIZE": "25"}
+SETTINGS = {"STREAMLEARN_SNAPSHOT_EVERY": "50", "STREAMLEARN_BATCH_SIZE": "25",
+            "STREAMLEARN_PROCESSING_GUARANTEE": "exactly_once",
+            "STREAMLEARN_SESSION_TIMEOUT": "6"}
+PAUSE_S = 14  # > the session timeout (6 s) and the transaction timeout (10 s)
 ASSIGNED = re.compile(r"assigned partitions \[([\d, ]*)\]")
 
 
@@ -61,13 +68,17 @@ def test_survivor_takes_over_the_partition_and_its_model(kafka, name, topics, st
     wait_until(lambda: len(first_per_event(predictions(kafka, spec.predictions_topic))) >= 400,
                90, "400 predictions")
     victim_partitions = owned(tmp_path, 1)
-    workers[1].send_signal(signal.SIGKILL)
-    workers[1].wait(timeout=30)
+    workers[1].send_signal(signal.SIGSTOP)
+    wait_until(lambda: owned(tmp_path, 0) == {0, 1}, 60, "the survivor to own both")
+    time.sleep(max(0.0, PAUSE_S - 6))
+    workers[1].send_signal(signal.SIGCONT)
     producer.join()
 
     ids = {f"ev-{i}" for i in range(len(events))}
     served = wait_for_predictions(kafka, spec.predictions_topic, ids, 120,
-                                  alive=lambda: workers[0].poll() is None)
+                                  alive=lambda: all(w.poll() is None for w in workers))
+    every = [r["event_id"] for r in predictions(kafka, spec.predictions_topic)]
+    assert sorted(every) == sorted(ids), "a read_committed reader sees each prediction once"
     survivor_log = worker_log(tmp_path, 0)
     for partition in victim_partitions:
         assert re.search(rf"partition {partition}: restored snapshot \d+", survivor_log), (

@@ -128,11 +128,14 @@ class Transactions:
     def _retry(self, call: Callable[[], T]) -> T:
         """``call`` until it is not refused as retriable (a broker outage is waited out;
         meanwhile the producer's callbacks report it)."""
+        attempt = 0
         while True:
             try:
                 return call()
             except KafkaException as exc:
                 if not exc.args[0].retriable():
                     raise
-                log.debug("retrying after %s", exc.args[0])
+                if attempt % 50 == 0:  # about every 5 s
+                    log.warning("transaction: retrying after %s", exc.args[0])
+                attempt += 1
                 self.producer.poll(RETRY_WAIT_S)
