@@ -409,10 +409,13 @@ class LearnerRunner:
         self._action_event(produce, action, None)
         self.publish(action={**action.as_dict(), "version": target, "seq": command["seq"]},
                      replaced=replaced, parent=target)
-        produce(self.spec.models_topic, key=serving_key(GLOBAL_MODEL).encode(),
-                value=orjson.dumps({"snapshot_id": self.snapshot_id, "version": target,
-                                    "command": command["command"], "seq": command["seq"],
-                                    "generation": self.generation}))
+        # A registry record, like the snapshots: outside any transaction (readers of
+        # <name>.models must never wait for one).
+        self.store.producer.produce(
+            self.spec.models_topic, key=serving_key(GLOBAL_MODEL).encode(),
+            value=orjson.dumps({"snapshot_id": self.snapshot_id, "version": target,
+                                "command": command["command"], "seq": command["seq"],
+                                "generation": self.generation}))
         self.flush()
         log.warning("%s applied: version %d serves again (as version %s), learning from "
                     "offset %s of %s", command["command"], target, self.snapshot_id,

@@ -71,9 +71,10 @@ def transactional_id(group: str, configured: str, role: str) -> str:
 class Transactions:
     """One transactional producer; a transaction is always open between commits."""
 
-    def __init__(self, config: dict[str, Any], tid: str) -> None:
+    def __init__(self, config: dict[str, Any], tid: str,
+                 make: Callable[[dict[str, Any]], Producer] = Producer) -> None:
         self.tid = tid
-        self.producer = Producer({
+        self.producer = make({
             **config,
             "transactional.id": tid,
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
