@@ -344,6 +344,8 @@ class HotPath:
         if self.learner is not None:
             self.learner.step(self.producer.produce)
         self.producer.poll(0)  # serves delivery reports (failures only)
+        if self.state_producer is not self.producer:
+            self.state_producer.poll(0)
         if self._delivery_errors or len(self.producer) > MAX_UNACKED:
             self._flush()
         due = [p for p, s in self.partitions.items() if self._snapshot_due(s)]
@@ -757,8 +759,8 @@ class HotPath:
         log.debug("snapshot %s/%d at offset %d (%d bytes)", name, snapshot_id, offset, size)
 
     def _produce_state(self, partition: int, key: str, value: bytes | None) -> None:
-        self.producer.produce(self.spec.state_topic, key=key.encode(), value=value,
-                              partition=partition)
+        self.state_producer.produce(self.spec.state_topic, key=key.encode(), value=value,
+                                    partition=partition)
 
     # -- rebalance callbacks (called inside consume(), on this thread) ---------------------
 
