@@ -186,7 +186,7 @@ def test_features_by_merchant_equal_the_twin_in_real_time_as_a_backlog_and_acros
     the events, however the worker happened to read the card partitions.
 
     The kill mode runs under exactly-once and is killed twice: a ``read_committed`` reader
-    sees every event once on ``.served`` and on predictions (the features restored from
+    sees every event once on ``.served``, predictions and ``.training`` (the features restored from
     their checkpoint and replayed to the committed offsets without writing)."""
     events = card_stream(2500, seed=13)
     for mode in ("backlog", "real_time", "kill9"):
@@ -229,6 +229,8 @@ def test_features_by_merchant_equal_the_twin_in_real_time_as_a_backlog_and_acros
             out = predictions(kafka, spec.predictions_topic)
             assert_once(out, "predictions")
             assert {r["event_id"] for r in out} == set(expected)
+            examples = [orjson.loads(r.value) for r in read_to_end(kafka, spec.training_topic)]
+            assert_once([e for e in examples if not is_watermark(e)], "training examples")
 
 
 def assert_once(records: list[dict], what: str) -> None:
