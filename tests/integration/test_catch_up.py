@@ -153,11 +153,19 @@ def run(kafka, name, topics, start_worker, tmp_path: Path, mode: str, seed: int 
     if mode == "backlog":
         publish(kafka, name, events, labels)
     publisher = threading.Thread(target=publish, args=(
-        kafka, name, events, labels, 60.0 if mode == "kill" else 150.0))
+        kafka, name, events, labels, 90.0 if mode == "kill" else 150.0))
     if mode != "backlog":
         publisher.start()  # the workers join a stream already flowing: it never pauses
     settings = {**SETTINGS, **(EXACTLY_ONCE if mode == "kill" else {})}
-    workers = [start_worker(pipeline_file, name, settings, metrics_port=p) for p in ports]
+
+    def slot(i: int) -> dict[str, str]:
+        """Worker slot i's identity: its restart aborts the transaction it left open at
+        once (test_rebalance covers the broker aborting it after the timeout)."""
+        return {**settings, "STREAMLEARN_TRANSACTIONAL_ID": f"slot-{i}"}
+
+    workers = [start_worker(pipeline_file, name, slot(i), metrics_port=p)
+               for i, p in enumerate(ports)]
+    slots = [0, 1]
     alive = list(range(2))
     def active_past(n: int) -> int | None:
         """The active learner's port once it has learned more than ``n`` examples (the
@@ -175,7 +183,9 @@ def run(kafka, name, topics, start_worker, tmp_path: Path, mode: str, seed: int 
             workers[victim].wait(timeout=30)
             alive.remove(victim)
             ports.append(free_port())
-            workers.append(start_worker(pipeline_file, name, settings, metrics_port=ports[-1]))
+            slots.append(slots[victim])
+            workers.append(start_worker(pipeline_file, name, slot(slots[victim]),
+                                        metrics_port=ports[-1]))
             alive.append(len(workers) - 1)
     if publisher.is_alive():
         publisher.join()

@@ -198,11 +198,11 @@ def test_features_by_merchant_equal_the_twin_in_real_time_as_a_backlog_and_acros
         base = len(list(tmp_path.glob("worker-*.log")))
         if mode == "kill9":
             records = kill9_midstream(
-                kafka, spec, BY_MERCHANT, events, start_worker, 400, (300, 600), kills=2,
+                kafka, spec, BY_MERCHANT, events, start_worker, 400, (250, 500), kills=2,
                 # The restarted worker has the killed one's identity: it aborts the
                 # transaction left open at once (the catch-up test's workers do not).
                 env={"STREAMLEARN_PROCESSING_GUARANTEE": "exactly_once",
-                     "STREAMLEARN_TRANSACTIONAL_ID": "merchant-worker"}, rate=80)
+                     "STREAMLEARN_TRANSACTIONAL_ID": "merchant-worker"}, rate=140)
             log = worker_log(tmp_path, base + 2)
             assert "restored the feature state" in log and "merchant entities" in log, log
             assert "without writing" in log, "the restore replayed to the committed offsets"

@@ -51,6 +51,7 @@ from streamlearn.streams.records import watermark_record
 from streamlearn.streams.serving import ModelFollower
 from streamlearn.streams.snapshots import Restored, SnapshotStore, records
 from streamlearn.streams.transactions import (
+    COMMITTED_TIMEOUT_S,
     ProducerFenced,
     TransactionAborted,
     Transactions,
@@ -134,6 +135,11 @@ def _drop(*args: Any, **kwargs: Any) -> None:
     """Where a replay's outputs go: they were committed before the crash."""
 
 
+def _txn_delivery(error: KafkaError | None, message: Any) -> None:
+    if error is not None:
+        log.debug("a transactional record failed (%s): its transaction aborts", error)
+
+
 class HotPath:
     """Consume, process, produce, ack, commit; checkpoint models with their offsets."""
 
@@ -189,7 +195,7 @@ class HotPath:
         """Exactly-once: the transactional producer of every output (``streams.transactions``);
         checkpoints (``<name>.state``, ``<name>.models``) go on ``state_producer``, outside."""
         if settings.exactly_once:
-            self.txn = Transactions(self.producer_config, self._tid("hot-path"))
+            self.txn = Transactions(self._txn_config(), self._tid("hot-path"))
             self.producer = self.txn.producer
             self.state_producer = Producer(self.producer_config)
         else:
@@ -236,7 +242,7 @@ class HotPath:
             self.learner = LearnerRunner(
                 spec, settings, watched, self.store, metrics, self._flush, key,
                 self.fingerprint, self.drift, clock,
-                transactions=(lambda: Transactions(self.producer_config, self._tid("learner")))
+                transactions=(lambda: Transactions(self._txn_config(), self._tid("learner")))
                 if self.txn is not None else None)
 
     # -- the loop ------------------------------------------------------------------------
@@ -252,10 +258,7 @@ class HotPath:
             self.follower.start()
         if self.learner is not None:
             self.learner.start()
-        self.consumer.subscribe(
-            [*self._stages, *self._join_topics],
-            on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost,
-        )
+        self._subscribe()
         try:
             while not self._stop.is_set():
                 self.step()
@@ -285,6 +288,12 @@ class HotPath:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _subscribe(self) -> None:
+        self.consumer.subscribe(
+            [*self._stages, *self._join_topics],
+            on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost,
+        )
 
     def _consume(self, count: int, timeout: float) -> list[Any]:
         """``consume``, re-raising what a rebalance callback raised inside it.
@@ -607,10 +616,11 @@ class HotPath:
         try:
             self.txn.commit(self._transaction_offsets(), self.consumer.consumer_group_metadata())
         except TransactionAborted:
-            self._rewind()
+            self._rejoin()
             return False
         except ProducerFenced:
-            self._renew_producer()
+            self._new_transactions()
+            self._rejoin()
             return False
         return True
 
@@ -624,8 +634,8 @@ class HotPath:
                 continue  # behind what is committed: nothing new to commit
             meta = ""
             if state.merge is not None:
-                meta = orjson.dumps({"r": state.merge.released,
-                                     "o": state.read or offset}).decode()
+                read = state.read if state.read is not None else max(state.replay_read, offset)
+                meta = orjson.dumps({"r": state.merge.released, "o": read}).decode()
             offsets.append(TP(topic, partition, offset, metadata=meta))
         for partition, join in self.joins.items():
             if join.replay_until is not None:
@@ -642,35 +652,37 @@ class HotPath:
             return {}
         out = {}
         asked = [TP(tp.topic, tp.partition) for tp in partitions]
-        for tp in self.consumer.committed(asked, timeout=self.settings.session_timeout):
+        for tp in self.consumer.committed(asked, timeout=COMMITTED_TIMEOUT_S):
             if tp.offset >= 0:
                 meta = orjson.loads(tp.metadata) if tp.metadata else {}
                 out[(tp.topic, tp.partition)] = (tp.offset, meta)
         return out
 
-    def _rewind(self) -> None:
-        """After an abort: every partition back to its checkpoint, then replayed (outputs
-        suppressed) to the committed offsets, as after a restart."""
-        owned = [TP(t, p) for t, p in self.partitions] + [
-            TP(t, q) for q in self.joins for t in self._join_topics]
-        if not owned:
-            return
-        log.warning("rewinding %d partitions to their committed offsets", len(owned))
+    def _rejoin(self) -> None:
+        """After an abort: drop every partition's state and rejoin the group. What it assigns
+        is restored from its checkpoint and replayed to the committed offsets, as after a
+        restart. Not restored in place: the abort may mean the group gave the partitions to
+        another member (this one was paused past its session), whose checkpoint a restore
+        here could overwrite with repair records."""
+        log.warning("rejoining the group: every partition restarts from its checkpoint and "
+                    "replays to its committed offset")
         self._forget(list(self.partitions))
         self._forget_joins(list(self.joins))
-        for tp in self._restore(owned):
-            self.consumer.seek(tp)
-
-    def _renew_producer(self) -> None:
-        """A fenced or failed transactional producer: a new one, then a rewind."""
-        self._new_transactions()
-        self._rewind()
+        self._labels_paused.clear()  # a new assignment is read unpaused
+        self.consumer.unsubscribe()
+        self._subscribe()
 
     def _new_transactions(self) -> None:
+        """A fenced or failed transactional producer gives way to a new one."""
         assert self.txn is not None
         self.txn.close()
-        self.txn = Transactions(self.producer_config, self._tid("hot-path"))
+        self.txn = Transactions(self._txn_config(), self._tid("hot-path"))
         self.producer = self.txn.producer
+
+    def _txn_config(self) -> dict[str, Any]:
+        # A record of a transaction that fails is reported by the commit, which aborts it
+        # (and an abort purges what is queued): a delivery error is not the worker's end.
+        return {**self.producer_config, "on_delivery": _txn_delivery}
 
     # -- snapshots -----------------------------------------------------------------------
 
@@ -778,6 +790,8 @@ class HotPath:
         exactly-once, up to where its outputs are suppressed)."""
         self._state_read = {}
         self._labels_paused.clear()  # a new assignment is read unpaused
+        if self.state_producer is not self.producer:
+            self._flush()  # a checkpoint still in flight is one the restore must see
         for topic in sorted({tp.topic for tp in partitions}):
             log.info("assigned partitions %s of %s",
                      sorted(tp.partition for tp in partitions if tp.topic == topic), topic)
@@ -806,10 +820,12 @@ class HotPath:
             self._replay_to(state, committed.get((tp.topic, tp.partition)))
             tp.offset = OFFSET_BEGINNING if state.snapshot_offset is None else state.snapshot_offset
             self.catch_up.start((tp.topic, tp.partition), state.snapshot_offset)
+        for position, state in self.partitions.items():
             # Back, and not idle, before writing anything: a mark the source wrote as idle
-            # before it stopped would let readers pass its records to come.
-            self._send_mark((tp.topic, tp.partition), state,
-                            (state.processor.merge_time, False))
+            # before it stopped would let readers pass its records to come. (Written once
+            # every partition is restored: under exactly-once the first record written
+            # starts the transaction's timeout.)
+            self._send_mark(position, state, (state.processor.merge_time, False))
         for partition in {tp.partition for tp in partitions if tp.topic in self._join_topics}:
             self._send_join_mark(partition, self.joins[partition].resume_mark())
         return partitions
@@ -818,6 +834,8 @@ class HotPath:
     def _replay_to(state: _Partition, committed: tuple[int, dict] | None) -> None:
         """Exactly-once: outputs of what a restored partition reads again up to its
         committed position were committed before; they are computed, not written."""
+        if state.merge is not None and state.processor.features is not None:
+            state.read = (state.processor.features.extra.get("merge") or {}).get("read")
         if committed is None:
             return
         offset, meta = committed
@@ -1011,10 +1029,10 @@ class HotPath:
                 self.txn.abort()
             except ProducerFenced:
                 self._new_transactions()
-            try:
-                self._rewind()  # whatever is still ours
-            except Exception as exc:
-                self._callback_error = exc
+            # The transaction covered every partition: what is left (nothing, under the
+            # eager assignment librdkafka uses here) starts again from its checkpoint.
+            self._forget(list(self.partitions))
+            self._forget_joins(list(self.joins))
 
     def _forget_joins(self, partitions: list[int]) -> None:
         for partition in partitions:

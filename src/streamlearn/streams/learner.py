@@ -45,7 +45,12 @@ from streamlearn.registry import (
 from streamlearn.streams.merge import SourceMerge
 from streamlearn.streams.serving import GLOBAL_MODEL, progress_key
 from streamlearn.streams.snapshots import Restored, SnapshotStore, watermark_offsets
-from streamlearn.streams.transactions import ProducerFenced, TransactionAborted, Transactions
+from streamlearn.streams.transactions import (
+    COMMITTED_TIMEOUT_S,
+    ProducerFenced,
+    TransactionAborted,
+    Transactions,
+)
 
 __all__ = ["LearnerRunner"]
 
@@ -113,6 +118,7 @@ class LearnerRunner:
         """Exactly-once, after a takeover: examples up to this merge position had their
         drift events committed before; they are learned again without writing."""
         self._committed_at = clock()
+        self._rebalancing = False
         family, name = metrics.family, metrics.pipeline
         self._commands_refused = family.commands_refused
         self._active = family.learner_active.labels(name)
@@ -239,29 +245,32 @@ class LearnerRunner:
         try:
             self.txn.commit(offsets, self.consumer.consumer_group_metadata())
         except TransactionAborted:
-            self._rewind()
+            self._rejoin()
             return False
         except ProducerFenced:
             self.txn.close()
             assert self._transactions is not None
             self.txn = self._transactions()
-            self._rewind()
+            self._rejoin()
             return False
         return True
 
-    def _rewind(self) -> None:
-        """Back to the newest snapshot, replaying to the committed position."""
-        partitions = [TP(self.topic, 0)] if self.learner is not None else []
+    def _rejoin(self) -> None:
+        """After an abort: stand by and rejoin the learner's group. If it assigns the
+        training partition here again, the learner restarts from the newest snapshot and
+        replays to the committed position; if another member has it (this one was paused
+        past its session), that one stays the learner and no generation is claimed here."""
+        log.warning("learner: transaction aborted; standing by and rejoining the group")
         self._deactivate()
-        for tp in self._activate(partitions):
-            self.consumer.seek(tp)
+        if not self._rebalancing:  # (inside a rebalance the group is re-forming anyway)
+            self.consumer.unsubscribe()
+            self.start()
 
     def _committed_position(self) -> int | None:
         """The merge position of the group's committed offset (exactly-once only)."""
         if self.txn is None:
             return None
-        [tp] = self.consumer.committed([TP(self.topic, 0)],
-                                       timeout=self.settings.session_timeout)
+        [tp] = self.consumer.committed([TP(self.topic, 0)], timeout=COMMITTED_TIMEOUT_S)
         return orjson.loads(tp.metadata).get("r") if tp.offset >= 0 and tp.metadata else None
 
     def publish_due(self) -> bool:
@@ -273,20 +282,20 @@ class LearnerRunner:
         return self.clock() - self._published_at >= interval
 
     def publish(self, action: dict[str, Any] | None = None, replaced: int | None = None,
-                parent: int | None = None) -> None:
+                parent: int | None = None) -> bool:
         """Snapshot the candidates with their training offset and seen-set (callers flush
         first, so every drift event before it is acknowledged). ``action``: what made this
         version (a registry entry); ``replaced``: the version served before, when the
         champion's model changed."""
         learner = self.learner
         if learner is None:
-            return
+            return False
         if (self.txn is not None and self.replay_until is None
                 and not self._commit_transaction()):
-            return  # aborted: rewound to the last snapshot
+            return False  # aborted: standing by
         self.next_offset = self.merge.restart_offset()  # now: a policy publishes mid-batch
         if self.next_offset is None:
-            return
+            return True
         started = time.perf_counter()
         sid = self.store.next_id(GLOBAL_MODEL)
         candidates = learner.candidates
@@ -317,6 +326,7 @@ class LearnerRunner:
         self._examples.set(candidates.examples)
         log.debug("published global snapshot %d (%d examples, offset %d)", sid,
                   candidates.examples, self.next_offset)
+        return True
 
     def _commit(self) -> None:
         if self.published_offset is not None and self.txn is None:
@@ -387,7 +397,8 @@ class LearnerRunner:
         """Make a stored version the learner's model; it keeps learning from here."""
         assert self.learner is not None
         self.flush()
-        self.publish()  # what serves now is a version of its own: rollback can return to it
+        if not self.publish():  # what serves now is a version of its own (rollback's target)
+            return  # its commit was aborted: standing by
         self.flush()
         self.store.load([GLOBAL_MODEL])  # every stored manifest and version
         manifests = self.store.manifests[GLOBAL_MODEL].values()
@@ -407,8 +418,9 @@ class LearnerRunner:
                         candidates.ids[candidates.champion], f"command {command['seq']}: "
                         f"version {target}")
         self._action_event(produce, action, None)
-        self.publish(action={**action.as_dict(), "version": target, "seq": command["seq"]},
-                     replaced=replaced, parent=target)
+        if not self.publish(action={**action.as_dict(), "version": target,
+                                    "seq": command["seq"]}, replaced=replaced, parent=target):
+            return
         # A registry record, like the snapshots: outside any transaction (readers of
         # <name>.models must never wait for one).
         self.store.producer.produce(
@@ -438,6 +450,7 @@ class LearnerRunner:
     def _activate(self, partitions: list[TP]) -> list[TP]:
         if not partitions:
             return partitions
+        self.flush()  # a snapshot still in flight is one the restore must see
         found = self.store.load([GLOBAL_MODEL]).get(GLOBAL_MODEL)
         self.generation = self.store.claims.get(GLOBAL_MODEL, 0) + 1
         self.store.claim(GLOBAL_MODEL, self.generation)
@@ -523,13 +536,16 @@ class LearnerRunner:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TP]) -> None:
         if self.learner is not None and partitions:
+            self._rebalancing = True
             try:
                 self.flush()
-                self.publish()
-                self.flush()
-                self._commit()
+                if self.publish():
+                    self.flush()
+                    self._commit()
             except Exception as exc:
                 self._callback_error = exc
+            finally:
+                self._rebalancing = False
         self._deactivate()
 
     def _on_lost(self, consumer: Consumer, partitions: list[TP]) -> None:

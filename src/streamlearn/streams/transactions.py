@@ -35,7 +35,8 @@ from confluent_kafka import TopicPartition as TP
 
 from streamlearn.streams.producer import Producer
 
-__all__ = ["ProducerFenced", "TransactionAborted", "Transactions", "transactional_id"]
+__all__ = ["COMMITTED_TIMEOUT_S", "ProducerFenced", "TransactionAborted", "Transactions",
+           "transactional_id"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,10 @@ T = TypeVar("T")
 # exactly-once (the client default is 60 s).
 TRANSACTION_TIMEOUT_MS = 10_000
 RETRY_WAIT_S = 0.1
+COMMITTED_TIMEOUT_S = 30.0
+"""How long a restore waits for the group's committed offsets: a read_committed consumer's
+request waits while a killed member's transaction still holds offsets for them (until the
+broker aborts it: the timeout, plus up to its cleanup interval, 10 s by default)."""
 
 
 class TransactionAborted(Exception):
@@ -81,7 +86,7 @@ class Transactions:
         })
         # Aborts what an earlier producer with this id left open, and fences it.
         self._retry(lambda: self.producer.init_transactions(TRANSACTION_TIMEOUT_MS / 1000))
-        self.producer.begin_transaction()
+        self._begin()
         self.commits = 0
         self.aborts = 0
 
@@ -100,7 +105,7 @@ class Transactions:
         except KafkaException as exc:
             self._failed(exc)
         self.commits += 1
-        producer.begin_transaction()
+        self._begin()
 
     def abort(self) -> None:
         """Abort the open transaction (nothing in it becomes visible) and begin the next."""
@@ -109,7 +114,13 @@ class Transactions:
         except KafkaException as exc:
             raise ProducerFenced(str(exc)) from exc
         self.aborts += 1
-        self.producer.begin_transaction()
+        self._begin()
+
+    def _begin(self) -> None:
+        try:
+            self.producer.begin_transaction()
+        except KafkaException as exc:  # only a fatal state refuses it
+            raise ProducerFenced(str(exc)) from exc
 
     def close(self) -> None:
         """Abort what is open (a clean stop commits first) and let the producer go."""
