@@ -26,6 +26,7 @@ demo: setup
 test: setup system-deps
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 unit: setup
@@ -58,6 +59,7 @@ soak: setup
 lint: setup
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 broker-start: setup
 	$(BIN)/streamlearn broker start

@@ -114,5 +114,7 @@ def check_guarantees_smoke(kafka: str, out: Path) -> None:
         assert all(r["p99_ms"] is not None and r["extra"]["append_p99_ms"] is not None
                    for r in runs)
     assert done.returncode == 0, output
-    assert report["verdict"]["qualifies"] in (True, False), report["verdict"]
-    assert "**Verdict: exactly_once" in (out / "guarantees-smoke.md").read_text()
+    # A smoke run's figures decide nothing (its throughput ratio may be missing): the
+    # verdict is only checked to be written.
+    assert report["verdict"]["qualifies"] in (True, False, None), report["verdict"]
+    assert "**Verdict: " in (out / "guarantees-smoke.md").read_text()

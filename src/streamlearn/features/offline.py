@@ -28,11 +28,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kafka.partitioner.default import murmur2
-
 from streamlearn.features.online import PartitionFeatures
 from streamlearn.features.stages import Stage
 from streamlearn.schema import BadEvent, parse_time
+from streamlearn.spec.partitioner import key_partition as partition_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,7 +64,7 @@ def key_partition(key: Any, partitions: int) -> int:
     >>> key_partition("card-1", 1), key_partition("card-1", 12)
     (0, 11)
     """
-    return (murmur2(entity_id(key).encode()) & 0x7FFFFFFF) % partitions
+    return partition_of(entity_id(key).encode(), partitions)
 
 
 @dataclass(frozen=True)

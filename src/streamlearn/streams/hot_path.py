@@ -3,16 +3,17 @@
 Each step takes what the consumer has (a short wait for the first event, then whatever else
 is already fetched, up to ``batch_size``) and runs each partition's events through that
 partition's :class:`PartitionProcessor`, which hands its outputs to the producer. Offsets
-are committed (once a second) only after every output before them is acknowledged.
+are committed (once a second) only after every output before them is acknowledged; under
+exactly-once, outputs and offsets commit in one transaction (``streams.transactions``).
 librdkafka fetches and produces in its own threads, off the GIL; the benchmark chose it over
 aiokafka (README, Performance).
 
-State is a function of the log: each partition's model is snapshotted with the offset it
-reflects (every ``snapshot_every`` examples or ``snapshot_interval`` seconds, on revoke and
-on a clean stop), always *after* the outputs of the events it covers are acknowledged. On
-assignment the newest valid snapshot is restored and the partition is read from its offset,
-not the group's committed one, so model and position always agree and a crash replays
-exactly the events the snapshot lacks.
+State is a function of the log: each partition is checkpointed with the offset it reflects
+(``streams.checkpoint``: every ``snapshot_every`` examples or ``snapshot_interval`` seconds,
+on revoke and on a clean stop), always *after* the outputs of the events it covers are
+acknowledged (or committed). On assignment it is restored from its newest valid checkpoint
+(``streams.restore``) and read from that offset, not the group's committed one, so model
+and position always agree and a crash replays exactly the events the checkpoint lacks.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -30,26 +30,23 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka import TopicPartition as TP
 
 from streamlearn.config import Settings
-from streamlearn.features.online import PartitionFeatures, meta_key
-from streamlearn.features.stages import Stage
 from streamlearn.keys import old_model_keys
 from streamlearn.models.candidates import Candidates
 from streamlearn.models.drift import DriftOptions
-from streamlearn.models.online import OnlineModel, PredictorState
-from streamlearn.models.snapshot import Payload, build_snapshot
 from streamlearn.monitoring.metrics import BoundMetrics
 from streamlearn.pipeline import Pipeline
 from streamlearn.security import failure_hint, librdkafka_config
 from streamlearn.streams.broker_watch import BrokerWatch
 from streamlearn.streams.catch_up import CatchUp
+from streamlearn.streams.checkpoint import Checkpoints, PartitionState, Position, partition_model
 from streamlearn.streams.join import JoinProcessor
 from streamlearn.streams.learner import LearnerRunner
 from streamlearn.streams.merge import NEVER, SourceMerge
-from streamlearn.streams.processor import PartitionProcessor
 from streamlearn.streams.producer import Producer
 from streamlearn.streams.records import watermark_record
+from streamlearn.streams.restore import Restorer, replay_to
 from streamlearn.streams.serving import ModelFollower
-from streamlearn.streams.snapshots import Restored, SnapshotStore, records
+from streamlearn.streams.snapshots import SnapshotStore
 from streamlearn.streams.transactions import (
     COMMITTED_TIMEOUT_S,
     ProducerFenced,
@@ -75,18 +72,6 @@ WATERMARK_INTERVAL_S = 0.1
 MAX_UNACKED = 50_000
 
 
-def _moved(state: _Partition) -> bool:
-    """Whether the partition has processed anything since its last checkpoint."""
-    if state.processor.next_offset != state.snapshot_offset:
-        return True
-    return state.merge is not None and state.merge.released != state.snapshot_released
-
-
-def partition_model(partition: int) -> str:
-    """Name of a partition's model in ``<name>.models`` (one model per input partition)."""
-    return f"partition-{partition}"
-
-
 LIBRDKAFKA_LOGGER = "streamlearn.librdkafka"
 BROKER_LOST = (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE)
 
@@ -104,31 +89,6 @@ def kafka_config(settings: Settings, client_id: str) -> dict[str, Any]:
         # connection a minute while it is down.
         "reconnect.backoff.max.ms": 2000,
     }
-
-
-Position = tuple[str, int]
-"""(topic, partition): an input partition of one of the pipeline's stages."""
-
-
-@dataclass
-class _Partition:
-    stage: Stage
-    processor: PartitionProcessor
-    snapshot_id: int | None
-    """Checkpoint id: the model snapshot's, or (a forwarding stage) its own."""
-    snapshot_offset: int | None
-    snapshot_examples: int
-    snapshot_time: float
-    merge: SourceMerge | None = None
-    """A re-keyed stage's input: every partition of the stage before writes to it."""
-    snapshot_released: int = 0
-    replay_until: int | None = None
-    """Exactly-once, after a restore: outputs up to here were committed before (an input
-    offset; a re-keyed stage: a merge position), so they are computed again, not written."""
-    replay_read: int = 0
-    """The same for a re-keyed stage's records that are not forwarded events (an offset)."""
-    read: int | None = None
-    """A re-keyed stage: the offset after the last record read (for the commit)."""
 
 
 def _drop(*args: Any, **kwargs: Any) -> None:
@@ -210,21 +170,21 @@ class HotPath:
         self.drift = DriftOptions(settings.drift == "on", settings.drift_adwin_delta,
                                   settings.drift_reference_events, settings.drift_psi_threshold,
                                   settings.drift_psi_every)
-        self.partitions: dict[Position, _Partition] = {}
+        self.partitions: dict[Position, PartitionState] = {}
+        self.checkpoints = Checkpoints(spec, settings, self.store, metrics, self.state_producer,
+                                       self._flush, self.fingerprint, key, clock)
         self._stages = {stage.topic: stage for stage in spec.stages}
         self._stop = threading.Event()
         self._committed_at = clock()
         self._committed: dict[Position, int] = {}
         self._unsettled_since: float | None = None
         self._callback_error: Exception | None = None
-        self._state_read: dict[int, list[tuple[str, bytes | None]]] = {}
         self._lag_children: dict[tuple[str, int], Any] = {}
         # Global learning: the label join per partition, the learner (active or standby) and
         # the newest published model, which every predicting partition serves.
         self.joins: dict[int, JoinProcessor] = {}
         self._join_topics = ((spec.served_topic, spec.labels_topic)
                              if spec.global_learner else ())
-        self._join_checkpoint_at = clock()
         self._labels_paused: set[int] = set()
         self.catch_up = CatchUp(
             self.consumer, settings.idle_after, clock,
@@ -244,6 +204,8 @@ class HotPath:
                 self.fingerprint, self.drift, clock,
                 transactions=(lambda: Transactions(self._txn_config(), self._tid("learner")))
                 if self.txn is not None else None)
+        self.restorer = Restorer(spec, settings, metrics, self.drift, self.follower, base,
+                                 self.checkpoints, clock)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -357,8 +319,8 @@ class HotPath:
             self.state_producer.poll(0)
         if self._delivery_errors or len(self.producer) > MAX_UNACKED:
             self._flush()
-        due = [p for p, s in self.partitions.items() if self._snapshot_due(s)]
-        joins_due = self._joins_due()
+        due = [p for p, s in self.partitions.items() if self.checkpoints.due(s)]
+        joins_due = self.checkpoints.joins_due(self.joins)
         publish = self.learner is not None and self.learner.publish_due()
         if self.txn is not None:
             commit_due = self.clock() - self._committed_at >= self.settings.commit_interval
@@ -404,7 +366,7 @@ class HotPath:
                 self.consumer.resume([TP(self.spec.labels_topic, partition)])
                 self._labels_paused.discard(partition)
 
-    def _merged_batch(self, state: _Partition, merge: SourceMerge, batch: list[Any]) -> None:
+    def _merged_batch(self, state: PartitionState, merge: SourceMerge, batch: list[Any]) -> None:
         """A re-keyed stage's records, processed in the order of their sources' merge times
         (``streams.merge``): what it computes does not depend on which source was read
         first. Positions (for entities' replay checks) count the records released."""
@@ -438,7 +400,7 @@ class HotPath:
             state.processor.process_batch(released, emit, first_position=first)
         state.processor.next_offset = merge.restart_offset()
 
-    def _replay(self, state: _Partition, batch: list[Any]) -> list[Any]:
+    def _replay(self, state: PartitionState, batch: list[Any]) -> list[Any]:
         """Exactly-once, after a restore: process the events whose outputs were committed
         before (below ``replay_until``) with writes suppressed; return the rest."""
         assert state.replay_until is not None
@@ -451,7 +413,7 @@ class HotPath:
             self._replayed(state)
         return batch[cut:]
 
-    def _replayed(self, state: _Partition) -> None:
+    def _replayed(self, state: PartitionState) -> None:
         position = (state.stage.topic, state.processor.stage_partition)
         log.info("%s[%d]: replayed to the committed position %s; writing again",
                  position[0], position[1], state.replay_until)
@@ -488,7 +450,7 @@ class HotPath:
             if record is not None:
                 self._send_join_mark(partition, record)
 
-    def _send_mark(self, position: Position, state: _Partition,
+    def _send_mark(self, position: Position, state: PartitionState,
                    mark: tuple[float, bool]) -> None:
         """A source's watermark record to every partition of the topic it writes to that
         several sources write (``.served`` under global learning, a ``by`` stage's topic)."""
@@ -509,7 +471,7 @@ class HotPath:
         self.producer.produce(self.spec.training_topic, record,
                               f"watermark/{partition}".encode(), partition=0)
 
-    def _input_idle(self, position: Position, state: _Partition) -> bool:
+    def _input_idle(self, position: Position, state: PartitionState) -> bool:
         """Read to its end and silent; a re-keyed input also needs every source idle."""
         if state.merge is not None and (state.merge.waiting or
                                         not all(state.merge.idle)):
@@ -684,95 +646,15 @@ class HotPath:
         # (and an abort purges what is queued): a delivery error is not the worker's end.
         return {**self.producer_config, "on_delivery": _txn_delivery}
 
-    # -- snapshots -----------------------------------------------------------------------
+    # -- checkpoints (streams.checkpoint) ----------------------------------------------------
 
-    def _snapshot_due(self, state: _Partition) -> bool:
-        processor = state.processor
-        if not _moved(state):
-            return False
-        if state.merge is not None and (processor.model is None or not processor.learns):
-            learned = state.merge.released - state.snapshot_released
-        elif processor.model is None or not processor.learns:  # count events, not examples
-            learned = (processor.next_offset or 0) - (state.snapshot_offset or 0)
-        else:
-            learned = processor.model.version - state.snapshot_examples
-        return (learned >= self.settings.snapshot_every
-                or self.clock() - state.snapshot_time >= self.settings.snapshot_interval)
+    def _checkpoint(self, positions: list[Position], wait: bool = True) -> None:
+        self.checkpoints.partitions(self.partitions, positions, wait)
 
-    def _checkpoint(self, partitions: list[Position], wait: bool = True) -> None:
-        """Checkpoint the partitions that moved (and wait for the acks if ``wait``).
-
-        Outputs first: a checkpoint must never claim an event whose prediction could be lost.
-        Then the feature state records, acknowledged before the record that makes them count:
-        the partition's model snapshot, or (a forwarding stage) its meta record. A restore
-        takes each entity as of that record, so records of a checkpoint cut short are rolled
-        back. Not waiting for that last record's acks is safe: until they come, a restart
-        finds the previous checkpoint; a failed delivery stops the worker at the next flush.
-        """
-        self._flush()
-        moved = []
-        for position in partitions:
-            state = self.partitions[position]
-            offset = state.processor.next_offset
-            if offset is None or not _moved(state):
-                continue
-            if state.stage.final:
-                ck = self.store.next_id(partition_model(position[1]))
-            else:
-                ck = (state.snapshot_id or 0) + 1
-            marker = None
-            features = state.processor.features
-            if features is not None:
-                features.extra = {"m": state.processor.merge_time if state.processor.merge_time
-                                  != NEVER else None}
-                if state.merge is not None:
-                    features.extra["merge"] = state.merge.state()
-                features.sweep()
-                self.metrics.count_features(features, state.stage.entity_field)
-                entities, marker = features.checkpoint_records(
-                    ck, None if state.stage.final else offset)
-                for key, value in entities:
-                    self._produce_state(position[1], key, value)
-                if state.stage.final:
-                    self._produce_state(position[1], *marker)
-                    marker = None
-            moved.append((position, state, offset, ck, marker))
-        if any(state.processor.features is not None for _, state, *_ in moved):
-            self._flush()
-        for position, state, offset, ck, marker in moved:
-            if marker is not None:
-                self._produce_state(position[1], *marker)
-            elif state.processor.model is not None:
-                self._write_snapshot(position, state, offset, ck)
-            state.snapshot_id, state.snapshot_offset = ck, offset
-            state.snapshot_time = self.clock()
-            if state.merge is not None:
-                state.snapshot_released = state.merge.released
-        if moved and wait:
-            self._flush()
-
-    def _write_snapshot(self, position: Position, state: _Partition, offset: int,
-                        snapshot_id: int) -> None:
-        model = state.processor.model
-        assert model is not None
-        started = time.perf_counter()
-        name = partition_model(position[1])
-        snapshot = build_snapshot(
-            state.processor.checkpoint_payload(), model_name=name, snapshot_id=snapshot_id,
-            parent=state.snapshot_id,
-            offsets={position[0]: {position[1]: offset}}, fingerprint=self.fingerprint,
-            key=self.key, chunk_bytes=self.settings.snapshot_chunk_bytes,
-        )
-        size = self.store.write(snapshot)
-        self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
-        self.metrics.snapshots.inc()
-        self.metrics.set_snapshot_bytes(size)
-        state.snapshot_examples = model.version
-        log.debug("snapshot %s/%d at offset %d (%d bytes)", name, snapshot_id, offset, size)
-
-    def _produce_state(self, partition: int, key: str, value: bytes | None) -> None:
-        self.state_producer.produce(self.spec.state_topic, key=key.encode(), value=value,
-                                    partition=partition)
+    def _checkpoint_joins(self, partitions: list[int]) -> None:
+        for partition in self.checkpoints.joins(self.joins, partitions):
+            # Examples up to it are never written again: the learner can forget their ids.
+            self._send_join_mark(partition, self.joins[partition].checkpoint_mark())
 
     # -- rebalance callbacks (called inside consume(), on this thread) ---------------------
 
@@ -788,7 +670,7 @@ class HotPath:
     def _restore(self, partitions: list[TP]) -> list[TP]:
         """State of each partition as of its checkpoint, and where to read it from (and,
         exactly-once, up to where its outputs are suppressed)."""
-        self._state_read = {}
+        self.restorer.begin()
         self._labels_paused.clear()  # a new assignment is read unpaused
         if self.state_producer is not self.producer:
             self._flush()  # a checkpoint still in flight is one the restore must see
@@ -800,9 +682,12 @@ class HotPath:
                  if tp.topic == final.topic}
         restored = self.store.load(names.values(), ignore_incompatible=self.rebuild)
         committed = self._committed_positions(partitions)
+        assigned = []
         for tp in partitions:
             if tp.topic in self._join_topics:
-                join = self.joins.get(tp.partition) or self._restore_join(tp.partition)
+                join = self.joins.get(tp.partition)
+                if join is None:
+                    join = self.joins[tp.partition] = self.restorer.join(tp.partition)
                 taken = committed.get((tp.topic, tp.partition), (0, {}))[1].get("t", 0)
                 if taken > join.taken:
                     join.replay_until = max(taken, join.replay_until or 0)
@@ -812,15 +697,17 @@ class HotPath:
                 continue
             stage = self._stages[tp.topic]
             if stage.final:
-                state = self._restore_final(stage, tp.partition,
+                state = self.restorer.final(stage, tp.partition,
                                             restored.get(names[tp.partition]))
             else:
-                state = self._restore_forwarding(stage, tp.partition)
+                state = self.restorer.forwarding(stage, tp.partition)
             self.partitions[(tp.topic, tp.partition)] = state
-            self._replay_to(state, committed.get((tp.topic, tp.partition)))
+            assigned.append((tp.topic, tp.partition))
+            replay_to(state, committed.get((tp.topic, tp.partition)))
             tp.offset = OFFSET_BEGINNING if state.snapshot_offset is None else state.snapshot_offset
             self.catch_up.start((tp.topic, tp.partition), state.snapshot_offset)
-        for position, state in self.partitions.items():
+        for position in assigned:
+            state = self.partitions[position]
             # Back, and not idle, before writing anything: a mark the source wrote as idle
             # before it stopped would let readers pass its records to come. (Written once
             # every partition is restored: under exactly-once the first record written
@@ -829,162 +716,6 @@ class HotPath:
         for partition in {tp.partition for tp in partitions if tp.topic in self._join_topics}:
             self._send_join_mark(partition, self.joins[partition].resume_mark())
         return partitions
-
-    @staticmethod
-    def _replay_to(state: _Partition, committed: tuple[int, dict] | None) -> None:
-        """Exactly-once: outputs of what a restored partition reads again up to its
-        committed position were committed before; they are computed, not written."""
-        if state.merge is not None and state.processor.features is not None:
-            state.read = (state.processor.features.extra.get("merge") or {}).get("read")
-        if committed is None:
-            return
-        offset, meta = committed
-        if state.merge is not None:
-            if meta.get("r", 0) > state.merge.released:
-                state.replay_until = meta["r"]
-            state.replay_read = meta.get("o", 0)
-            if state.replay_until is not None:
-                log.info("%s[%d]: replaying to merge position %d without writing",
-                         state.stage.topic, state.processor.stage_partition, meta["r"])
-        elif offset > (state.snapshot_offset or 0):
-            state.replay_until = offset
-            log.info("%s[%d]: replaying offsets %s to %d without writing", state.stage.topic,
-                     state.processor.stage_partition, state.snapshot_offset or 0, offset)
-
-    def _restore_final(self, stage: Stage, partition: int, found: Restored | None) -> _Partition:
-        """The predicting stage: the model from its snapshot, features as of that snapshot."""
-        offset = None
-        if found is not None:
-            offset = found.manifest.get("offsets", {}).get(stage.topic, {}).get(str(partition))
-        payload: Payload | None = None
-        if found is None or offset is None:
-            snapshot_id, offset = None, None
-            log.info("partition %d: no snapshot; %s from its earliest retained event", partition,
-                     "predicting" if self.follower else "learning")
-        else:
-            payload, snapshot_id = found.model, found.manifest["snapshot_id"]
-            self.metrics.restores.inc()
-            log.info("partition %d: restored snapshot %d (%d examples); resuming at offset "
-                     "%d", partition, snapshot_id, found.manifest.get("examples", 0), offset)
-        features = self._restore_features(stage, partition, snapshot_id)
-        if self.follower is not None:  # global learning: serve the published model
-            model = None
-            state = payload if isinstance(payload, PredictorState) else PredictorState()
-        else:
-            model = payload if isinstance(payload, OnlineModel) else OnlineModel(
-                self.spec.model(), adwin_delta=(
-                    self.settings.drift_adwin_delta if self.drift.enabled else None))
-            state = None
-        processor = PartitionProcessor(self.spec, model, self.metrics,
-                                       self.settings.max_event_bytes, features=features,
-                                       stage=stage, drift=self.drift, serving=self.follower,
-                                       predictor_state=state)
-        processor.stage_partition = partition
-        processor.next_offset = offset
-        merge = self._restore_merge(stage, processor, features, offset)
-        return _Partition(stage, processor, snapshot_id, offset,
-                          model.version if model else 0, self.clock(), merge,
-                          merge.released if merge else 0)
-
-    def _restore_join(self, partition: int) -> JoinProcessor:
-        """The label join of a partition as of its last checkpoint in ``<name>.state``."""
-        join = JoinProcessor(self.spec, partition, self.metrics, self.settings.max_event_bytes)
-        repairs = join.restore(self._stored_state(partition))
-        for key, value in repairs:
-            self._produce_state(partition, key, value)
-        if repairs:
-            self._flush()
-        self.joins[partition] = join
-        return join
-
-    def _stored_state(self, partition: int) -> list[tuple[str, bytes | None]]:
-        """``<name>.state`` of a partition, read once per assignment whatever reads it."""
-        stored = self._state_read.get(partition)
-        if stored is None:
-            stored = self._state_read[partition] = [
-                (k.decode(), v) for k, v in
-                records(self.consumer_config, self.spec.state_topic, [partition]) if k]
-        return stored
-
-    def _joins_due(self) -> list[int]:
-        every = self.settings.snapshot_every
-        interval_due = self.clock() - self._join_checkpoint_at >= self.settings.snapshot_interval
-        return [p for p, join in self.joins.items()
-                if join.checkpoint_due(1 if interval_due else every)]
-
-    def _checkpoint_joins(self, partitions: list[int]) -> None:
-        """Checkpoint label joins: examples acknowledged first, then the state records, then
-        (once those are acknowledged) each join's meta record, which commits them."""
-        self._join_checkpoint_at = self.clock()
-        partitions = [p for p in partitions if p in self.joins and self.joins[p].checkpoint_due(0)]
-        if not partitions:
-            return
-        self._flush()
-        metas = []
-        for partition in partitions:
-            state, meta = self.joins[partition].checkpoint_records()
-            for key, value in state:
-                self._produce_state(partition, key, value)
-            metas.append((partition, meta))
-        self._flush()
-        for partition, (key, value) in metas:
-            self._produce_state(partition, key, value)
-        self._flush()
-        for partition, _ in metas:
-            self._send_join_mark(partition, self.joins[partition].checkpoint_mark())
-
-    def _restore_forwarding(self, stage: Stage, partition: int) -> _Partition:
-        """A stage that forwards: its features and position from its own meta record."""
-        features = self._restore_features(stage, partition, None, marker=True)
-        assert features is not None
-        processor = PartitionProcessor(self.spec, None, self.metrics,
-                                       self.settings.max_event_bytes, features=features,
-                                       stage=stage)
-        processor.next_offset = features.offset
-        processor.stage_partition = partition
-        merge = self._restore_merge(stage, processor, features, features.offset)
-        return _Partition(stage, processor, features.checkpoint_id, features.offset, 0,
-                          self.clock(), merge, merge.released if merge else 0)
-
-    def _restore_merge(self, stage: Stage, processor: PartitionProcessor,
-                       features: PartitionFeatures | None, offset: int | None
-                       ) -> SourceMerge | None:
-        """A stage's merge time, and (a re-keyed stage) the merge of its sources, as of the
-        checkpoint its features were restored from."""
-        extra = features.extra if features is not None else {}
-        if extra.get("m") is not None:
-            processor.merge_time = extra["m"]
-        if stage.index == 0:
-            return None
-        return SourceMerge.restore(self.spec.partitions, extra.get("merge"), offset)
-
-    def _restore_features(self, stage: Stage, partition: int, snapshot_id: int | None,
-                          marker: bool = False) -> PartitionFeatures | None:
-        """The stage's feature state from ``<name>.state`` as of its checkpoint.
-
-        ``marker``: the checkpoint is the stage's own meta record (no model snapshot).
-        """
-        if not stage.features and stage.final:
-            return None
-        features = stage.features.partition(partition, stage.operator)
-        stored = self._stored_state(partition)
-        if marker:
-            meta = [v for k, v in stored if k == meta_key(partition, stage.operator) and v]
-            snapshot_id = orjson.loads(meta[-1])["ck"] if meta else None
-        repairs, lost = features.restore(stored, snapshot_id)
-        for key, value in repairs:
-            self._produce_state(partition, key, value)
-        if repairs:
-            self._flush()
-        if lost:
-            self.metrics.entities_lost.inc(lost)
-            log.error("partition %d: the feature state of %d entities was newer than the "
-                      "snapshot restored (a newer one was refused); they start afresh",
-                      partition, lost)
-        log.info("partition %d: restored the feature state of %d %s entities (%d records "
-                 "rolled back to the checkpoint)", partition, len(features.entities),
-                 stage.entity_field, len(repairs))
-        return features
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TP]) -> None:
         mine = [(tp.topic, tp.partition) for tp in partitions
