@@ -6,7 +6,7 @@ partition's :class:`PartitionProcessor`, which hands its outputs to the producer
 are committed (once a second) only after every output before them is acknowledged; under
 exactly-once, outputs and offsets commit in one transaction (``streams.transactions``).
 librdkafka fetches and produces in its own threads, off the GIL; the benchmark chose it over
-aiokafka (README, Performance).
+aiokafka (docs/performance.md).
 
 State is a function of the log: each partition is checkpointed with the offset it reflects
 (``streams.checkpoint``: every ``snapshot_every`` examples or ``snapshot_interval`` seconds,

@@ -132,7 +132,7 @@ def encode_prediction(
     event_time: Any,
     predicted_at: int,
 ) -> bytes:
-    """One prediction as JSON (see README: wire formats); class labels become string keys.
+    """One prediction as JSON (docs/reference/wire-formats.md); class labels become string keys.
 
     Positional arguments: it runs once per event.
 
