@@ -170,9 +170,31 @@ def faust_credentials(settings: Settings) -> Any:
                                  mechanism=settings.sasl_mechanism)
 
 
+# A SASL_SSL broker that answered ApiVersions (the connection knows its version) and then
+# closed the connection: the next step was the login, and a broker closes a refused login
+# right after its error response, which kafka-python sometimes loses to the close. Seen on
+# several tries in a row, that is the refusal, not a broker going away (which refuses the
+# next connection instead).
+_DROPPED_AFTER_HELLO = re.compile(r"broker_version=\(\d+, \d+\)[^<]*?Connection lost: "
+                                  r"KafkaConnectionError: socket disconnected")
+_DROPS_THAT_MEAN_REFUSED = 3
+
+
 def failure_hint(settings: Settings, error: str) -> str | None:
-    """A one-line cause and fix when a client's ``error`` comes from security settings."""
-    if settings.security_protocol == "SASL_SSL" and _AUTH_FAILED.search(error):
+    """A one-line cause and fix when a client's ``error`` comes from security settings.
+
+    >>> s = Settings(security_protocol="SASL_SSL", sasl_username="ml", sasl_password="pw",
+    ...              bootstrap="kafka:9093")
+    >>> drop = ("<KafkaConnection node_id=bootstrap-0 broker_version=(4, 1) (disconnected)>: "
+    ...         "Connection lost: KafkaConnectionError: socket disconnected")
+    >>> print(failure_hint(s, " ".join([drop] * 3)))
+    authentication failed for user ml (check STREAMLEARN_SASL_USERNAME and ...)
+    >>> failure_hint(s, drop) is None
+    True
+    """
+    if settings.security_protocol == "SASL_SSL" and (
+            _AUTH_FAILED.search(error)
+            or len(_DROPPED_AFTER_HELLO.findall(error)) >= _DROPS_THAT_MEAN_REFUSED):
         return (f"authentication failed for user {settings.sasl_username} (check "
                 "STREAMLEARN_SASL_USERNAME and STREAMLEARN_SASL_PASSWORD)")
     if settings.uses_tls and _CLIENT_CERT_REFUSED.search(error):

@@ -65,8 +65,8 @@ def _admin(bootstrap: str, timeout: float, settings: Settings | None
 
 
 ANNOUNCE_AFTER_S = 20.0
-"""Long enough that a refused login, known only at the second attempt when the first
-times out (5 s), stays the one line it should be."""
+"""Long enough that a refused login, known when the first attempt times out (5 s:
+kafka-python retries a refused login until then), stays the one line it should be."""
 
 
 def wait_ready(bootstrap: str, timeout: float, settings: Settings | None = None,
