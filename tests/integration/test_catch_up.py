@@ -28,7 +28,6 @@ from pathlib import Path
 
 import orjson
 from kafka import KafkaProducer
-from river import drift
 
 from streamlearn.features.offline import key_partition
 from streamlearn.pipeline import load_pipeline
@@ -37,6 +36,7 @@ from streamlearn.streams.snapshots import claim_key
 from streamlearn.tail import read_to_end
 
 from .conftest import free_port, worker_log
+from .test_drift import ConceptReference
 from .test_global_learner import (
     DELAYED,
     START_MS,
@@ -215,24 +215,12 @@ def offline_drift(examples: list[dict]) -> list[tuple]:
     """Where River's ADWIN and DDM fire on the served predictions' errors, in the learner's
     order (what the learner scores without candidates: the prediction the user got, so the
     positions depend on which model served, and differ between the modes)."""
-    adwin, ddm = drift.ADWIN(), drift.binary.DDM()
-    fired, in_warning = [], False
+    reference = ConceptReference()
     for position, example in enumerate(examples, start=1):
         served = example["predictions"][example["champion"]]["prediction"]
-        if served is None:
-            continue
-        error = 0.0 if served == example["label"] else 1.0
-        adwin.update(error)
-        if adwin.drift_detected:
-            fired.append(("ADWIN", "drift", position))
-        ddm.update(error)
-        if ddm.warning_detected and not in_warning:
-            fired.append(("DDM", "warning", position))
-        in_warning = ddm.warning_detected
-        if ddm.drift_detected:
-            fired.append(("DDM", "drift", position))
-            in_warning = False
-    return fired
+        if served is not None:
+            reference.update(0.0 if served == example["label"] else 1.0, position)
+    return reference.fired
 
 
 def assert_each_once(kafka, spec) -> None:

@@ -53,14 +53,35 @@ def agrawal_stream(seed: int) -> list[dict]:
             for i, (x, y) in enumerate(itertools.islice(stream, N))]
 
 
+class ConceptReference:
+    """River's ADWIN and DDM on a 0/1 error sequence: (detector, level, position) of each
+    signal, a DDM warning once when it starts (what the worker reports)."""
+
+    def __init__(self) -> None:
+        self.adwin, self.ddm = drift.ADWIN(), drift.binary.DDM()
+        self.fired: list[tuple[str, str, int]] = []
+        self._in_warning = False
+
+    def update(self, error: float, position: int) -> None:
+        self.adwin.update(error)
+        if self.adwin.drift_detected:
+            self.fired.append(("ADWIN", "drift", position))
+        self.ddm.update(error)
+        if self.ddm.warning_detected and not self._in_warning:
+            self.fired.append(("DDM", "warning", position))
+        self._in_warning = self.ddm.warning_detected
+        if self.ddm.drift_detected:
+            self.fired.append(("DDM", "drift", position))
+            self._in_warning = False
+
+
 def offline_positions(spec, events: list[dict]) -> tuple[set, set]:
     """(concept signals, data signals) where River's detectors fire on the same sequences."""
     model = OnlineModel(spec.model())
-    adwin, ddm = drift.ADWIN(), drift.binary.DDM()
-    concept, data = set(), set()
+    concept = ConceptReference()
+    data = set()
     fields = list(spec.features)
     values = {f: drift.ADWIN() for f in fields}
-    in_warning = False
     for offset, e in enumerate(events):
         x = {f: e[f] for f in fields}
         for feature, detector in values.items():
@@ -71,19 +92,8 @@ def offline_positions(spec, events: list[dict]) -> tuple[set, set]:
         model.learn(x, e["y"], served=None)  # the detectors below are the reference
         if served is None:
             continue
-        error = 0.0 if served == e["y"] else 1.0
-        position = model.version
-        adwin.update(error)
-        if adwin.drift_detected:
-            concept.add(("ADWIN", "drift", position))
-        ddm.update(error)
-        if ddm.warning_detected and not in_warning:
-            concept.add(("DDM", "warning", position))
-        in_warning = ddm.warning_detected
-        if ddm.drift_detected:
-            concept.add(("DDM", "drift", position))
-            in_warning = False
-    return concept, data
+        concept.update(0.0 if served == e["y"] else 1.0, model.version)
+    return set(concept.fired), data
 
 
 def through_kafka(kafka, spec, pipeline_file, events, start_worker, tmp_path) -> list[dict]:

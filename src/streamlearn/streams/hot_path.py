@@ -52,6 +52,7 @@ from streamlearn.streams.transactions import (
     ProducerFenced,
     TransactionAborted,
     Transactions,
+    discard,
     transactional_id,
 )
 
@@ -89,10 +90,6 @@ def kafka_config(settings: Settings, client_id: str) -> dict[str, Any]:
         # connection a minute while it is down.
         "reconnect.backoff.max.ms": 2000,
     }
-
-
-def _drop(*args: Any, **kwargs: Any) -> None:
-    """Where a replay's outputs go: they were committed before the crash."""
 
 
 def _txn_delivery(error: KafkaError | None, message: Any) -> None:
@@ -325,27 +322,21 @@ class HotPath:
         if self.txn is not None:
             commit_due = self.clock() - self._committed_at >= self.settings.commit_interval
             # A checkpoint reflects committed offsets only: a restore from it replays up to
-            # the committed offsets with outputs suppressed, then writes again.
-            if (due or joins_due or commit_due) and self._commit_transaction():
-                if due:
-                    self._checkpoint(due, wait=False)
-                if joins_due:
-                    self._checkpoint_joins(joins_due)
-            if publish:
-                assert self.learner is not None
-                self.learner.publish()
-            return len(messages)
-        commit_due = self.clock() - self._committed_at >= COMMIT_INTERVAL_S
-        if (due or joins_due or publish or commit_due) and self._outputs_settled():
-            if due:
-                self._checkpoint(due, wait=False)
-            if joins_due:
-                self._checkpoint_joins(joins_due)
-            if publish:
-                assert self.learner is not None
-                self.learner.publish()
-            if commit_due:
-                self._commit(list(self.partitions), asynchronous=True)
+            # the committed offsets with outputs suppressed, then writes again. (The learner
+            # commits its own transaction when it publishes.)
+            ready = bool(due or joins_due or commit_due) and self._commit_transaction()
+        else:
+            commit_due = self.clock() - self._committed_at >= COMMIT_INTERVAL_S
+            ready = bool(due or joins_due or publish or commit_due) and self._outputs_settled()
+        if ready and due:
+            self._checkpoint(due, wait=False)
+        if ready and joins_due:
+            self._checkpoint_joins(joins_due)
+        if publish and (ready or self.txn is not None):
+            assert self.learner is not None
+            self.learner.publish()
+        if ready and commit_due and self.txn is None:
+            self._commit(list(self.partitions), asynchronous=True)
         return len(messages)
 
     def _pace_labels(self) -> None:
@@ -385,14 +376,14 @@ class HotPath:
             else:
                 merge.skip(offset)  # not a forwarded event: the processor dead-letters it
                 replayed = offset < state.replay_read
-                state.processor.process_batch([message], _drop if replayed else emit,
+                state.processor.process_batch([message], discard if replayed else emit,
                                               first_position=merge.released)
         released = merge.release()
         first = merge.released - len(released)
         if state.replay_until is not None and released:
             # Positions below replay_until were written before the crash.
             cut = max(0, min(len(released), state.replay_until - first))
-            state.processor.process_batch(released[:cut], _drop, first_position=first)
+            state.processor.process_batch(released[:cut], discard, first_position=first)
             released, first = released[cut:], first + cut
             if merge.released >= state.replay_until:
                 self._replayed(state)
@@ -408,7 +399,7 @@ class HotPath:
         while cut < len(batch) and (batch[cut].offset() or 0) < state.replay_until:
             cut += 1
         if cut:
-            state.processor.process_batch(batch[:cut], _drop)
+            state.processor.process_batch(batch[:cut], discard)
         if cut < len(batch) or state.processor.next_offset == state.replay_until:
             self._replayed(state)
         return batch[cut:]

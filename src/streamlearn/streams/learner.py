@@ -50,6 +50,7 @@ from streamlearn.streams.transactions import (
     ProducerFenced,
     TransactionAborted,
     Transactions,
+    discard,
 )
 
 __all__ = ["LearnerRunner"]
@@ -58,10 +59,6 @@ log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 1.0
 PUBLISH_COST_FACTOR = 20
-
-
-def _drop(*args: Any, **kwargs: Any) -> None:
-    """Where a replay's drift events go: they were committed before the takeover."""
 
 
 class LearnerRunner:
@@ -187,7 +184,7 @@ class LearnerRunner:
                 self.replayable.setdefault(source, {})[str(example["event_id"])] = seq
             if candidates.signals or learner.actions:
                 replayed = self.replay_until is not None and merge.released <= self.replay_until
-                self._drift_events(_drop if replayed else produce, example.get("label_time"),
+                self._drift_events(discard if replayed else produce, example.get("label_time"),
                                    served)
                 if self.learner is not learner:
                     return len(messages)  # its commit was aborted: rewound to a snapshot

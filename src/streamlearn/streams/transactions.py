@@ -36,7 +36,7 @@ from confluent_kafka import TopicPartition as TP
 from streamlearn.streams.producer import Producer
 
 __all__ = ["COMMITTED_TIMEOUT_S", "ProducerFenced", "TransactionAborted", "Transactions",
-           "transactional_id"]
+           "discard", "transactional_id"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,10 @@ COMMITTED_TIMEOUT_S = 30.0
 """How long a restore waits for the group's committed offsets: a read_committed consumer's
 request waits while a killed member's transaction still holds offsets for them (until the
 broker aborts it: the timeout, plus up to its cleanup interval, 10 s by default)."""
+
+
+def discard(*args: Any, **kwargs: Any) -> None:
+    """Where a replay's outputs go (an ``Emit``): they were committed before the crash."""
 
 
 class TransactionAborted(Exception):
