@@ -49,7 +49,6 @@ __all__ = [
     "encode_command",
     "protected",
     "rollback_target",
-    "serving_key",
 ]
 
 COMMANDS = ("promote", "rollback")
@@ -59,11 +58,6 @@ class CommandRefused(StreamlearnError):
     def __init__(self, reason: str, detail: str) -> None:
         self.reason = reason
         super().__init__(f"command refused ({reason}): {detail}")
-
-
-def serving_key(model: str) -> str:
-    """Key of the pointer record: the version the served lineage was last moved to."""
-    return f"{model}/serving"
 
 
 def _signature(body: dict[str, Any], key: bytes) -> str:

@@ -31,7 +31,6 @@ from streamlearn.registry import (
     decode_command,
     encode_command,
     rollback_target,
-    serving_key,
 )
 from streamlearn.streams.producer import Producer
 
@@ -53,8 +52,6 @@ class Registry:
     """Stored versions with a manifest, by id."""
     refused: dict[int, str] = field(default_factory=dict)
     """Versions whose manifest is not authentic (or of another spec): why."""
-    serving: dict[str, Any] | None = None
-    """The newest pointer record (the last promote or rollback)."""
     progress: dict[str, Any] | None = None
 
     @property
@@ -85,16 +82,15 @@ def read_registry(spec: Pipeline, settings: Settings) -> Registry:
     _require_topic(spec, settings, spec.models_topic)
     key, old = _keys(settings)
     registry = Registry()
-    pointers: list[tuple[bytes | None, bytes | None]] = []
+    progress = progress_key(GLOBAL_MODEL).encode()
 
-    def keep_pointers(stream: Any) -> Any:
+    def keep_progress(stream: Any) -> Any:
         for raw_key, value in stream:
-            if raw_key in (serving_key(GLOBAL_MODEL).encode(),
-                           progress_key(GLOBAL_MODEL).encode()):
-                pointers.append((raw_key, value))
+            if raw_key == progress and value:
+                registry.progress = orjson.loads(value)
             yield raw_key, value
 
-    found = collect_versions(keep_pointers(records(_config(settings, spec), spec.models_topic)),
+    found = collect_versions(keep_progress(records(_config(settings, spec), spec.models_topic)),
                              [GLOBAL_MODEL])[GLOBAL_MODEL]
     for sid, stored in found.items():
         if stored.manifest is None:
@@ -105,13 +101,6 @@ def read_registry(spec: Pipeline, settings: Settings) -> Registry:
             registry.refused[sid] = exc.reason
             continue
         registry.versions[sid] = Version(stored.manifest)
-    for raw_key, value in pointers:
-        if value:
-            record = orjson.loads(value)
-            if raw_key == serving_key(GLOBAL_MODEL).encode():
-                registry.serving = record
-            else:
-                registry.progress = record
     return registry
 
 

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,8 @@ START_MS = 1_767_225_600_000
 SETTINGS = {"STREAMLEARN_PUBLISH_INTERVAL": "0.3", "STREAMLEARN_BATCH_SIZE": "50"}
 EVENTS = 4_000
 FLIP_AT = 2_000
+CUT = 3_000
+"""The exactly-once test sends the stream up to this event, then the rest."""
 
 
 def stream(seed: int, flip_at: int | None) -> tuple[list[dict], list[dict]]:
@@ -98,16 +101,35 @@ def drift_records(kafka: str, spec) -> list[dict]:
     return [orjson.loads(r.value) for r in read_to_end(kafka, spec.drift_topic)]
 
 
-def replay(spec, examples: list[dict]) -> tuple[list[dict], Candidates]:
+def replay(spec, examples: list[dict], command: tuple[int, int, Candidates] | None = None
+           ) -> tuple[list[dict], Candidates]:
     """The learner's actions and final candidates, recomputed offline from the training
-    topic by the learner's own code."""
+    topic by the learner's own code; ``command``: rollback 1 (the example count it took
+    effect at, the version it restored and its candidates), applied there as the learner
+    applies it."""
     learner = Learner(Candidates(spec.candidates(), policy=spec.policy()),
                       spec.label_ttl_ms, score_served=False)
     actions = []
+
+    def apply_command() -> None:
+        at, target, version = command
+        version.bind(spec.candidates())
+        before = learner.candidates.ids[learner.candidates.champion]
+        version.examples = learner.candidates.examples
+        learner.candidates = version
+        actions.append({"kind": "rollback", "at_example": at, "from": before,
+                        "to": version.ids[version.champion],
+                        "reason": f"command 1: version {target}"})
+
     for example in examples:
+        if command is not None and learner.candidates.examples == command[0]:
+            apply_command()
+            command = None
         learner.learn(example)
         actions += [a.as_dict() for a in learner.actions if a.kind != "alert"]
         learner.actions.clear()
+    if command is not None:
+        apply_command()
     return actions, learner.candidates
 
 
@@ -258,35 +280,75 @@ def test_a_stationary_stream_promotes_nothing(kafka, name, topics, start_worker)
     assert replay(spec, training(kafka, spec))[0] == _actions(drift_records(kafka, spec))
 
 
-def test_after_kill_9_the_candidates_equal_an_uninterrupted_replay(
+EXACTLY_ONCE = {**SETTINGS, "STREAMLEARN_PROCESSING_GUARANTEE": "exactly_once",
+                "STREAMLEARN_TRANSACTIONAL_ID": "candidates-worker"}
+
+
+def test_kill_9_in_the_windows_of_a_policy_action_and_a_command_under_exactly_once(
         kafka, name, topics, start_worker):
-    """The learner's worker is SIGKILLed mid-stream, across the drift, and restarted: the
-    final candidate set (champion, instances, every candidate's predictions) equals the
-    learner's code run once over the training topic, and the policy acted once per action."""
+    """Under exactly-once, the learner's worker is killed (SIGKILL, by a failpoint) right
+    after the transaction holding the policy's promotion commits and before its version is
+    written; the next worker is killed the same way after a rollback command's commit; a
+    third finishes the stream. A read_committed reader sees every prediction once, each
+    action once on ``<name>.drift`` and each version once, and the final candidate set
+    equals the learner's code run once over the training topic with the rollback at the
+    example it took effect at (state is a function of the log, commands included)."""
     spec = load_pipeline(CANDIDATES).renamed(name)
     topics(name, CANDIDATES)
     events, labels = stream(seed=3, flip_at=FLIP_AT)
     records = in_time_order(name, events, labels)
-    cut = next(i for i, (_, r) in enumerate(records) if r.get("event_id") == f"e{FLIP_AT + 60}")
-    ports = [free_port(), free_port()]
-    first = start_worker(CANDIDATES, name, SETTINGS, metrics_port=ports[0])
+    cut = next(i for i, (_, r) in enumerate(records) if r.get("event_id") == f"e{CUT}")
+    ports = [free_port() for _ in range(3)]
+
+    first = start_worker(CANDIDATES, name, {
+        **EXACTLY_ONCE, "STREAMLEARN_FAILPOINTS": "learner-action-committed"}, ports[0])
     send(kafka, name, records[:cut])
-    wait_until(lambda: learned(ports[0], name) >= FLIP_AT, 90, "the learner past the drift")
-    first.kill()  # SIGKILL: no last snapshot, no commit
-    first.wait(timeout=30)
-    second = start_worker(CANDIDATES, name, SETTINGS, metrics_port=ports[1])
+    wait_until(lambda: first.poll() is not None, 90, "the promotion's failpoint")
+    assert first.returncode == -signal.SIGKILL
+
+    second = start_worker(CANDIDATES, name, {
+        **EXACTLY_ONCE, "STREAMLEARN_FAILPOINTS": "learner-command-committed"}, ports[1])
+    wait_until(lambda: _promoted(kafka, spec), 90, "the promotion's version, written by the "
+               "learner that took over")
+    producer = KafkaProducer(bootstrap_servers=kafka, acks="all")
+    producer.send(spec.commands_topic, key=b"command",
+                  value=encode_command(1, "rollback", None, key=MODEL_KEY.encode()))
+    producer.flush()
+    producer.close()
+    wait_until(lambda: second.poll() is not None, 90, "the rollback's failpoint")
+    assert second.returncode == -signal.SIGKILL
+
+    third = start_worker(CANDIDATES, name, EXACTLY_ONCE, ports[2])
     send(kafka, name, records[cut:])
     wait_for_predictions(kafka, spec.predictions_topic, {e["event_id"] for e in events}, 120,
-                         alive=lambda: second.poll() is None)
-    wait_until(lambda: learned(ports[1], name) == EVENTS, 90, "every example learned")
-    second.send_signal(signal.SIGTERM)  # a clean stop publishes what it learned
-    assert second.wait(timeout=60) == 0
+                         alive=lambda: third.poll() is None)
+    wait_until(lambda: learned(ports[2], name) == EVENTS, 90, "every example learned")
+    third.send_signal(signal.SIGTERM)  # a clean stop publishes what it learned
+    assert third.wait(timeout=60) == 0
+
+    served = Counter(p["event_id"] for p in predictions(kafka, spec.predictions_topic))
+    assert set(served.values()) == {1} and len(served) == EVENTS
+    drift = drift_records(kafka, spec)
+    assert len({(r["model"], r["action"], r["at_example"], r.get("detector")) for r in drift}
+               ) == len(drift), "a drift event written twice"
+    rollback = [r for r in drift if r["action"] == "rollback"]
+    assert len(rollback) == 1
+    by_id = versions(kafka, spec)
+    [made] = [v for v in by_id.values() if (v.manifest.get("action") or {}).get("seq") == 1]
+    target = made.manifest["action"]["version"]
 
     examples = training(kafka, spec)
     assert len(examples) == EVENTS
-    expected, offline = replay(spec, examples)
-    newest = versions(kafka, spec)
-    final = restored(newest[max(newest)], spec)
+    expected, offline = replay(spec, examples, (rollback[0]["at_example"], target,
+                                                restored(by_id[target], spec)))
+    assert _actions(drift) == expected
+    assert {"challenge", "promote", "rollback"} <= {a["kind"] for a in expected}, expected
+    # One version per action (the store keeps the newest few), those of the two kills too.
+    made_by = Counter((v.manifest.get("action") or {}).get("at_example")
+                      for v in by_id.values() if v.manifest.get("action"))
+    assert set(made_by.values()) == {1}, made_by
+    assert {expected[0]["at_example"], rollback[0]["at_example"]} <= made_by.keys(), made_by
+    final = restored(by_id[max(by_id)], spec)
     assert (final.champion, final.ids, final.examples) == (
         offline.champion, offline.ids, offline.examples)
     probe = [{"a": (i % 21 - 10) / 10, "b": (i % 13 - 6) / 6} for i in range(200)]
@@ -294,9 +356,8 @@ def test_after_kill_9_the_candidates_equal_an_uninterrupted_replay(
         assert model.version == offline.models[candidate].version
         assert [model.predict(x) for x in probe] == [
             offline.models[candidate].predict(x) for x in probe], candidate
-    # Replayed examples may repeat an action on the topic, never change it.
-    on_topic = []
-    for action in _actions(drift_records(kafka, spec)):
-        if action not in on_topic:
-            on_topic.append(action)
-    assert on_topic == expected and any(a["kind"] == "promote" for a in expected)
+
+
+def _promoted(kafka: str, spec) -> bool:
+    return any((v.manifest.get("action") or {}).get("kind") == "promote"
+               for v in versions(kafka, spec).values())

@@ -17,6 +17,7 @@ PAGES = [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md"]
 NOT_SETTINGS = {
     "STREAMLEARN_DRIFT_PSI_INTERVAL",  # refused with a line naming its successor
     "STREAMLEARN_UPDATE_SCREENSHOT",  # a switch of the dashboard test, not of streamlearn
+    "STREAMLEARN_FAILPOINTS",  # where the crash tests kill a worker (streamlearn.failpoints)
 }
 
 

@@ -15,6 +15,13 @@ Registry (:mod:`streamlearn.registry`): each snapshot's manifest carries the can
 scores and the action that made it; a drift policy's action is published at once, as a
 version of its own; signed commands on ``<name>.commands`` (read from the start by the
 active learner, each applied once) promote a stored version or roll back.
+
+Exactly-once: a policy action or a command is part of the learner's state, so its position
+is in the log. A policy action is a function of the examples, and a replay after a crash
+makes it again at the same example. A command comes from outside; each commit's metadata
+names the newest command applied and the example position it took effect at, so a learner
+that takes over from a snapshot older than that command applies it again at that position,
+without writing its drift event a second time.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException
 from confluent_kafka import TopicPartition as TP
 
+from streamlearn import failpoints
 from streamlearn.config import Settings
 from streamlearn.models.candidates import Action, Candidates
 from streamlearn.models.drift import DriftOptions
@@ -40,7 +48,6 @@ from streamlearn.registry import (
     CommandRefused,
     decode_command,
     rollback_target,
-    serving_key,
 )
 from streamlearn.streams.merge import SourceMerge
 from streamlearn.streams.serving import GLOBAL_MODEL, progress_key
@@ -86,6 +93,11 @@ class LearnerRunner:
         """Reads ``<name>.commands`` whole (assigned, no group) while active."""
         self.command_seq = 0
         """The newest command applied (in every snapshot: a replayed command is refused)."""
+        self.command_at = 0
+        """The example position (merge releases) at which it took effect."""
+        self.redo: tuple[int, int] | None = None
+        """Exactly-once, after a takeover: (seq, position) of a command the committed
+        position reflects but the restored snapshot does not; applied again there."""
         self.commands_before = 0
         """``<name>.commands``' end offset at takeover: older records are its history."""
         self.learner: Learner | None = None
@@ -175,7 +187,15 @@ class LearnerRunner:
                       message.offset(), record)
         # One at a time: a policy action publishes a snapshot mid-loop, and the merge's
         # state in it must hold exactly the examples not learned yet.
-        while merge.peek() is not None:
+        while True:
+            if self.redo is not None and merge.released == self.redo[1]:
+                self._redo_command()
+                if self.learner is not learner:
+                    return len(messages)  # stood down (its version could not be loaded)
+                learner = self.learner
+                candidates = learner.candidates
+            if merge.peek() is None:
+                break
             example = merge.pop()
             self.released += 1
             served = candidates.ids[candidates.champion]
@@ -198,7 +218,7 @@ class LearnerRunner:
             self.metrics.family.merge_late.labels(self.metrics.pipeline, self.topic).inc(late)
         self.metrics.family.merge_waiting.labels(self.metrics.pipeline, self.topic, "0").set(
             merge.waiting)
-        if self.replay_until is None:  # a command takes effect where it did before
+        if self.replay_until is None and self.redo is None:  # where it did before
             self._apply_commands(produce)
         learner = self.learner
         if learner is None:  # a command's version could not be loaded, and we stood down
@@ -237,7 +257,8 @@ class LearnerRunner:
         offsets = []
         offset = self.merge.restart_offset()
         if offset is not None:
-            meta = orjson.dumps({"r": self.merge.released}).decode()
+            meta = orjson.dumps({"r": self.merge.released, "c": self.command_seq,
+                                 "cp": self.command_at}).decode()
             offsets.append(TP(self.topic, 0, offset, metadata=meta))
         try:
             self.txn.commit(offsets, self.consumer.consumer_group_metadata())
@@ -263,12 +284,14 @@ class LearnerRunner:
             self.consumer.unsubscribe()
             self.start()
 
-    def _committed_position(self) -> int | None:
-        """The merge position of the group's committed offset (exactly-once only)."""
+    def _committed(self) -> dict[str, int]:
+        """What the group's committed offset reflects (exactly-once only): its merge
+        position ``r``, the newest command ``c`` applied and that command's position
+        ``cp``; empty when nothing was committed."""
         if self.txn is None:
-            return None
+            return {}
         [tp] = self.consumer.committed([TP(self.topic, 0)], timeout=COMMITTED_TIMEOUT_S)
-        return orjson.loads(tp.metadata).get("r") if tp.offset >= 0 and tp.metadata else None
+        return orjson.loads(tp.metadata) if tp.offset >= 0 and tp.metadata else {}
 
     def publish_due(self) -> bool:
         if self.learner is None or (self.next_offset == self.published_offset
@@ -299,6 +322,7 @@ class LearnerRunner:
         meta: dict[str, Any] = {
             "champion": candidates.champion, "candidates": candidates.summary(),
             "policy": candidates.policy.name, "action": action, "command_seq": self.command_seq,
+            "command_at": self.command_at,
             "merge": self.merge.state(),
         }
         if replaced is not None:
@@ -312,6 +336,9 @@ class LearnerRunner:
                 {"seen": learner.seen, "replayable": self.replayable},
                 option=orjson.OPT_NON_STR_KEYS), meta=meta,
         )
+        if action is not None:  # (tests kill here: committed, its version not written)
+            failpoints.hit("learner-command-committed" if "seq" in action
+                           else "learner-action-committed")
         size = self.store.write(snapshot)
         self._publish_cost = time.perf_counter() - started
         self.metrics.snapshot_seconds.observe(self._publish_cost)
@@ -390,12 +417,38 @@ class LearnerRunner:
                           message.offset())
                 self._commands_refused.labels(self.metrics.pipeline, reason).inc()
 
-    def _apply(self, command: dict[str, Any], produce: Callable[..., None]) -> None:
-        """Make a stored version the learner's model; it keeps learning from here."""
+    def _redo_command(self) -> None:
+        """Apply again the command the committed position reflects (its drift event was
+        committed: not written again; its version was not: written now)."""
+        assert self.redo is not None
+        seq, _ = self.redo
+        self.redo = None
+        for _ in range(100):  # the command was applied before this takeover: it is there
+            for message in self.commands.consume(100, timeout=1.0):
+                if message.error():
+                    continue
+                try:
+                    command = decode_command(message.value(), (self.key, *self.store.old_keys))
+                except CommandRefused:
+                    continue
+                if command["seq"] == seq:
+                    log.info("learner: applying command %d again at example position %d, "
+                             "where it took effect before", seq, self.merge.released)
+                    self._apply(command, discard, redo=True)
+                    return
+        raise RuntimeError(f"command {seq} is in the committed metadata of {self.topic} but "
+                           f"not on {self.spec.commands_topic}")
+
+    def _apply(self, command: dict[str, Any], produce: Callable[..., None],
+               redo: bool = False) -> None:
+        """Make a stored version the learner's model; it keeps learning from here.
+        ``redo``: again after a takeover, where the version before it is stored already."""
         assert self.learner is not None
         self.flush()
-        if not self.publish():  # what serves now is a version of its own (rollback's target)
-            return  # its commit was aborted: standing by
+        # What serves now becomes a version of its own (a rollback's target); False: its
+        # commit was aborted, and this learner stands by.
+        if not redo and not self.publish():
+            return
         self.flush()
         self.store.load([GLOBAL_MODEL])  # every stored manifest and version
         manifests = self.store.manifests[GLOBAL_MODEL].values()
@@ -409,22 +462,17 @@ class LearnerRunner:
         before = learner.candidates.ids[learner.candidates.champion]
         candidates.examples = learner.candidates.examples  # example numbers go on
         learner.candidates = candidates
-        self.command_seq = command["seq"]
+        self.command_seq, self.command_at = command["seq"], self.merge.released
         replaced = self.snapshot_id
         action = Action(command["command"], candidates.examples, before,
                         candidates.ids[candidates.champion], f"command {command['seq']}: "
                         f"version {target}")
         self._action_event(produce, action, None)
+        # The version it makes is its registry record (its manifest's action names the
+        # command's seq and target), outside any transaction like every snapshot.
         if not self.publish(action={**action.as_dict(), "version": target,
                                     "seq": command["seq"]}, replaced=replaced, parent=target):
             return
-        # A registry record, like the snapshots: outside any transaction (readers of
-        # <name>.models must never wait for one).
-        self.store.producer.produce(
-            self.spec.models_topic, key=serving_key(GLOBAL_MODEL).encode(),
-            value=orjson.dumps({"snapshot_id": self.snapshot_id, "version": target,
-                                "command": command["command"], "seq": command["seq"],
-                                "generation": self.generation}))
         self.flush()
         log.warning("%s applied: version %d serves again (as version %s), learning from "
                     "offset %s of %s", command["command"], target, self.snapshot_id,
@@ -457,7 +505,7 @@ class LearnerRunner:
         self.released = self.published_released = 0
         self.replayable = {}
         if found is None:
-            offset, self.snapshot_id, self.command_seq = None, None, 0
+            offset, self.snapshot_id, self.command_seq, self.command_at = None, None, 0, 0
             self.merge = SourceMerge(self.spec.partitions)
             log.info("active learner (generation %d): no snapshot; learning from the start of "
                      "%s", self.generation, self.topic)
@@ -466,6 +514,7 @@ class LearnerRunner:
             offset = found.manifest["offsets"][self.topic]["0"]
             self.snapshot_id = found.manifest["snapshot_id"]
             self.command_seq = found.manifest.get("command_seq") or 0
+            self.command_at = found.manifest.get("command_at") or 0
             self.merge = SourceMerge.restore(self.spec.partitions, found.manifest.get("merge"),
                                              offset)
             log.info("active learner (generation %d): restored snapshot %d (%d examples); "
@@ -478,12 +527,15 @@ class LearnerRunner:
         self._published_at = self.clock()
         self._active.set(1)
         self._generation.set(self.generation)
-        committed = self._committed_position()
-        self.replay_until = (committed if committed is not None
-                             and committed > self.merge.released else None)
+        committed = self._committed()
+        position = committed.get("r")
+        self.replay_until = (position if position is not None
+                             and position > self.merge.released else None)
         if self.replay_until is not None:
             log.info("learner: replaying to example position %d without writing",
                      self.replay_until)
+        self.redo = ((committed["c"], committed["cp"])
+                     if committed.get("c", 0) > self.command_seq else None)
         for tp in partitions:
             tp.offset = OFFSET_BEGINNING if offset is None else offset
         return partitions
