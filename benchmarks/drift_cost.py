@@ -30,7 +30,7 @@ from river import datasets
 from streamlearn.models.drift import DriftOptions
 from streamlearn.models.online import OnlineModel
 from streamlearn.monitoring import metrics
-from streamlearn.pipeline import load_pipeline
+from streamlearn.spec.pipeline import load_pipeline
 from streamlearn.streams.processor import PartitionProcessor
 
 PIPELINE = Path(__file__).resolve().parent / "pipelines" / "logreg.py"

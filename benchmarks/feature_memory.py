@@ -45,8 +45,8 @@ from benchmarks.stats import median
 from benchmarks.workloads import FRAUD_SEED, pipeline_of
 from streamlearn.features.offline import entity_id, read_key
 from streamlearn.features.online import PartitionFeatures
-from streamlearn.pipeline import Pipeline
-from streamlearn.schema import parse_time
+from streamlearn.spec.pipeline import Pipeline
+from streamlearn.spec.schema import parse_time
 
 __all__ = ["PER", "measure_apart", "measure_feature_memory"]
 

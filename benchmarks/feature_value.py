@@ -28,7 +28,7 @@ from river import metrics
 
 from streamlearn.datasets import fraud
 from streamlearn.features.offline import OfflineRun
-from streamlearn.pipeline import load_pipeline
+from streamlearn.spec.pipeline import load_pipeline
 
 PIPELINES = Path(__file__).resolve().parent / "pipelines"
 RESULTS = Path(__file__).resolve().parent / "results"

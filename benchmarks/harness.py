@@ -126,7 +126,7 @@ def run_group(
 def remove_topics(bench: Bench, console: Console) -> None:
     """Every topic of this run: ours, and whatever a contender made under its run's name
     (the worker creates its own state, model and dead-letter topics)."""
-    from streamlearn.broker.admin import delete_topics
+    from streamlearn.kafka.admin import delete_topics
 
     try:
         names = {*bench.topics, *topics_with_prefix(bench.bootstrap, bench.prefix)}

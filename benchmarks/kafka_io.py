@@ -11,7 +11,7 @@ from confluent_kafka import Producer
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from benchmarks.workloads import EVENT_ID_FIELD, Event
-from streamlearn.broker.admin import create_topics
+from streamlearn.kafka.admin import create_topics
 
 __all__ = [
     "OffsetProbe",

@@ -38,11 +38,11 @@ from river.datasets import synth
 
 from benchmarks.harness import broker
 from benchmarks.options import RESULTS
-from streamlearn.broker.admin import create_topics
 from streamlearn.config import Settings
-from streamlearn.pipeline import load_pipeline
+from streamlearn.kafka.admin import create_topics
+from streamlearn.spec.pipeline import load_pipeline
+from streamlearn.spec.topics import topic_configs
 from streamlearn.streams.merge import in_order
-from streamlearn.streams.worker import topic_configs
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINE = ROOT / "benchmarks" / "pipelines" / "global_logreg.py"

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 if TYPE_CHECKING:
-    from streamlearn.pipeline import Pipeline
+    from streamlearn.spec.pipeline import Pipeline
 
 __all__ = [
     "EVENT_ID_FIELD",

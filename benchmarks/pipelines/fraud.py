@@ -8,7 +8,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from streamlearn.pipeline import load_pipeline
+from streamlearn.spec.pipeline import load_pipeline
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fraud.py"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from river import tree
 
-from streamlearn.pipeline import load_pipeline
+from streamlearn.spec.pipeline import load_pipeline
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "phishing.py"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streamlearn.pipeline import Pipeline
+from streamlearn.spec.pipeline import Pipeline
 
 __all__ = ["Pipeline", "__version__"]
 __version__ = "0.1.0"

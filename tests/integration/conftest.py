@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from streamlearn.broker import LocalBroker
-from streamlearn.broker.admin import create_topics
 from streamlearn.broker.tls import CLIENT_CERT, CLIENT_KEY
 from streamlearn.config import Settings
-from streamlearn.pipeline import load_pipeline
-from streamlearn.streams.worker import topic_configs
+from streamlearn.kafka.admin import create_topics
+from streamlearn.spec.pipeline import load_pipeline
+from streamlearn.spec.topics import topic_configs
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_KEY = "integration-test-key"

@@ -16,12 +16,10 @@ import pandas as pd
 import pytest
 
 from streamlearn.features.offline import OfflineRun
+from streamlearn.kafka.snapshots import read_versions
 from streamlearn.models.online import OnlineModel
-from streamlearn.models.snapshot import restore
-from streamlearn.pipeline import load_pipeline
-from streamlearn.streams.hot_path import partition_model
-from streamlearn.streams.serving import GLOBAL_MODEL
-from streamlearn.streams.snapshots import read_versions
+from streamlearn.models.snapshot import GLOBAL_MODEL, partition_model, restore
+from streamlearn.spec.pipeline import load_pipeline
 
 from .conftest import MODEL_KEY, ROOT, worker_log
 from .test_features_online import CARDS, card_stream, produce, served_all

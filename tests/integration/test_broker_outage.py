@@ -19,14 +19,14 @@ import orjson
 from kafka import KafkaProducer
 from river import datasets, evaluate, metrics
 
-from streamlearn.broker.admin import create_topics
 from streamlearn.broker.local import LocalBroker
 from streamlearn.broker.system import signal_pid
 from streamlearn.config import Settings
-from streamlearn.pipeline import load_pipeline
-from streamlearn.predictions import prequential_accuracy
-from streamlearn.sources import iter_events
-from streamlearn.streams.worker import topic_configs
+from streamlearn.kafka.admin import create_topics
+from streamlearn.spec.pipeline import load_pipeline
+from streamlearn.spec.topics import topic_configs
+from streamlearn.tools.predictions import prequential_accuracy
+from streamlearn.tools.sources import iter_events
 
 from .conftest import EXAMPLE, free_port, worker_log
 from .topics import first_per_event, predictions, wait_for_predictions, wait_until

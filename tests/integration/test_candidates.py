@@ -26,15 +26,14 @@ import mlflow
 import orjson
 from kafka import KafkaProducer
 
+from streamlearn.kafka.records import is_watermark
+from streamlearn.kafka.snapshots import read_versions
 from streamlearn.models.candidates import Candidates
 from streamlearn.models.learner import Learner
-from streamlearn.models.snapshot import restore
-from streamlearn.pipeline import load_pipeline
-from streamlearn.registry import encode_command
-from streamlearn.streams.records import is_watermark
-from streamlearn.streams.serving import GLOBAL_MODEL
-from streamlearn.streams.snapshots import read_versions
-from streamlearn.tail import read_to_end
+from streamlearn.models.registry import encode_command
+from streamlearn.models.snapshot import GLOBAL_MODEL, restore
+from streamlearn.spec.pipeline import load_pipeline
+from streamlearn.tools.tail import read_to_end
 
 from .conftest import MODEL_KEY, ROOT, free_port, worker_log
 from .test_global_learner import as_served, learned, sample, scrape, training, wait_until

@@ -30,10 +30,9 @@ import orjson
 from kafka import KafkaProducer
 
 from streamlearn.features.offline import key_partition
-from streamlearn.pipeline import load_pipeline
-from streamlearn.streams.serving import GLOBAL_MODEL
-from streamlearn.streams.snapshots import claim_key
-from streamlearn.tail import read_to_end
+from streamlearn.models.snapshot import GLOBAL_MODEL, claim_key
+from streamlearn.spec.pipeline import load_pipeline
+from streamlearn.tools.tail import read_to_end
 
 from .conftest import free_port, worker_log
 from .test_drift import ConceptReference

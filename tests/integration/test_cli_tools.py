@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
-from streamlearn.broker.admin import create_topics, topic_partitions
-from streamlearn.tail import read_to_end
+from streamlearn.kafka.admin import create_topics, topic_partitions
+from streamlearn.tools.tail import read_to_end
 
 from .conftest import ROOT
 

@@ -19,13 +19,12 @@ from pathlib import Path
 from kafka import KafkaProducer
 from river import datasets, evaluate, metrics
 
-from streamlearn.models.snapshot import build_snapshot, restore
-from streamlearn.pipeline import load_pipeline
-from streamlearn.predictions import prequential_accuracy
-from streamlearn.replay import ReplayOptions, replay
-from streamlearn.sources import iter_events
-from streamlearn.streams.hot_path import partition_model
-from streamlearn.streams.snapshots import read_versions
+from streamlearn.kafka.snapshots import read_versions
+from streamlearn.models.snapshot import build_snapshot, partition_model, restore
+from streamlearn.spec.pipeline import load_pipeline
+from streamlearn.tools.predictions import prequential_accuracy
+from streamlearn.tools.produce import ReplayOptions, replay
+from streamlearn.tools.sources import iter_events
 
 from .conftest import EXAMPLE, MODEL_KEY, worker_log
 from .topics import first_per_event, predictions, wait_for_predictions, wait_until

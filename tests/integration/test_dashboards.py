@@ -40,11 +40,11 @@ import pytest
 import yaml
 from kafka import KafkaProducer
 
-from streamlearn.broker.admin import create_topics
 from streamlearn.config import Settings
-from streamlearn.pipeline import Pipeline, load_pipeline
-from streamlearn.streams.worker import topic_configs
-from streamlearn.top import MetricsUnavailable, fetch, parse
+from streamlearn.kafka.admin import create_topics
+from streamlearn.spec.pipeline import Pipeline, load_pipeline
+from streamlearn.spec.topics import topic_configs
+from streamlearn.tools.top import MetricsUnavailable, fetch, parse
 
 from .conftest import MODEL_KEY, ROOT, SESSION_TIMEOUT_S, free_port
 from .test_candidates import CANDIDATES, EVENTS, FLIP_AT

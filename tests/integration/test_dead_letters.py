@@ -11,8 +11,8 @@ import orjson
 from kafka import KafkaProducer
 from river import datasets
 
-from streamlearn.predictions import collect_predictions
-from streamlearn.tail import tail
+from streamlearn.tools.predictions import collect_predictions
+from streamlearn.tools.tail import tail
 
 from .conftest import EXAMPLE, worker_log
 

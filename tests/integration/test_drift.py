@@ -20,8 +20,8 @@ from river import drift
 from river.datasets import synth
 
 from streamlearn.models.online import OnlineModel
-from streamlearn.pipeline import load_pipeline
-from streamlearn.tail import read_to_end
+from streamlearn.spec.pipeline import load_pipeline
+from streamlearn.tools.tail import read_to_end
 
 from .conftest import ROOT, worker_log
 from .topics import wait_for_predictions

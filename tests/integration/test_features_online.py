@@ -22,9 +22,9 @@ import orjson
 from kafka import KafkaProducer
 
 from streamlearn.features.offline import OfflineRun
-from streamlearn.pipeline import load_pipeline
-from streamlearn.streams.records import is_watermark
-from streamlearn.tail import read_to_end
+from streamlearn.kafka.records import is_watermark
+from streamlearn.spec.pipeline import load_pipeline
+from streamlearn.tools.tail import read_to_end
 
 from .conftest import ROOT, worker_log
 from .topics import predictions, wait_until

@@ -20,8 +20,8 @@ import orjson
 from kafka import KafkaProducer
 from river import datasets
 
-from streamlearn.pipeline import load_pipeline
-from streamlearn.tail import read_to_end
+from streamlearn.spec.pipeline import load_pipeline
+from streamlearn.tools.tail import read_to_end
 
 from .conftest import EXAMPLE, worker_log
 from .test_poison_pills import assert_parity_on_valid

@@ -23,12 +23,11 @@ import orjson
 from kafka import KafkaProducer
 from river import datasets, evaluate, metrics
 
-from streamlearn.models.snapshot import restore
-from streamlearn.pipeline import load_pipeline
+from streamlearn.kafka.snapshots import read_versions
+from streamlearn.models.snapshot import GLOBAL_MODEL, restore
+from streamlearn.spec.pipeline import load_pipeline
 from streamlearn.streams.merge import in_order
-from streamlearn.streams.serving import GLOBAL_MODEL
-from streamlearn.streams.snapshots import read_versions
-from streamlearn.tail import read_to_end
+from streamlearn.tools.tail import read_to_end
 
 from .conftest import MODEL_KEY, ROOT, free_port
 from .topics import first_per_event, predictions, wait_for_predictions, wait_until

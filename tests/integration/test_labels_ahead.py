@@ -12,8 +12,8 @@ import signal
 
 import orjson
 
-from streamlearn.pipeline import load_pipeline
-from streamlearn.streams.producer import Producer
+from streamlearn.kafka.producer import Producer
+from streamlearn.spec.pipeline import load_pipeline
 
 from .conftest import free_port, worker_log
 from .test_global_learner import (

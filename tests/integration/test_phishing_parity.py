@@ -7,10 +7,10 @@ from pathlib import Path
 
 from river import datasets, evaluate, metrics
 
-from streamlearn.pipeline import load_pipeline
-from streamlearn.predictions import prequential_accuracy
-from streamlearn.replay import ReplayOptions, replay
-from streamlearn.sources import iter_events
+from streamlearn.spec.pipeline import load_pipeline
+from streamlearn.tools.predictions import prequential_accuracy
+from streamlearn.tools.produce import ReplayOptions, replay
+from streamlearn.tools.sources import iter_events
 
 from .conftest import EXAMPLE, worker_log
 from .topics import predictions, wait_for_predictions

@@ -16,9 +16,9 @@ import orjson
 from kafka import KafkaProducer
 from river import datasets, evaluate, metrics
 
-from streamlearn.pipeline import load_pipeline
-from streamlearn.predictions import prequential_accuracy
-from streamlearn.tail import read_to_end
+from streamlearn.spec.pipeline import load_pipeline
+from streamlearn.tools.predictions import prequential_accuracy
+from streamlearn.tools.tail import read_to_end
 
 from .conftest import EXAMPLE, worker_log
 from .topics import wait_for_predictions

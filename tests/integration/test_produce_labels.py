@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
-from streamlearn.broker.admin import topic_partitions
-from streamlearn.sources import iter_events
-from streamlearn.tail import read_to_end
+from streamlearn.kafka.admin import topic_partitions
+from streamlearn.tools.sources import iter_events
+from streamlearn.tools.tail import read_to_end
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

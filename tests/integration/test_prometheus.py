@@ -10,8 +10,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from streamlearn.replay import ReplayOptions, replay
-from streamlearn.sources import iter_events
+from streamlearn.tools.produce import ReplayOptions, replay
+from streamlearn.tools.sources import iter_events
 
 from .conftest import EXAMPLE, ROOT, free_port, worker_log
 

@@ -11,9 +11,9 @@ import uuid
 
 from confluent_kafka import Producer
 
-from streamlearn.broker.admin import create_topics
-from streamlearn.streams.snapshots import records
-from streamlearn.tail import read_to_end
+from streamlearn.kafka.admin import create_topics
+from streamlearn.kafka.snapshots import records
+from streamlearn.tools.tail import read_to_end
 
 from .topics import wait_until
 

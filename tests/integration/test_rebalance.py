@@ -21,11 +21,11 @@ from pathlib import Path
 import orjson
 from river import evaluate, metrics
 
-from streamlearn.pipeline import load_pipeline
-from streamlearn.predictions import prequential_accuracy
-from streamlearn.replay import ReplayOptions, replay
-from streamlearn.sources import iter_events
-from streamlearn.tail import read_to_end
+from streamlearn.spec.pipeline import load_pipeline
+from streamlearn.tools.predictions import prequential_accuracy
+from streamlearn.tools.produce import ReplayOptions, replay
+from streamlearn.tools.sources import iter_events
+from streamlearn.tools.tail import read_to_end
 
 from .conftest import EXAMPLE, free_port, worker_log
 from .topics import first_per_event, predictions, wait_for_predictions, wait_until

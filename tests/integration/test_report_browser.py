@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from matplotlib import image
 
-from streamlearn.report import Report, build_report, write_html, write_png
+from streamlearn.tools.report import Report, build_report, write_html, write_png
 
 HOSTILE = '<script>document.title="pwned"</script>'
 TAB_BLUE = (31, 119, 180)  # matplotlib's first line colour: the first candidate's line

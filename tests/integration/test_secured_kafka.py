@@ -21,14 +21,14 @@ import orjson
 from kafka import KafkaProducer
 from river import datasets, evaluate, metrics
 
-from streamlearn.broker.admin import create_topics
-from streamlearn.pipeline import load_pipeline
-from streamlearn.predictions import prequential_accuracy
-from streamlearn.replay import ReplayOptions, replay
-from streamlearn.security import kafka_python_config
-from streamlearn.sources import iter_events
-from streamlearn.streams.worker import topic_configs
-from streamlearn.tail import read_to_end
+from streamlearn.kafka.admin import create_topics
+from streamlearn.kafka.security import kafka_python_config
+from streamlearn.spec.pipeline import load_pipeline
+from streamlearn.spec.topics import topic_configs
+from streamlearn.tools.predictions import prequential_accuracy
+from streamlearn.tools.produce import ReplayOptions, replay
+from streamlearn.tools.sources import iter_events
+from streamlearn.tools.tail import read_to_end
 
 from .conftest import EXAMPLE, ROOT, SASL_PASSWORD, SslKafka, free_port, worker_log
 from .test_global_learner import DELAYED, phishing_stream, sample, scrape

@@ -10,8 +10,8 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 from kafka.structs import TopicPartition
 
-from streamlearn.replay import ReplayOptions, replay
-from streamlearn.sources import iter_events
+from streamlearn.tools.produce import ReplayOptions, replay
+from streamlearn.tools.sources import iter_events
 
 from .conftest import EXAMPLE, worker_log
 from .topics import predictions, wait_for_predictions

@@ -1,6 +1,6 @@
 """Reading topics the way the tests need: whole, up to the end offsets, never an idle window.
 
-``streamlearn.tail.read_to_end`` takes the end offsets first and reads until it has reached
+``streamlearn.tools.tail.read_to_end`` takes the end offsets first and reads until it has reached
 them, so a duplicate already written cannot hide behind a quiet period; ``wait_until`` is
 the one deadline loop the tests share.
 """
@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import orjson
 
 from streamlearn.config import Settings
-from streamlearn.tail import read_to_end
+from streamlearn.tools.tail import read_to_end
 
 T = TypeVar("T")
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from streamlearn.bootstrap import learn_history
 from streamlearn.datasets import fraud
 from streamlearn.models.online import OnlineModel
-from streamlearn.pipeline import load_pipeline
+from streamlearn.spec.pipeline import load_pipeline
+from streamlearn.tools.warm_start import learn_history
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,6 @@ from click.testing import CliRunner
 
 import streamlearn.broker
 from streamlearn.broker import LocalBroker, resolve_jars
-from streamlearn.broker.cli import EXIT_DOWN, broker
 from streamlearn.broker.jars import MARKER, is_cached, render_pom
 from streamlearn.broker.server_config import (
     parse_identity,
@@ -25,6 +24,7 @@ from streamlearn.broker.server_config import (
 )
 from streamlearn.broker.system import check_ports_free
 from streamlearn.broker.tls import CLIENT_CERT, CLIENT_KEY, BrokerTls, ensure_certificates
+from streamlearn.cli.broker import EXIT_DOWN, broker
 from streamlearn.config import Secret, Settings
 from streamlearn.errors import BrokerError
 

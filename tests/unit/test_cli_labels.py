@@ -13,14 +13,14 @@ import pytest
 from click.testing import CliRunner
 
 from streamlearn.cli import main
-from streamlearn.produce import (
+from streamlearn.tools.labels import (
     LabelError,
     LabelOptions,
     parse_delay,
     require_label,
     send_with_labels,
 )
-from streamlearn.replay import ReplayOptions
+from streamlearn.tools.produce import ReplayOptions
 
 
 class Clock:

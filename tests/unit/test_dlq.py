@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from streamlearn.cli import main
-from streamlearn.dlq import DeadLetter, DlqError, export_values, read_fixed_events
-from streamlearn.pipeline import Pipeline
-from streamlearn.tail import TailRecord
+from streamlearn.spec.pipeline import Pipeline
+from streamlearn.tools.dlq import DeadLetter, DlqError, export_values, read_fixed_events
+from streamlearn.tools.tail import TailRecord
 
 SPEC = Pipeline(name="pay", key_field="card", features={"amount": "numeric"},
                 label_field="is_fraud", label_type="boolean", model=dict)

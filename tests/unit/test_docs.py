@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from streamlearn.config import Settings
-from streamlearn.pipeline import load_pipeline
+from streamlearn.spec.pipeline import load_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md"]
 NOT_SETTINGS = {
     "STREAMLEARN_DRIFT_PSI_INTERVAL",  # refused with a line naming its successor
     "STREAMLEARN_UPDATE_SCREENSHOT",  # a switch of the dashboard test, not of streamlearn
-    "STREAMLEARN_FAILPOINTS",  # where the crash tests kill a worker (streamlearn.failpoints)
+    "STREAMLEARN_FAILPOINTS",  # where crash tests kill a worker (streams/failpoints.py)
 }
 
 

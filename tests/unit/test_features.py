@@ -13,7 +13,7 @@ from streamlearn import Pipeline
 from streamlearn import features as f
 from streamlearn.errors import PipelineError
 from streamlearn.features.offline import OfflineRun, compute
-from streamlearn.schema import BadEvent
+from streamlearn.spec.schema import BadEvent
 
 S = 1000  # ms
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from streamlearn.datasets import fraud
-from streamlearn.sources import SourceError, iter_events, source_length
+from streamlearn.tools.sources import SourceError, iter_events, source_length
 
 N = 20_000
 MINUTE_MS = 60_000

@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 from streamlearn.cli import main
 from streamlearn.errors import StreamlearnError
-from streamlearn.infer import InferError, infer_pipeline, render_pipeline_file
-from streamlearn.pipeline import Pipeline, load_pipeline
-from streamlearn.replay import encode_event
-from streamlearn.sources import iter_events
+from streamlearn.spec.pipeline import Pipeline, load_pipeline
+from streamlearn.tools.infer import InferError, infer_pipeline, render_pipeline_file
+from streamlearn.tools.produce import encode_event
+from streamlearn.tools.sources import iter_events
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,13 +10,13 @@ import orjson
 from prometheus_client import CollectorRegistry
 from river import linear_model
 
+from streamlearn.kafka.records import watermark_record
 from streamlearn.models.candidates import Candidates
 from streamlearn.models.learner import Learner
 from streamlearn.monitoring import metrics as sl_metrics
-from streamlearn.pipeline import Pipeline
+from streamlearn.spec.pipeline import Pipeline
 from streamlearn.streams.join import JoinProcessor
 from streamlearn.streams.processor import OutputList
-from streamlearn.streams.records import watermark_record
 
 SPEC = Pipeline(name="p", key_field="k", event_id_field="id", features={"a": "numeric"},
                 label_type="boolean", partitions=2, label_ttl="1m", model=dict)

@@ -8,7 +8,7 @@ import pytest
 
 from streamlearn.config import Settings
 from streamlearn.errors import ConfigError
-from streamlearn.keys import KEY_FILE, model_key
+from streamlearn.models.keys import KEY_FILE, model_key
 
 
 def test_local_broker_generates_one_private_key_file_shared_by_every_process(tmp_path):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from streamlearn.errors import PipelineError
-from streamlearn.pipeline import Pipeline, load_pipeline
+from streamlearn.spec.pipeline import Pipeline, load_pipeline
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.py"))
 

@@ -13,7 +13,7 @@ from river import base, datasets, evaluate, linear_model, metrics, preprocessing
 
 from streamlearn.models.online import OnlineModel
 from streamlearn.monitoring import metrics as sl_metrics
-from streamlearn.pipeline import Pipeline
+from streamlearn.spec.pipeline import Pipeline
 from streamlearn.streams.processor import OutputList, PartitionProcessor
 
 FEATURES = {name: "numeric" for name in next(iter(datasets.Phishing()))[0]}

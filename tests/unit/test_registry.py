@@ -10,20 +10,20 @@ import pytest
 from river import linear_model, tree
 
 from streamlearn.errors import PipelineError
+from streamlearn.kafka.records import encode_served
+from streamlearn.kafka.snapshots import SnapshotStore
 from streamlearn.models.candidates import Candidates
 from streamlearn.models.learner import Learner
 from streamlearn.models.policies import Challenger
-from streamlearn.pipeline import Pipeline
-from streamlearn.registry import (
+from streamlearn.models.registry import (
     CommandRefused,
     decode_command,
     encode_command,
     protected,
     rollback_target,
 )
-from streamlearn.streams.records import encode_served
+from streamlearn.spec.pipeline import Pipeline
 from streamlearn.streams.serving import served_set
-from streamlearn.streams.snapshots import SnapshotStore
 
 from .test_snapshot import FakeProducer
 
@@ -119,7 +119,7 @@ def test_served_record_carries_shadows_and_the_learner_scores_only_the_same_inst
 
 def test_export_to_mlflow_without_its_client_names_the_extra_to_install(monkeypatch):
     from streamlearn.config import Settings
-    from streamlearn.registry_client import RegistryError, export_mlflow
+    from streamlearn.tools.registry import RegistryError, export_mlflow
 
     monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed
     spec = Pipeline(name="p", key_field="k", features={"a": "numeric"}, label_field="y",
@@ -130,8 +130,8 @@ def test_export_to_mlflow_without_its_client_names_the_extra_to_install(monkeypa
 
 def test_export_to_mlflow_errors_are_one_line_naming_the_setting(monkeypatch, tmp_path):
     pytest.importorskip("mlflow")
-    from streamlearn import registry_client
     from streamlearn.config import Settings
+    from streamlearn.tools import registry as registry_client
 
     spec = Pipeline(name="p", key_field="k", features={"a": "numeric"}, label_field="y",
                     label_type="boolean", models={"lr": linear_model.LogisticRegression})
@@ -150,10 +150,10 @@ def test_export_to_mlflow_errors_are_one_line_naming_the_setting(monkeypatch, tm
 
 
 def test_exporting_a_version_that_is_not_stored_says_so_as_show_does(monkeypatch):
-    from streamlearn import registry_client
     from streamlearn.config import Settings
+    from streamlearn.kafka import snapshots
     from streamlearn.models.snapshot import SnapshotRefused
-    from streamlearn.streams import snapshots
+    from streamlearn.tools import registry as registry_client
 
     class Store:  # a models topic without version 3
         def __init__(self, *args, **kwargs):

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from streamlearn import report as report_module
 from streamlearn.errors import StreamlearnError
-from streamlearn.report import Report, build_report, read_report, write_html, write_png
+from streamlearn.tools import report as report_module
+from streamlearn.tools.report import Report, build_report, read_report, write_html, write_png
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -219,7 +219,7 @@ def fake_records(topics: dict[str, list[bytes | None]]):
 
 
 def test_read_report_skips_values_that_are_not_json_objects(monkeypatch: pytest.MonkeyPatch):
-    from streamlearn.streams import snapshots
+    from streamlearn.kafka import snapshots
 
     good = b'{"event_id":"e1","label":true,"champion":"a","predictions":{"a":{"prediction":true}}}'
     monkeypatch.setattr(snapshots, "records", fake_records({
@@ -235,7 +235,7 @@ def test_read_report_skips_values_that_are_not_json_objects(monkeypatch: pytest.
 
 def test_read_report_without_examples_says_global_learning_is_needed(
         monkeypatch: pytest.MonkeyPatch):
-    from streamlearn.streams import snapshots
+    from streamlearn.kafka import snapshots
 
     monkeypatch.setattr(snapshots, "records", fake_records({}))
     with pytest.raises(StreamlearnError) as raised:

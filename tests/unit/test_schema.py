@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamlearn.schema import BadEvent, Schema
+from streamlearn.spec.schema import BadEvent, Schema
 
 SCHEMA = Schema(
     {"amount": "numeric", "country": "categorical", "is_new": "boolean"},

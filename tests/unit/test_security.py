@@ -10,7 +10,7 @@ import pytest
 
 from streamlearn.config import Settings
 from streamlearn.errors import ConfigError
-from streamlearn.security import (
+from streamlearn.kafka.security import (
     failure_hint,
     faust_credentials,
     kafka_python_config,

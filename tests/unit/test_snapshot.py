@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from river import datasets, tree
 
+from streamlearn.kafka.snapshots import SnapshotStore, collect_versions
 from streamlearn.models.online import OnlineModel
 from streamlearn.models.snapshot import (
     SnapshotIncompatible,
@@ -15,7 +16,6 @@ from streamlearn.models.snapshot import (
     build_snapshot,
     restore,
 )
-from streamlearn.streams.snapshots import SnapshotStore, collect_versions
 
 KEY = b"test key"
 
@@ -107,9 +107,9 @@ def test_store_keeps_the_newest_versions_and_tombstones_older_ones():
 
 def test_a_snapshot_signed_with_a_rotated_out_key_restores_only_while_that_key_is_listed(
         monkeypatch):
-    from streamlearn import keys
     from streamlearn.config import Settings
-    from streamlearn.streams import snapshots
+    from streamlearn.kafka import snapshots
+    from streamlearn.models import keys
 
     old = snapshot_of(trained_tree(50), key=b"old key")
     producer = FakeProducer()

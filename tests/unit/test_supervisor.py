@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from streamlearn.cli import main
 from streamlearn.errors import StreamlearnError
-from streamlearn.supervisor import Child, supervise, worker_children
+from streamlearn.streams.supervisor import Child, supervise, worker_children
 
 ROOT = Path(__file__).resolve().parents[2]
 

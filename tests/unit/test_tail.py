@@ -6,7 +6,7 @@ import stat
 from pathlib import Path
 
 from streamlearn.cli import shown_command
-from streamlearn.tail import TailRecord
+from streamlearn.tools.tail import TailRecord
 
 
 def test_plain_record_is_one_line():

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from rich.console import Console
 
 from streamlearn.monitoring import metrics
-from streamlearn.top import (
+from streamlearn.tools.top import (
     MetricsUnavailable,
     build_view,
     fetch,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from streamlearn.broker.admin import wait_ready
 from streamlearn.broker.local import LocalBroker
 from streamlearn.config import Settings
 from streamlearn.errors import BrokerError
+from streamlearn.kafka.admin import wait_ready
 
 __all__ = ["ensure_broker"]
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamlearn.broker import admin, jars
+from streamlearn.broker import jars
 from streamlearn.broker.server_config import (
     PROTOCOLS,
     SASL_LISTENER,
@@ -30,7 +30,8 @@ from streamlearn.broker.tls import BrokerTls, ensure_certificates
 from streamlearn.broker.users import add_scram_argument, upsert_scram_user
 from streamlearn.config import Settings
 from streamlearn.errors import BrokerError
-from streamlearn.security import plaintext
+from streamlearn.kafka import admin
+from streamlearn.kafka.security import plaintext
 
 __all__ = ["BrokerStatus", "LocalBroker"]
 

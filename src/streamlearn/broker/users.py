@@ -18,7 +18,7 @@ from confluent_kafka.admin import (
 
 from streamlearn.config import Settings
 from streamlearn.errors import BrokerError
-from streamlearn.security import sasl_password
+from streamlearn.kafka.security import sasl_password
 
 __all__ = ["add_scram_argument", "upsert_scram_user"]
 

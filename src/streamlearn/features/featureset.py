@@ -25,7 +25,7 @@ from streamlearn.features.declare import (
     parse_duration,
 )
 from streamlearn.features.online import DEFAULT_OPERATOR, PartitionFeatures
-from streamlearn.schema import NUMERIC
+from streamlearn.spec.schema import NUMERIC
 
 __all__ = ["DEFAULT_LATENESS", "DEFAULT_MAX_ENTITY_EVENTS", "DEFAULT_TTL", "FeatureSet"]
 

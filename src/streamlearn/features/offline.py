@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 from streamlearn.features.online import PartitionFeatures
 from streamlearn.features.stages import Stage
-from streamlearn.schema import BadEvent, parse_time
 from streamlearn.spec.partitioner import key_partition as partition_of
+from streamlearn.spec.schema import BadEvent, parse_time
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from streamlearn.pipeline import Pipeline
+    from streamlearn.spec.pipeline import Pipeline
 
 NEVER = float("-inf")
 

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from river import stats
 
-from streamlearn.changelog import ABSENT_SINCE_ALWAYS, Changelog, restore
-from streamlearn.schema import BadEvent
+from streamlearn.features.changelog import ABSENT_SINCE_ALWAYS, Changelog, restore
+from streamlearn.spec.schema import BadEvent
 
 if TYPE_CHECKING:
     from streamlearn.features.featureset import FeatureSet

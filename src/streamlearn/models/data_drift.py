@@ -36,7 +36,7 @@ import numpy as np
 from river import drift
 
 from streamlearn.models.drift import DriftSignal
-from streamlearn.schema import NUMERIC
+from streamlearn.spec.schema import NUMERIC
 
 __all__ = ["DataDrift", "FieldWatch", "psi"]
 

@@ -42,13 +42,17 @@ from streamlearn.models.candidates import Candidates
 from streamlearn.models.online import OnlineModel, PredictorState
 
 __all__ = [
+    "GLOBAL_MODEL",
     "MANIFEST",
     "Snapshot",
     "SnapshotIncompatible",
     "SnapshotRefused",
     "build_snapshot",
+    "claim_key",
     "extra_bytes",
     "parse_key",
+    "partition_model",
+    "progress_key",
     "restore",
     "snapshot_key",
     "verify",
@@ -228,3 +232,24 @@ def restore(
     if not isinstance(model, OnlineModel | PredictorState | Candidates):
         raise SnapshotRefused(manifest, "bad_payload", f"unpickled a {type(model).__name__}")
     return model
+
+
+# -- key names of the model store (``<name>.models``) ------------------------------------
+
+GLOBAL_MODEL = "global"
+"""The global learner's model (per-partition models: :func:`partition_model`)."""
+
+
+def partition_model(partition: int) -> str:
+    """Name of a partition's model in ``<name>.models`` (one model per input partition)."""
+    return f"partition-{partition}"
+
+
+def progress_key(model: str) -> str:
+    """Key of the learner's progress record (examples learned, generation)."""
+    return f"{model}/progress"
+
+
+def claim_key(model: str) -> str:
+    """Key of the record a learner writes when it takes over: its generation."""
+    return f"{model}/claim"

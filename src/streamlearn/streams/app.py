@@ -20,8 +20,8 @@ from mode import Service
 
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
-from streamlearn.pipeline import Pipeline
-from streamlearn.security import faust_credentials
+from streamlearn.kafka.security import faust_credentials
+from streamlearn.spec.pipeline import Pipeline
 from streamlearn.streams.hot_path import HotPath
 
 __all__ = ["HotPathService", "broker_urls", "create_app"]

@@ -20,25 +20,20 @@ from typing import Any
 
 from streamlearn.config import Settings
 from streamlearn.features.stages import Stage
-from streamlearn.models.snapshot import build_snapshot
+from streamlearn.kafka.snapshots import SnapshotStore
+from streamlearn.models.snapshot import build_snapshot, partition_model
 from streamlearn.monitoring.metrics import BoundMetrics
-from streamlearn.pipeline import Pipeline
+from streamlearn.spec.pipeline import Pipeline
 from streamlearn.streams.join import JoinProcessor
 from streamlearn.streams.merge import NEVER, SourceMerge
 from streamlearn.streams.processor import PartitionProcessor
-from streamlearn.streams.snapshots import SnapshotStore
 
-__all__ = ["Checkpoints", "PartitionState", "Position", "moved", "partition_model"]
+__all__ = ["Checkpoints", "PartitionState", "Position", "moved"]
 
 log = logging.getLogger(__name__)
 
 Position = tuple[str, int]
 """(topic, partition): an input partition of one of the pipeline's stages."""
-
-
-def partition_model(partition: int) -> str:
-    """Name of a partition's model in ``<name>.models`` (one model per input partition)."""
-    return f"partition-{partition}"
 
 
 @dataclass

@@ -30,23 +30,25 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka import TopicPartition as TP
 
 from streamlearn.config import Settings
-from streamlearn.keys import old_model_keys
+from streamlearn.kafka.clients import LIBRDKAFKA_LOGGER, kafka_config
+from streamlearn.kafka.producer import Producer
+from streamlearn.kafka.records import watermark_record
+from streamlearn.kafka.security import failure_hint
+from streamlearn.kafka.snapshots import SnapshotStore
 from streamlearn.models.candidates import Candidates
 from streamlearn.models.drift import DriftOptions
+from streamlearn.models.keys import old_model_keys
+from streamlearn.models.snapshot import partition_model
 from streamlearn.monitoring.metrics import BoundMetrics
-from streamlearn.pipeline import Pipeline
-from streamlearn.security import failure_hint, librdkafka_config
+from streamlearn.spec.pipeline import Pipeline
 from streamlearn.streams.broker_watch import BrokerWatch
 from streamlearn.streams.catch_up import CatchUp
-from streamlearn.streams.checkpoint import Checkpoints, PartitionState, Position, partition_model
+from streamlearn.streams.checkpoint import Checkpoints, PartitionState, Position
 from streamlearn.streams.join import JoinProcessor
 from streamlearn.streams.learner import LearnerRunner
 from streamlearn.streams.merge import NEVER, SourceMerge
-from streamlearn.streams.producer import Producer
-from streamlearn.streams.records import watermark_record
 from streamlearn.streams.restore import Restorer, replay_to
 from streamlearn.streams.serving import ModelFollower
-from streamlearn.streams.snapshots import SnapshotStore
 from streamlearn.streams.transactions import (
     COMMITTED_TIMEOUT_S,
     ProducerFenced,
@@ -56,7 +58,7 @@ from streamlearn.streams.transactions import (
     transactional_id,
 )
 
-__all__ = ["HotPath", "kafka_config", "partition_model"]
+__all__ = ["HotPath"]
 
 log = logging.getLogger(__name__)
 
@@ -73,23 +75,7 @@ WATERMARK_INTERVAL_S = 0.1
 MAX_UNACKED = 50_000
 
 
-LIBRDKAFKA_LOGGER = "streamlearn.librdkafka"
 BROKER_LOST = (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE)
-
-
-def kafka_config(settings: Settings, client_id: str) -> dict[str, Any]:
-    """What every librdkafka client of the worker shares (its log goes to Python logging),
-    security settings included."""
-    return {
-        **librdkafka_config(settings),
-        "bootstrap.servers": settings.bootstrap_servers,
-        "client.id": client_id,
-        "logger": logging.getLogger(LIBRDKAFKA_LOGGER),
-        # librdkafka backs off up to 10 s between attempts, so a worker could notice the
-        # broker back 10 s late (Java clients: 1 s). 2 s is still only a few attempts per
-        # connection a minute while it is down.
-        "reconnect.backoff.max.ms": 2000,
-    }
 
 
 def _txn_delivery(error: KafkaError | None, message: Any) -> None:

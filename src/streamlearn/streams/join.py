@@ -36,13 +36,13 @@ from typing import Any
 
 import orjson
 
+from streamlearn.kafka.records import decode_label, encode_example, watermark_record
 from streamlearn.monitoring.metrics import LABEL_OUTCOMES, BoundMetrics, observe_many
-from streamlearn.pipeline import Pipeline
-from streamlearn.schema import BadEvent
+from streamlearn.spec.pipeline import Pipeline
+from streamlearn.spec.schema import BadEvent
 from streamlearn.streams.label_join import LabelJoin
 from streamlearn.streams.merge import NEVER, SourceMerge
 from streamlearn.streams.processor import Emit, SourceMessage, dead_letter
-from streamlearn.streams.records import decode_label, encode_example, watermark_record
 
 __all__ = ["JoinProcessor"]
 

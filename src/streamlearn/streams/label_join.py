@@ -14,7 +14,7 @@ meet in the same partition). Whichever side comes first waits for the other:
   record seen again (a replay after a crash) is ignored.
 
 Each count is kept; :meth:`take_counts` hands them over. The state is checkpointed as a
-changelog (``streamlearn.changelog``, keyed ``join/<partition>/<event_id>``) with the
+changelog (``streamlearn.features.changelog``, keyed ``join/<partition>/<event_id>``) with the
 partition's offsets, like feature state; its meta record, written once the others are
 acknowledged, commits it and carries the offsets of both topics (``streams.join``).
 
@@ -37,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from streamlearn.changelog import Changelog, restore
+from streamlearn.features.changelog import Changelog, restore
 
 __all__ = ["COUNTS", "Example", "LabelJoin"]
 

@@ -11,7 +11,7 @@ example in the topic's order (``models.learner``), writes drift events, and publ
 snapshot every ``STREAMLEARN_PUBLISH_INTERVAL`` seconds (plus a progress record each second,
 for the predictors' staleness gauge). On revoke and on a clean stop it publishes and commits.
 
-Registry (:mod:`streamlearn.registry`): each snapshot's manifest carries the candidates'
+Registry (:mod:`streamlearn.models.registry`): each snapshot's manifest carries the candidates'
 scores and the action that made it; a drift policy's action is published at once, as a
 version of its own; signed commands on ``<name>.commands`` (read from the start by the
 active learner, each applied once) promote a stored version or roll back.
@@ -35,23 +35,22 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException
 from confluent_kafka import TopicPartition as TP
 
-from streamlearn import failpoints
 from streamlearn.config import Settings
+from streamlearn.kafka.snapshots import Restored, SnapshotStore, watermark_offsets
 from streamlearn.models.candidates import Action, Candidates
 from streamlearn.models.drift import DriftOptions
 from streamlearn.models.learner import Learner
 from streamlearn.models.online import OnlineModel
-from streamlearn.models.snapshot import SnapshotRefused, build_snapshot
-from streamlearn.monitoring.metrics import BoundMetrics
-from streamlearn.pipeline import Pipeline
-from streamlearn.registry import (
+from streamlearn.models.registry import (
     CommandRefused,
     decode_command,
     rollback_target,
 )
+from streamlearn.models.snapshot import GLOBAL_MODEL, SnapshotRefused, build_snapshot, progress_key
+from streamlearn.monitoring.metrics import BoundMetrics
+from streamlearn.spec.pipeline import Pipeline
+from streamlearn.streams import failpoints
 from streamlearn.streams.merge import SourceMerge
-from streamlearn.streams.serving import GLOBAL_MODEL, progress_key
-from streamlearn.streams.snapshots import Restored, SnapshotStore, watermark_offsets
 from streamlearn.streams.transactions import (
     COMMITTED_TIMEOUT_S,
     ProducerFenced,

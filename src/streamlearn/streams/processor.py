@@ -24,20 +24,20 @@ import orjson
 from streamlearn.features.offline import entity_id, read_key
 from streamlearn.features.online import PartitionFeatures
 from streamlearn.features.stages import Stage
-from streamlearn.models.data_drift import DataDrift
-from streamlearn.models.drift import DriftOptions, DriftSignal
-from streamlearn.models.online import OnlineModel, PredictorState
-from streamlearn.monitoring.metrics import BoundMetrics, observe_many
-from streamlearn.pipeline import Pipeline
-from streamlearn.schema import NUMERIC, BadEvent, Schema, parse_time
-from streamlearn.streams.merge import NEVER
-from streamlearn.streams.records import (
+from streamlearn.kafka.records import (
     Headers,
     dead_letter_headers,
     decode_event,
     encode_prediction,
     encode_served,
 )
+from streamlearn.models.data_drift import DataDrift
+from streamlearn.models.drift import DriftOptions, DriftSignal
+from streamlearn.models.online import OnlineModel, PredictorState
+from streamlearn.monitoring.metrics import BoundMetrics, observe_many
+from streamlearn.spec.pipeline import Pipeline
+from streamlearn.spec.schema import NUMERIC, BadEvent, Schema, parse_time
+from streamlearn.streams.merge import NEVER
 from streamlearn.streams.serving import Served
 
 __all__ = [

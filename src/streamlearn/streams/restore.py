@@ -19,17 +19,17 @@ import orjson
 from streamlearn.config import Settings
 from streamlearn.features.online import PartitionFeatures, meta_key
 from streamlearn.features.stages import Stage
+from streamlearn.kafka.snapshots import Restored, records
 from streamlearn.models.drift import DriftOptions
 from streamlearn.models.online import OnlineModel, PredictorState
 from streamlearn.models.snapshot import Payload
 from streamlearn.monitoring.metrics import BoundMetrics
-from streamlearn.pipeline import Pipeline
+from streamlearn.spec.pipeline import Pipeline
 from streamlearn.streams.checkpoint import Checkpoints, PartitionState
 from streamlearn.streams.join import JoinProcessor
 from streamlearn.streams.merge import SourceMerge
 from streamlearn.streams.processor import PartitionProcessor
 from streamlearn.streams.serving import ModelFollower
-from streamlearn.streams.snapshots import Restored, records
 
 __all__ = ["Restorer", "replay_to"]
 

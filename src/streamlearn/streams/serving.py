@@ -31,17 +31,16 @@ from typing import Any, NamedTuple
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from streamlearn.kafka.snapshots import StoredVersion, watermark_offsets
 from streamlearn.models.candidates import Candidates
 from streamlearn.models.online import OnlineModel
-from streamlearn.models.snapshot import MANIFEST, SnapshotRefused, parse_key, restore
+from streamlearn.models.snapshot import GLOBAL_MODEL, MANIFEST, SnapshotRefused, parse_key, restore
 from streamlearn.monitoring.metrics import BoundMetrics
-from streamlearn.streams.snapshots import StoredVersion, watermark_offsets
 
-__all__ = ["GLOBAL_MODEL", "ModelFollower", "Served", "progress_key"]
+__all__ = ["ModelFollower", "Served"]
 
 log = logging.getLogger(__name__)
 
-GLOBAL_MODEL = "global"
 POLL_S = 0.2
 CATCH_UP_TIMEOUT_S = 60.0
 
@@ -66,11 +65,6 @@ def served_set(payload: OnlineModel | Candidates) -> Served:
     shadows = tuple((name, payload.ids[name], model) for name, model in payload.models.items()
                     if name != champion)
     return Served(payload.models[champion], payload.ids[champion], shadows, payload.examples)
-
-
-def progress_key(model: str) -> str:
-    """Key of the learner's progress record (examples learned, generation)."""
-    return f"{model}/progress"
 
 
 class ModelFollower:

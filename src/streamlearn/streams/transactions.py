@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as TP
 
-from streamlearn.streams.producer import Producer
+from streamlearn.kafka.producer import Producer
 
 __all__ = ["COMMITTED_TIMEOUT_S", "ProducerFenced", "TransactionAborted", "Transactions",
            "discard", "transactional_id"]

@@ -8,41 +8,21 @@ import faust
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from streamlearn.broker import ensure_broker
-from streamlearn.broker.admin import create_topics
 from streamlearn.config import Settings
 from streamlearn.errors import PipelineError
-from streamlearn.keys import model_key
+from streamlearn.kafka.admin import create_topics
+from streamlearn.models.keys import model_key
 from streamlearn.models.online import OnlineModel
 from streamlearn.monitoring import metrics
 from streamlearn.monitoring.exporter import serve_metrics
-from streamlearn.pipeline import Pipeline
+from streamlearn.spec.pipeline import Pipeline
+from streamlearn.spec.topics import topic_configs
 from streamlearn.streams.app import HotPathService, create_app
 from streamlearn.streams.hot_path import HotPath
 
-__all__ = ["build_worker", "run_worker", "topic_configs"]
+__all__ = ["build_worker", "run_worker"]
 
 log = logging.getLogger(__name__)
-
-HOUR_MS = 3_600_000
-
-
-def topic_configs(spec: Pipeline, settings: Settings) -> dict[str, dict[str, str]]:
-    """Configs of the topics the worker creates: a replayable events topic, compacted models
-    and feature state.
-
-    >>> from streamlearn.pipeline import Pipeline
-    >>> spec = Pipeline(name="p", key_field="k", features={}, model=dict)
-    >>> topic_configs(spec, Settings())["p"]
-    {'retention.ms': '2592000000'}
-    """
-    hours = settings.events_retention_hours
-    retention = {"retention.ms": str(-1 if hours < 0 else int(hours * HOUR_MS))}
-    return {
-        # Re-keyed topics rebuild their stage's state as the events topic does the first's.
-        **{stage.topic: retention for stage in spec.stages},
-        spec.models_topic: {"cleanup.policy": "compact"},
-        spec.state_topic: {"cleanup.policy": "compact"},
-    }
 
 
 def build_worker(

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from streamlearn.report.scores import DriftEvent, Report
+from streamlearn.tools.report.scores import DriftEvent, Report
 
 __all__ = ["write_html", "write_png"]
 

@@ -4,9 +4,9 @@
 ``render`` draws it as a PNG and an HTML page; ``read`` feeds it from a pipeline's topics.
 """
 
-from streamlearn.report.read import read_report
-from streamlearn.report.render import write_html, write_png
-from streamlearn.report.scores import (
+from streamlearn.tools.report.read import read_report
+from streamlearn.tools.report.render import write_html, write_png
+from streamlearn.tools.report.scores import (
     WINDOW,
     CandidateSummary,
     DriftEvent,

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from streamlearn.errors import StreamlearnError
-from streamlearn.report.scores import WINDOW, Report
 from streamlearn.streams.merge import in_order
+from streamlearn.tools.report.scores import WINDOW, Report
 
 if TYPE_CHECKING:
-    from streamlearn.pipeline import Pipeline
+    from streamlearn.spec.pipeline import Pipeline
 
 __all__ = ["read_report"]
 
@@ -44,7 +44,7 @@ def read_report(spec: Pipeline, consumer_config: dict[str, Any], window: int = W
                 progress: Callable[[int], None] | None = None) -> Report:
     """The report of what ``spec``'s training and drift topics hold now, read from the
     beginning to their end offsets; ``progress(n)`` is told of every ``n`` records read."""
-    from streamlearn.streams.snapshots import records
+    from streamlearn.kafka.snapshots import records
 
     report = Report(spec.name, window=window, keep_ms=2 * spec.label_ttl_ms)
     decoded = list(_decoded(records(consumer_config, spec.training_topic), progress))

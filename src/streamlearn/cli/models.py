@@ -1,5 +1,5 @@
 """``streamlearn models ...`` and ``streamlearn report``: the registry and the candidates'
-record, from the command line (thin wrappers over :mod:`streamlearn.registry_client`)."""
+record, from the command line (thin wrappers over :mod:`streamlearn.tools.registry`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import click
 
 from streamlearn.config import load_settings
 from streamlearn.errors import StreamlearnError
-from streamlearn.registry import Version
+from streamlearn.models.registry import Version
 
 __all__ = ["models", "report"]
 
@@ -95,8 +95,8 @@ def list_versions(pipeline_file: str, name: str | None, limit: int) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from streamlearn.registry import protected
-    from streamlearn.registry_client import read_registry
+    from streamlearn.models.registry import protected
+    from streamlearn.tools.registry import read_registry
 
     spec, settings = _setup(pipeline_file, name)
     registry = read_registry(spec, settings)
@@ -131,7 +131,7 @@ def show(pipeline_file: str, name: str | None, version: int) -> None:
     """The manifest of VERSION (signed with the snapshot), as JSON."""
     import orjson
 
-    from streamlearn.registry_client import RegistryError, read_registry
+    from streamlearn.tools.registry import RegistryError, read_registry
 
     spec, settings = _setup(pipeline_file, name)
     registry = read_registry(spec, settings)
@@ -146,7 +146,7 @@ def show(pipeline_file: str, name: str | None, version: int) -> None:
 
 def _command(pipeline_file: str, name: str | None, command: str, version: int | None,
              wait: float) -> None:
-    from streamlearn.registry_client import send_command
+    from streamlearn.tools.registry import send_command
 
     spec, settings = _setup(pipeline_file, name)
     seq, applied = send_command(spec, settings, command, version, wait)
@@ -194,7 +194,7 @@ def export_version(pipeline_file: str, name: str | None, version: int, path: str
                    to_mlflow: bool, experiment: str | None, candidate: str | None) -> None:
     """Write a candidate's River estimator of VERSION (verified first) to a pickle file,
     for use outside streamlearn (load only pickles you trust), or log it to MLflow."""
-    from streamlearn.registry_client import export, export_mlflow
+    from streamlearn.tools.registry import export, export_mlflow
 
     if (path is None) == (not to_mlflow):
         raise click.UsageError("give one of --to FILE and --to-mlflow")
@@ -218,8 +218,8 @@ def export_version(pipeline_file: str, name: str | None, version: int, path: str
 def report(pipeline_file: str, name: str | None, prefix: str | None, window: int) -> None:
     """Write a PNG and an HTML page of each candidate's metric over the training examples,
     with drift events and promotions marked (read from <name>.training and <name>.drift)."""
-    from streamlearn.report import read_report, write_html, write_png
-    from streamlearn.streams.hot_path import kafka_config
+    from streamlearn.kafka.clients import kafka_config
+    from streamlearn.tools.report import read_report, write_html, write_png
 
     spec, settings = _setup(pipeline_file, name)
     config = kafka_config(settings, f"streamlearn-report-{spec.name}")

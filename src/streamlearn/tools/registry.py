@@ -21,18 +21,18 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
+from streamlearn.kafka.producer import Producer
 from streamlearn.models.candidates import Candidates
 from streamlearn.models.online import OnlineModel
-from streamlearn.models.snapshot import MANIFEST, SnapshotRefused, parse_key, verify
-from streamlearn.pipeline import Pipeline
-from streamlearn.registry import (
+from streamlearn.models.registry import (
     CommandRefused,
     Version,
     decode_command,
     encode_command,
     rollback_target,
 )
-from streamlearn.streams.producer import Producer
+from streamlearn.models.snapshot import MANIFEST, SnapshotRefused, parse_key, verify
+from streamlearn.spec.pipeline import Pipeline
 
 __all__ = ["Exported", "Registry", "RegistryError", "export", "export_mlflow",
            "load_candidate", "read_registry", "send_command"]
@@ -60,21 +60,21 @@ class Registry:
 
 
 def _config(settings: Settings, spec: Pipeline) -> dict[str, Any]:
-    from streamlearn.streams.hot_path import kafka_config
+    from streamlearn.kafka.clients import kafka_config
 
     return kafka_config(settings, f"streamlearn-registry-{spec.name}")
 
 
 def _keys(settings: Settings) -> tuple[bytes, tuple[bytes, ...]]:
-    from streamlearn.keys import model_key, old_model_keys
+    from streamlearn.models.keys import model_key, old_model_keys
 
     return model_key(settings), old_model_keys(settings)
 
 
 def read_registry(spec: Pipeline, settings: Settings) -> Registry:
     """Every version of the pipeline's global model, checked against the signing keys."""
-    from streamlearn.streams.serving import GLOBAL_MODEL, progress_key
-    from streamlearn.streams.snapshots import collect_versions, records
+    from streamlearn.kafka.snapshots import collect_versions, records
+    from streamlearn.models.snapshot import GLOBAL_MODEL, progress_key
 
     if not spec.global_learner:
         raise RegistryError(f"pipeline {spec.name!r} learns per partition: the registry "
@@ -105,7 +105,7 @@ def read_registry(spec: Pipeline, settings: Settings) -> Registry:
 
 
 def _require_topic(spec: Pipeline, settings: Settings, topic: str) -> None:
-    from streamlearn.broker.admin import topic_partitions
+    from streamlearn.kafka.admin import topic_partitions
 
     if topic_partitions(settings.bootstrap_servers, topic, settings=settings) is None:
         raise RegistryError(f"{topic} does not exist at {settings.bootstrap_servers}: run the "
@@ -114,7 +114,7 @@ def _require_topic(spec: Pipeline, settings: Settings, topic: str) -> None:
 
 def _next_seq(spec: Pipeline, settings: Settings, registry: Registry) -> int:
     """One above every command seen (authentic ones) and the newest one applied."""
-    from streamlearn.streams.snapshots import records
+    from streamlearn.kafka.snapshots import records
 
     key, old = _keys(settings)
     newest = registry.newest
@@ -146,7 +146,7 @@ def send_command(spec: Pipeline, settings: Settings, command: str, version: int 
     _require_topic(spec, settings, spec.commands_topic)
     seq = _next_seq(spec, settings, registry)
     key, _ = _keys(settings)
-    from streamlearn.streams.snapshots import end_offsets
+    from streamlearn.kafka.snapshots import end_offsets
 
     start = end_offsets(config, spec.models_topic, 1)[0]
     producer = Producer({**config, "acks": "all", "enable.idempotence": True})
@@ -163,7 +163,7 @@ def _await_version(spec: Pipeline, settings: Settings, seq: int, start: int,
     """The version the learner publishes for command ``seq``: the first authentic manifest
     that names it, following ``<name>.models`` from ``start`` (its end when the command was
     sent), so a big model's stored chunks are not read again while we wait."""
-    from streamlearn.streams.serving import GLOBAL_MODEL
+    from streamlearn.models.snapshot import GLOBAL_MODEL
 
     key, old = _keys(settings)
     consumer = Consumer({**_config(settings, spec), "group.id": "streamlearn-registry",
@@ -204,8 +204,8 @@ class Exported:
 def load_candidate(spec: Pipeline, settings: Settings, version: int,
                    candidate: str | None = None) -> Exported:
     """``candidate`` (default: the champion) of ``version``, verified before unpickling."""
-    from streamlearn.streams.serving import GLOBAL_MODEL
-    from streamlearn.streams.snapshots import SnapshotStore
+    from streamlearn.kafka.snapshots import SnapshotStore
+    from streamlearn.models.snapshot import GLOBAL_MODEL
 
     key, old = _keys(settings)
     config = _config(settings, spec)
@@ -277,7 +277,7 @@ def _log_run(mlflow: Any, spec: Pipeline, found: Exported, version: int,
     mlflow.set_experiment(experiment or spec.name)
     with mlflow.start_run(run_name=f"{spec.name} version {version} {found.instance}") as run, \
             tempfile.TemporaryDirectory() as tmp:
-        mlflow.set_tags({"streamlearn.pipeline": spec.name,
+        mlflow.set_tags({"streamlearn.spec.pipeline": spec.name,
                          "streamlearn.version": str(version),
                          "streamlearn.instance": found.instance,
                          "streamlearn.fingerprint": spec.fingerprint()})

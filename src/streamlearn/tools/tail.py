@@ -22,7 +22,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
-from streamlearn.security import kafka_python_config, resolve
+from streamlearn.kafka.security import kafka_python_config, resolve
 
 __all__ = ["TailRecord", "TopicNotFound", "read_to_end", "tail"]
 

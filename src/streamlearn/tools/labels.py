@@ -36,9 +36,9 @@ from kafka import KafkaProducer
 
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
-from streamlearn.replay import ReplayOptions, encode_event, with_ids
-from streamlearn.schema import BadEvent, parse_time
-from streamlearn.security import kafka_python_config, resolve
+from streamlearn.kafka.security import kafka_python_config, resolve
+from streamlearn.spec.schema import BadEvent, parse_time
+from streamlearn.tools.produce import ReplayOptions, encode_event, with_ids
 
 __all__ = [
     "LabelError",

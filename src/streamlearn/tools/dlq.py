@@ -25,14 +25,14 @@ import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from streamlearn.broker.admin import topic_partitions
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
-from streamlearn.pipeline import Pipeline
-from streamlearn.schema import BadEvent
-from streamlearn.security import kafka_python_config, resolve
-from streamlearn.streams.records import ERROR_HEADER, HEADER_PREFIX, REASON_HEADER
-from streamlearn.tail import TailRecord, TopicNotFound, read_to_end
+from streamlearn.kafka.admin import topic_partitions
+from streamlearn.kafka.records import ERROR_HEADER, HEADER_PREFIX, REASON_HEADER
+from streamlearn.kafka.security import kafka_python_config, resolve
+from streamlearn.spec.pipeline import Pipeline
+from streamlearn.spec.schema import BadEvent
+from streamlearn.tools.tail import TailRecord, TopicNotFound, read_to_end
 
 __all__ = [
     "ERROR_HEADER",

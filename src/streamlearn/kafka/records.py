@@ -7,7 +7,7 @@ Plain functions, no Kafka client: the hot path calls them, tests call them direc
 >>> decode_event(b'[1, 2]', max_bytes=1000)
 Traceback (most recent call last):
 ...
-streamlearn.schema.BadEvent: not_object: event is a JSON list, not an object
+streamlearn.spec.schema.BadEvent: not_object: event is a JSON list, not an object
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from streamlearn.schema import BadEvent, coerce, parse_time
+from streamlearn.spec.schema import BadEvent, coerce, parse_time
 
 __all__ = [
     "ERROR_HEADER",
@@ -68,7 +68,7 @@ def decode_label(raw: bytes | None, max_bytes: int, label_type: str | None
     >>> decode_label(b'{"event_id": "e1", "label": "yes"}', 1000, "boolean")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    streamlearn.schema.BadEvent: bad_type: field 'label' is declared boolean, got a JSON ...('yes')
+    streamlearn.spec.schema.BadEvent: bad_type: field 'label' is declared boolean, got a JSON ...
     """
     record = decode_event(raw, max_bytes)
     event_id, label = record.get("event_id"), record.get("label")

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from streamlearn.errors import StreamlearnError
-from streamlearn.pipeline import Pipeline
-from streamlearn.schema import BOOLEAN, CATEGORICAL, NUMERIC
-from streamlearn.sources import RIVER_PREFIX, iter_events
+from streamlearn.spec.pipeline import Pipeline
+from streamlearn.spec.schema import BOOLEAN, CATEGORICAL, NUMERIC
+from streamlearn.tools.sources import RIVER_PREFIX, iter_events
 
 __all__ = [
     "Column",

@@ -1,6 +1,6 @@
 """``streamlearn broker start|stop|status``: one line of output each.
 
-Also runnable alone: ``python -m streamlearn.broker.cli status``.
+Also runnable alone: ``python -m streamlearn.cli.broker status``.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import click
 from rich.console import Console
 
 from streamlearn.broker import jars
-from streamlearn.broker.admin import wait_ready
 from streamlearn.broker.local import BrokerStatus, LocalBroker
 from streamlearn.config import Settings, load_settings
 from streamlearn.errors import StreamlearnError
+from streamlearn.kafka.admin import wait_ready
 
 __all__ = ["broker"]
 

@@ -13,7 +13,7 @@ import orjson
 from kafka import KafkaProducer
 
 from streamlearn.config import Settings
-from streamlearn.security import kafka_python_config, resolve
+from streamlearn.kafka.security import kafka_python_config, resolve
 
 __all__ = ["ReplayOptions", "encode_event", "replay", "with_ids"]
 

@@ -19,7 +19,7 @@ from kafka.errors import KafkaError, for_code
 
 from streamlearn.config import Settings
 from streamlearn.errors import BrokerError
-from streamlearn.security import client_errors, failure_hint, kafka_python_config, resolve
+from streamlearn.kafka.security import client_errors, failure_hint, kafka_python_config, resolve
 
 __all__ = [
     "GroupNotEmpty",

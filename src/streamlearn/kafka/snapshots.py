@@ -27,21 +27,22 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from streamlearn.models.registry import protected
 from streamlearn.models.snapshot import (
     MANIFEST,
     Payload,
     Snapshot,
     SnapshotIncompatible,
     SnapshotRefused,
+    claim_key,
     extra_bytes,
     parse_key,
     restore,
     snapshot_key,
 )
-from streamlearn.registry import protected
 
 __all__ = [
-    "Restored", "SnapshotStore", "StoredVersion", "claim_key", "collect_versions",
+    "Restored", "SnapshotStore", "StoredVersion", "collect_versions",
     "consume_to_end", "read_versions", "records", "watermark_offsets",
 ]
 
@@ -70,11 +71,6 @@ class Restored:
     model: Payload
     manifest: dict[str, Any]
     extra: bytes = b""
-
-
-def claim_key(model: str) -> str:
-    """Key of the record a learner writes when it takes over: its generation."""
-    return f"{model}/claim"
 
 
 def read_versions(

@@ -20,15 +20,15 @@ from rich.progress import Progress
 from rich.table import Table
 
 from streamlearn.broker import ensure_broker
-from streamlearn.broker.admin import create_topics
-from streamlearn.cli import shown_command
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
-from streamlearn.pipeline import Pipeline, load_pipeline
-from streamlearn.predictions import collect_predictions, prequential_accuracy
-from streamlearn.replay import ReplayOptions, replay
-from streamlearn.sources import RIVER_PREFIX, iter_events
-from streamlearn.streams.worker import topic_configs
+from streamlearn.kafka.admin import create_topics
+from streamlearn.spec.pipeline import Pipeline, load_pipeline
+from streamlearn.spec.topics import topic_configs
+from streamlearn.tools.command_line import shown_command
+from streamlearn.tools.predictions import collect_predictions, prequential_accuracy
+from streamlearn.tools.produce import ReplayOptions, replay
+from streamlearn.tools.sources import RIVER_PREFIX, iter_events
 
 __all__ = ["run_demo"]
 

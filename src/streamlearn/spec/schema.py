@@ -20,7 +20,7 @@ the label's type). Checking an event yields the model's input ``x`` and the labe
 >>> schema.check({"amount": True, "y": False})
 Traceback (most recent call last):
 ...
-streamlearn.schema.BadEvent: bad_type: field 'amount' is declared numeric, got a JSON boolean (True)
+streamlearn.spec.schema.BadEvent: bad_type: field 'amount' is declared numeric, got a JSON ...
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def parse_time(value: Any, field: str) -> float:
     >>> parse_time("yesterday", "t")
     Traceback (most recent call last):
     ...
-    streamlearn.schema.BadEvent: bad_time: time field 't' is not epoch milliseconds or ISO-8601: ...
+    streamlearn.spec.schema.BadEvent: bad_time: time field 't' is not epoch milliseconds or ...
     """
     t = type(value)
     if t is int or t is float:

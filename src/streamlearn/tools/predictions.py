@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from streamlearn.config import Settings
-from streamlearn.tail import tail
+from streamlearn.tools.tail import tail
 
 __all__ = ["collect_predictions", "prequential_accuracy"]
 

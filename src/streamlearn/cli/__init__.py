@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
-import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -21,8 +19,10 @@ from streamlearn.errors import StreamlearnError
 
 if TYPE_CHECKING:
     from streamlearn.config import Settings
-    from streamlearn.pipeline import Pipeline
-    from streamlearn.produce import LabelOptions
+    from streamlearn.spec.pipeline import Pipeline
+    from streamlearn.tools.labels import LabelOptions
+
+from streamlearn.tools.command_line import shown_command
 
 __all__ = ["main", "shown_command"]
 
@@ -42,42 +42,6 @@ def one_line_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _shown_path(path: Path, cwd: Path) -> str:
-    try:
-        return str(path.relative_to(cwd))
-    except ValueError:
-        return str(path)
-
-
-def shown_command(
-    *args: str,
-    executable: str = sys.executable,
-    cwd: Path | None = None,
-    which: Callable[[str], str | None] = shutil.which,
-) -> str:
-    """A ``streamlearn`` command line that works as shown from ``cwd``, for hints to print.
-
-    The script installed next to the running interpreter (``.venv/bin/streamlearn`` after
-    ``make setup``), bare when it is the one on PATH, relative when under ``cwd``; else
-    ``python -m streamlearn`` with this interpreter.
-
-    >>> shown_command("broker", "stop", executable="/w/.venv/bin/python", cwd=Path("/w"),
-    ...               which=lambda name: None)
-    '.venv/bin/python -m streamlearn broker stop'
-    """
-    cwd = cwd or Path.cwd()
-    # abspath, not resolve: a venv's python is a symlink to the base interpreter.
-    interpreter = Path(os.path.abspath(executable))
-    script = interpreter.parent / "streamlearn"
-    if script.is_file():
-        on_path = which("streamlearn")
-        same = on_path is not None and Path(on_path).resolve() == script.resolve()
-        head = ["streamlearn" if same else _shown_path(script, cwd)]
-    else:
-        head = [_shown_path(interpreter, cwd), "-m", "streamlearn"]
-    return shlex.join([*head, *args])
-
-
 def _confirm(question: str, yes: bool) -> None:
     """Ask on the terminal; without one, only --yes goes ahead."""
     if yes:
@@ -89,7 +53,7 @@ def _confirm(question: str, yes: bool) -> None:
 
 
 def _spec(pipeline_file: str, name: str | None) -> Pipeline:
-    from streamlearn.pipeline import load_pipeline
+    from streamlearn.spec.pipeline import load_pipeline
 
     spec = load_pipeline(pipeline_file)
     return spec.renamed(name) if name else spec
@@ -159,10 +123,10 @@ def _exit_before_start(signum: int, frame: Any) -> None:
 def _run_workers(spec: Pipeline, settings: Settings, pipeline_file: str, name: str | None,
                  workers: int) -> int:
     from streamlearn.broker import ensure_broker
-    from streamlearn.broker.admin import create_topics
-    from streamlearn.keys import model_key
-    from streamlearn.streams.worker import topic_configs
-    from streamlearn.supervisor import Child, supervise, worker_children
+    from streamlearn.kafka.admin import create_topics
+    from streamlearn.models.keys import model_key
+    from streamlearn.spec.topics import topic_configs
+    from streamlearn.streams.supervisor import Child, supervise, worker_children
 
     verbose = bool(click.get_current_context().find_root().params.get("verbose"))
     children = worker_children(pipeline_file, name, workers, settings.metrics_port,
@@ -210,12 +174,12 @@ def bootstrap(pipeline_file: str, history: str, name: str | None, plot_path: str
     from rich.progress import Progress
     from rich.table import Table
 
-    from streamlearn import bootstrap as warm
     from streamlearn.broker import ensure_broker
-    from streamlearn.broker.admin import create_topics
-    from streamlearn.keys import model_key
-    from streamlearn.sources import read_frame
-    from streamlearn.streams.worker import topic_configs
+    from streamlearn.kafka.admin import create_topics
+    from streamlearn.models.keys import model_key
+    from streamlearn.spec.topics import topic_configs
+    from streamlearn.tools import warm_start as warm
+    from streamlearn.tools.sources import read_frame
 
     spec = _spec(pipeline_file, name)
     frame = read_frame(Path(history))
@@ -306,9 +270,9 @@ def produce(source: str, topic: str, rate: float, limit: int | None, label_field
     from rich.progress import Progress
 
     from streamlearn.broker import ensure_broker
-    from streamlearn.broker.admin import create_topics
-    from streamlearn.replay import ReplayOptions, replay
-    from streamlearn.sources import iter_events, source_length
+    from streamlearn.kafka.admin import create_topics
+    from streamlearn.tools.produce import ReplayOptions, replay
+    from streamlearn.tools.sources import iter_events, source_length
 
     if labels_to is None and (label_delay is not None or time_field is not None):
         raise StreamlearnError("--label-delay and --time-field go with --labels-to TOPIC")
@@ -316,7 +280,7 @@ def produce(source: str, topic: str, rate: float, limit: int | None, label_field
     settings = load_settings()
     events = iter_events(source, label_field)
     if labels is not None:
-        from streamlearn.produce import require_label
+        from streamlearn.tools.labels import require_label
 
         events = require_label(events, label_field)
     bootstrap = ensure_broker(settings)
@@ -338,7 +302,7 @@ def produce(source: str, topic: str, rate: float, limit: int | None, label_field
             sent = replay(events, bootstrap, options, on_sent=on_sent)
             click.echo(f"sent {sent} events to {topic} at {bootstrap}")
             return
-        from streamlearn.produce import replay_with_labels
+        from streamlearn.tools.labels import replay_with_labels
 
         label_task = progress.add_task(f"→ {labels.topic}", total=total)
         done = replay_with_labels(events, bootstrap, options, labels, on_event=on_sent,
@@ -351,7 +315,7 @@ def produce(source: str, topic: str, rate: float, limit: int | None, label_field
 @contextmanager
 def _sent_before_error(sent: list[int], topic: str) -> Iterator[None]:
     """A bad record in the source stops ``produce``; say what is on the topic already."""
-    from streamlearn.sources import SourceError
+    from streamlearn.tools.sources import SourceError
 
     try:
         yield
@@ -366,7 +330,7 @@ def _label_options(labels_to: str | None, label_field: str, delay: str | None, s
                    time_field: str | None) -> LabelOptions | None:
     if labels_to is None:
         return None
-    from streamlearn.produce import LabelOptions, parse_delay
+    from streamlearn.tools.labels import LabelOptions, parse_delay
 
     try:
         seconds = parse_delay(delay or "0")
@@ -388,7 +352,7 @@ def tail(topic: str, from_beginning: bool, limit: int | None, idle: float | None
     to stderr once.
     """
     from streamlearn.broker import ensure_broker
-    from streamlearn.tail import tail as tail_topic
+    from streamlearn.tools.tail import tail as tail_topic
 
     def started(already: int) -> None:
         if already and not from_beginning:
@@ -425,7 +389,7 @@ def infer(source: str, label_field: str | None, key_field: str | None,
     features, numbers numeric, strings categorical; fields with mixed types, nested values
     or only nulls are left out, with a comment saying why.
     """
-    from streamlearn.infer import infer_pipeline, render_pipeline_file, write_pipeline_file
+    from streamlearn.tools.infer import infer_pipeline, render_pipeline_file, write_pipeline_file
 
     inferred = infer_pipeline(source, label_field=label_field, key_field=key_field,
                               event_id_field=event_id_field, name=name, rows=rows)
@@ -476,7 +440,7 @@ def reset(pipeline_file: str, name: str | None, yes: bool) -> None:
 
 
 def _reset(spec: Pipeline, bootstrap: str, topics: list[str]) -> list[str]:
-    from streamlearn.broker.admin import (
+    from streamlearn.kafka.admin import (
         GroupNotEmpty,
         delete_group,
         delete_topics,
@@ -505,7 +469,7 @@ def _reset(spec: Pipeline, bootstrap: str, topics: list[str]) -> list[str]:
 @one_line_errors
 def demo(pipeline_file: str, source: str) -> None:
     """Start Kafka, run PIPELINE_FILE, replay SOURCE through it, report accuracy."""
-    from streamlearn.demo import run_demo
+    from streamlearn.tools.demo import run_demo
 
     sys.exit(run_demo(pipeline_file, source, load_settings()))
 
@@ -520,7 +484,7 @@ def dlq() -> None:
 
 def _dead_letters(pipeline_file: str, name: str | None, reason: str | None) -> Any:
     from streamlearn.broker import ensure_broker
-    from streamlearn.dlq import read_dead_letters
+    from streamlearn.tools.dlq import read_dead_letters
 
     spec = _spec(pipeline_file, name)
     bootstrap = ensure_broker(load_settings())
@@ -542,7 +506,7 @@ def dlq_show(pipeline_file: str, reason: str | None, limit: int, name: str | Non
     from rich.table import Table
     from rich.text import Text
 
-    from streamlearn.dlq import summary
+    from streamlearn.tools.dlq import summary
 
     spec, _, letters, reasons = _dead_letters(pipeline_file, name, reason)
     shown = letters[: max(limit, 0)]
@@ -571,7 +535,7 @@ def dlq_export(pipeline_file: str, output: str, reason: str | None, force: bool,
     Values that are not JSON are written as their text. Fix the file, then send it back
     with `streamlearn dlq replay PIPELINE_FILE --fixed FILE`.
     """
-    from streamlearn.dlq import export_values
+    from streamlearn.tools.dlq import export_values
 
     spec, _, letters, _ = _dead_letters(pipeline_file, name, reason)
     written, failing = export_values(letters, output, spec, force)
@@ -604,7 +568,7 @@ def dlq_replay(pipeline_file: str, every: bool, fixed: str | None, reason: str |
     Replaying twice sends twice: predictions carry the event id to deduplicate.
     """
     from streamlearn.broker import ensure_broker
-    from streamlearn.dlq import read_fixed_events, replay_dead_letters, send_events
+    from streamlearn.tools.dlq import read_fixed_events, replay_dead_letters, send_events
 
     if every == bool(fixed) or (reason and fixed):
         raise StreamlearnError("dlq replay: give either --all [--reason R] or --fixed FILE")
@@ -640,7 +604,7 @@ def top(pipeline_file: str, name: str | None, url: str | None, interval: float,
         once: bool) -> None:
     """Watch one worker's /metrics live: events/s, predictions/s, p99 latency, accuracy per
     partition, dead letters by reason and each field's drift state (Ctrl-C ends it)."""
-    from streamlearn.top import metrics_url, run_top
+    from streamlearn.tools.top import metrics_url, run_top
 
     settings = load_settings()
     spec = _spec(pipeline_file, name)
@@ -649,7 +613,7 @@ def top(pipeline_file: str, name: str | None, url: str | None, interval: float,
 
 
 def _add_broker_group() -> None:
-    from streamlearn.broker.cli import broker
+    from streamlearn.cli.broker import broker
 
     main.add_command(broker)
 
@@ -657,7 +621,7 @@ def _add_broker_group() -> None:
 _add_broker_group()
 
 def _register() -> None:
-    from streamlearn.cli_models import models, report
+    from streamlearn.cli.models import models, report
 
     main.add_command(models)
     main.add_command(report)
