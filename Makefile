@@ -5,6 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
+# Test processes (pytest-xdist); each integration process starts a broker of its own.
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist worksteal
 
 .PHONY: setup system-deps demo test unit integration bench bench-smoke lint docs broker-start broker-stop clean
 
@@ -28,7 +31,7 @@ test: setup system-deps
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
@@ -37,7 +40,7 @@ unit: setup
 	$(BIN)/pytest tests/unit src/streamlearn
 
 integration: setup system-deps
-	$(BIN)/pytest tests/integration
+	$(BIN)/pytest $(PYTEST_PARALLEL) tests/integration
 
 bench: setup
 	$(PY) -m benchmarks

@@ -57,10 +57,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import orjson
+from confluent_kafka import KafkaError, KafkaException
 
-__all__ = ["BrokerWatch"]
+from streamlearn.config import Settings
+from streamlearn.kafka.security import failure_hint
+from streamlearn.monitoring.metrics import BoundMetrics
+
+__all__ = ["BROKER_LOST", "BrokerWatch", "ClientEvents"]
 
 log = logging.getLogger(__name__)
 
@@ -154,3 +160,48 @@ class BrokerWatch(logging.Filter):
         if self.down_since is not None:
             return False
         return not record.getMessage().startswith("FAIL")
+
+
+BROKER_LOST = (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT, KafkaError._RESOLVE)
+
+
+class ClientEvents:
+    """The hot path's librdkafka callbacks: errors (losing the broker is an outage, waited
+    out; a refused login names the setting to fix) and statistics (broker health, and the
+    consumer lag of each input partition this worker owns)."""
+
+    def __init__(self, watch: BrokerWatch, settings: Settings, metrics: BoundMetrics,
+                 owned: Callable[[], set[tuple[str, int]]]) -> None:
+        self.watch, self.settings, self.metrics, self.owned = watch, settings, metrics, owned
+        self._lag: dict[tuple[str, int], Any] = {}
+
+    def error(self, error: KafkaError) -> None:
+        if error.code() in BROKER_LOST:
+            self.watch.lost(error.str())
+        elif not self.watch.quiet:
+            log.warning("kafka: %s", failure_hint(self.settings, error.str()) or error)
+
+    def consume_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            raise KafkaException(error)
+        self.error(error)
+
+    def stats(self, raw: str) -> None:
+        """librdkafka's statistics (each second)."""
+        self.watch.stats(raw)
+        try:
+            topics = orjson.loads(raw).get("topics", {})
+        except orjson.JSONDecodeError:
+            return
+        for topic, info in topics.items():
+            for partition, stats in info.get("partitions", {}).items():
+                lag = stats.get("consumer_lag", -1)
+                if lag >= 0 and (topic, int(partition)) in self.owned():
+                    self._gauge(topic, int(partition)).set(lag)
+
+    def _gauge(self, topic: str, partition: int) -> Any:
+        child = self._lag.get((topic, partition))
+        if child is None:
+            child = self._lag[(topic, partition)] = (self.metrics.family.consumer_lag.labels(
+                self.metrics.pipeline, topic, str(partition)))
+        return child

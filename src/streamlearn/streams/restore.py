@@ -11,21 +11,24 @@ restored partition computes again without writing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
+from confluent_kafka import OFFSET_BEGINNING
+from confluent_kafka import TopicPartition as TP
 
 from streamlearn.config import Settings
 from streamlearn.features.online import PartitionFeatures, meta_key
 from streamlearn.features.stages import Stage
-from streamlearn.kafka.snapshots import Restored, records
+from streamlearn.kafka.snapshots import Restored, SnapshotStore, records
 from streamlearn.models.drift import DriftOptions
 from streamlearn.models.online import OnlineModel, PredictorState
-from streamlearn.models.snapshot import Payload
+from streamlearn.models.snapshot import Payload, partition_model
 from streamlearn.monitoring.metrics import BoundMetrics
 from streamlearn.spec.pipeline import Pipeline
-from streamlearn.streams.checkpoint import Checkpoints, PartitionState
+from streamlearn.streams.catch_up import CatchUp
+from streamlearn.streams.checkpoint import Checkpoints, PartitionState, Position
 from streamlearn.streams.join import JoinProcessor
 from streamlearn.streams.merge import SourceMerge
 from streamlearn.streams.processor import PartitionProcessor
@@ -42,15 +45,55 @@ class Restorer:
     def __init__(self, spec: Pipeline, settings: Settings, metrics: BoundMetrics,
                  drift: DriftOptions, follower: ModelFollower | None,
                  consumer_config: dict[str, Any], checkpoints: Checkpoints,
-                 clock: Callable[[], float]) -> None:
+                 store: SnapshotStore, rebuild: bool, clock: Callable[[], float]) -> None:
         self.spec, self.settings, self.metrics, self.drift = spec, settings, metrics, drift
         self.follower, self.consumer_config, self.clock = follower, consumer_config, clock
-        self.checkpoints = checkpoints
+        self.checkpoints, self.store, self.rebuild = checkpoints, store, rebuild
+        self._stages = {stage.topic: stage for stage in spec.stages}
+        self._join_topics = ((spec.served_topic, spec.labels_topic)
+                             if spec.global_learner else ())
         self._state_read: dict[int, list[tuple[str, bytes | None]]] = {}
 
     def begin(self) -> None:
         """A new assignment: ``<name>.state`` is read again."""
         self._state_read = {}
+
+    def assign(self, partitions: list[TP],
+               committed: Mapping[Position, tuple[int, dict[str, Any]]],
+               states: dict[Position, PartitionState], joins: dict[int, JoinProcessor],
+               catch_up: CatchUp) -> list[Position]:
+        """Restore each assigned partition into ``states`` (a label join's into ``joins``),
+        set the offset to read it from and, exactly-once, the ``committed`` position it
+        replays to without writing; returns the stages' partitions restored."""
+        final = self.spec.final_stage
+        names = {tp.partition: partition_model(tp.partition) for tp in partitions
+                 if tp.topic == final.topic}
+        restored = self.store.load(names.values(), ignore_incompatible=self.rebuild)
+        assigned = []
+        for tp in partitions:
+            position = (tp.topic, tp.partition)
+            if tp.topic in self._join_topics:
+                join = joins.get(tp.partition)
+                if join is None:
+                    join = joins[tp.partition] = self.join(tp.partition)
+                taken = committed.get(position, (0, {}))[1].get("t", 0)
+                if taken > join.taken:
+                    join.replay_until = max(taken, join.replay_until or 0)
+                offset = join.offsets.get(tp.topic)
+                tp.offset = OFFSET_BEGINNING if offset is None else offset
+                catch_up.start(position, offset)
+                continue
+            stage = self._stages[tp.topic]
+            if stage.final:
+                state = self.final(stage, tp.partition, restored.get(names[tp.partition]))
+            else:
+                state = self.forwarding(stage, tp.partition)
+            states[position] = state
+            assigned.append(position)
+            replay_to(state, committed.get(position))
+            tp.offset = OFFSET_BEGINNING if state.snapshot_offset is None else state.snapshot_offset
+            catch_up.start(position, state.snapshot_offset)
+        return assigned
 
     def final(self, stage: Stage, partition: int, found: Restored | None) -> PartitionState:
         """The predicting stage: the model from its snapshot, features as of that snapshot."""
