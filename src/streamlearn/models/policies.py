@@ -52,8 +52,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from streamlearn.models.candidates import Action, CandidatesError, Duel, scored_value
 from streamlearn.models.drift import DriftSignal
+from streamlearn.models.duel import Action, CandidatesError, Duel, scored_value
 from streamlearn.models.online import OnlineModel
 
 if TYPE_CHECKING:
