@@ -5,3 +5,5 @@ river data sets), ``tail``, ``dlq``, ``top``, ``predictions`` (reading predictio
 model from history), ``registry`` (``streamlearn models``), ``report`` and ``demo``. They
 use ``streamlearn.kafka`` for Kafka and never the worker's internals (``streamlearn.streams``
 beyond its public readers)."""
+
+__all__: list[str] = []
