@@ -10,21 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import click
+import orjson
+from confluent_kafka import KafkaException
 
+from streamlearn.broker import ensure_broker
+from streamlearn.cli.common import NAME_HELP, load_spec, one_line_errors
 from streamlearn.config import load_settings
 from streamlearn.errors import StreamlearnError
-from streamlearn.models.registry import Version
+from streamlearn.models.registry import Version, protected
 
 __all__ = ["models", "report"]
 
-_NAME_HELP = "The pipeline under another name, as with `streamlearn run --name`."
-
 
 def _setup(pipeline_file: str, name: str | None) -> tuple[Any, Any]:
-    from streamlearn.broker import ensure_broker
-    from streamlearn.cli import _spec
-
-    spec = _spec(pipeline_file, name)
+    spec = load_spec(pipeline_file, name)
     settings = load_settings()
     ensure_broker(settings)
     return spec, settings
@@ -63,7 +62,6 @@ def models() -> None:
 
 def _kafka_errors(fn: Any) -> Any:
     """A broker that stops answering mid-read is one line too, not a traceback."""
-    from confluent_kafka import KafkaException
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -77,9 +75,7 @@ def _kafka_errors(fn: Any) -> Any:
 
 
 def _common(fn: Any) -> Any:
-    from streamlearn.cli import one_line_errors
-
-    fn = click.option("--name", help=_NAME_HELP)(fn)
+    fn = click.option("--name", help=NAME_HELP)(fn)
     fn = click.argument("pipeline_file", type=click.Path(dir_okay=False))(fn)
     return one_line_errors(_kafka_errors(fn))
 
@@ -91,11 +87,11 @@ def _common(fn: Any) -> Any:
 def list_versions(pipeline_file: str, name: str | None, limit: int) -> None:
     """Versions, newest first: champion, each candidate's score (overall / rolling) and the
     action that made it. * marks the version predictors serve (the newest)."""
+    # Late imports, for startup time (`streamlearn --help`).
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    from streamlearn.models.registry import protected
     from streamlearn.tools.registry import read_registry
 
     spec, settings = _setup(pipeline_file, name)
@@ -129,8 +125,7 @@ def list_versions(pipeline_file: str, name: str | None, limit: int) -> None:
 @click.argument("version", type=int)
 def show(pipeline_file: str, name: str | None, version: int) -> None:
     """The manifest of VERSION (signed with the snapshot), as JSON."""
-    import orjson
-
+    # Late import, for startup time (`streamlearn --help`).
     from streamlearn.tools.registry import RegistryError, read_registry
 
     spec, settings = _setup(pipeline_file, name)
@@ -146,7 +141,7 @@ def show(pipeline_file: str, name: str | None, version: int) -> None:
 
 def _command(pipeline_file: str, name: str | None, command: str, version: int | None,
              wait: float) -> None:
-    from streamlearn.tools.registry import send_command
+    from streamlearn.tools.registry import send_command  # late import, for startup time
 
     spec, settings = _setup(pipeline_file, name)
     seq, applied = send_command(spec, settings, command, version, wait)
@@ -194,6 +189,7 @@ def export_version(pipeline_file: str, name: str | None, version: int, path: str
                    to_mlflow: bool, experiment: str | None, candidate: str | None) -> None:
     """Write a candidate's River estimator of VERSION (verified first) to a pickle file,
     for use outside streamlearn (load only pickles you trust), or log it to MLflow."""
+    # Late import, for startup time (`streamlearn --help`).
     from streamlearn.tools.registry import export, export_mlflow
 
     if (path is None) == (not to_mlflow):
@@ -218,6 +214,7 @@ def export_version(pipeline_file: str, name: str | None, version: int, path: str
 def report(pipeline_file: str, name: str | None, prefix: str | None, window: int) -> None:
     """Write a PNG and an HTML page of each candidate's metric over the training examples,
     with drift events and promotions marked (read from <name>.training and <name>.drift)."""
+    # Late imports, for startup time (`streamlearn --help`).
     from streamlearn.kafka.clients import kafka_config
     from streamlearn.tools.report import read_report, write_html, write_png
 

@@ -2,7 +2,7 @@
 topic, paced), ``labels`` (its ``--labels-to`` delayed labels), ``sources`` (CSV, Parquet,
 river data sets), ``tail``, ``dlq``, ``top``, ``predictions`` (reading predictions back),
 ``infer`` (a pipeline file from a sample), ``warm_start`` (``streamlearn bootstrap``: a
-model from history), ``registry`` (``streamlearn models``), ``report`` and ``demo``. They
+model from history), ``registry`` (``streamlearn models``), ``reset``, ``report`` and ``demo``. They
 use ``streamlearn.kafka`` for Kafka and never the worker's internals (``streamlearn.streams``
 beyond its public readers)."""
 
