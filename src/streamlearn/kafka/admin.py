@@ -1,8 +1,9 @@
 """Short-lived kafka-python admin calls: readiness, topics, consumer group deletion.
 
-Each helper opens one ``KafkaAdminClient`` and closes it before returning, so callers
-never hold a connection (or its background IO thread) they did not ask for. ``settings``
-gives the security settings (default: this process's, :func:`streamlearn.config.load_settings`).
+Each helper opens one ``KafkaAdminClient`` (:func:`streamlearn.kafka.python_clients.admin`)
+and closes it before returning, so callers never hold a connection (or its background IO
+thread) they did not ask for. ``settings`` gives the security settings (default: this
+process's, :func:`streamlearn.config.load_settings`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from kafka.errors import KafkaError, for_code
 
 from streamlearn.config import Settings
 from streamlearn.errors import BrokerError
-from streamlearn.kafka.security import client_errors, failure_hint, kafka_python_config, resolve
+from streamlearn.kafka import python_clients
+from streamlearn.kafka.security import client_errors, failure_hint, resolve
 
 __all__ = [
     "GroupNotEmpty",
@@ -51,13 +53,8 @@ class GroupNotEmpty(BrokerError):
 def _admin(bootstrap: str, timeout: float, settings: Settings | None
            ) -> Iterator[KafkaAdminClient]:
     ms = max(int(timeout * 1000), 100)
-    client = KafkaAdminClient(
-        bootstrap_servers=bootstrap.split(","),
-        client_id=CLIENT_ID,
-        bootstrap_timeout_ms=ms,
-        request_timeout_ms=ms,
-        **kafka_python_config(resolve(settings)),
-    )
+    client = python_clients.admin(bootstrap, settings, client_id=CLIENT_ID,
+                                  bootstrap_timeout_ms=ms, request_timeout_ms=ms)
     try:
         yield client
     finally:

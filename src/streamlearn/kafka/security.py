@@ -2,8 +2,11 @@
 
 One set of settings (``STREAMLEARN_SECURITY_PROTOCOL``, ``STREAMLEARN_SASL_*``,
 ``STREAMLEARN_SSL_*``) becomes the config of librdkafka (confluent-kafka), kafka-python and
-faust/aiokafka. The SASL password is read here, when a client is made: from
-``STREAMLEARN_SASL_PASSWORD`` or, re-read on every use, ``STREAMLEARN_SASL_PASSWORD_FILE``.
+faust/aiokafka through one table, ``_TABLE``: a row per setting, with the key each library
+gives it and the protocols it applies to. Only aiokafka needs a value transformed (the TLS
+files as one ``SSLContext``: :func:`ssl_context`). The SASL password is read here, when a
+client is made: from ``STREAMLEARN_SASL_PASSWORD`` or, re-read on every use,
+``STREAMLEARN_SASL_PASSWORD_FILE``.
 
 >>> from streamlearn.config import Secret, Settings
 >>> librdkafka_config(Settings())
@@ -24,10 +27,10 @@ import contextlib
 import logging
 import re
 import ssl
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from streamlearn.config import Settings, load_settings
 from streamlearn.errors import ConfigError
@@ -97,62 +100,88 @@ def _check_file(path: Path | None, name: str) -> None:
         raise ConfigError(name, "STREAMLEARN_" + name.upper(), f"{path} is not a file")
 
 
-def _tls_files(settings: Settings) -> tuple[Path | None, Path | None, Path | None]:
+def _cert_file(settings: Settings) -> Path | None:
     _check_file(settings.ssl_cert_file, "ssl_cert_file")
+    return settings.ssl_cert_file
+
+
+def _key_file(settings: Settings) -> Path | None:
     _check_file(settings.ssl_key_file, "ssl_key_file")
-    return ca_file(settings), settings.ssl_cert_file, settings.ssl_key_file
+    return settings.ssl_key_file
+
+
+def _key_password(settings: Settings) -> str | None:
+    return settings.ssl_key_password.reveal() or None
+
+
+_TLS = ("SSL", "SASL_SSL")
+_SASL = ("SASL_SSL",)
+_Library = Literal["librdkafka", "kafka_python", "faust"]
+
+
+@dataclass(frozen=True)
+class _Setting:
+    """One security setting, by the key each client library gives it."""
+
+    protocols: tuple[str, ...]
+    """The security protocols it applies to (none to PLAINTEXT)."""
+    librdkafka: str
+    kafka_python: str
+    faust: str | None
+    """A keyword of faust's ``SASLCredentials``; None: faust takes it otherwise (the protocol
+    is the credentials' class, the TLS files are inside :func:`ssl_context`)."""
+    value: Callable[[Settings], Any]
+    """Read when a client is made: a password file is re-read, a missing file named."""
+
+
+# Rows are read in order: the client certificate and key are checked before the CA, so of
+# several missing files the first named is the same for every library.
+_TABLE = (
+    _Setting(_TLS, "security.protocol", "security_protocol", None,
+             lambda s: s.security_protocol),
+    _Setting(_TLS, "ssl.certificate.location", "ssl_certfile", None, _cert_file),
+    _Setting(_TLS, "ssl.key.location", "ssl_keyfile", None, _key_file),
+    _Setting(_TLS, "ssl.ca.location", "ssl_cafile", None, ca_file),
+    _Setting(_TLS, "ssl.key.password", "ssl_password", None, _key_password),
+    _Setting(_SASL, "sasl.mechanism", "sasl_mechanism", "mechanism",
+             lambda s: s.sasl_mechanism),
+    _Setting(_SASL, "sasl.username", "sasl_plain_username", "username",
+             lambda s: s.sasl_username),
+    _Setting(_SASL, "sasl.password", "sasl_plain_password", "password", sasl_password),
+)
+
+
+def _config(settings: Settings, library: _Library) -> dict[str, Any]:
+    """The settings that apply to ``settings.security_protocol``, by ``library``'s keys;
+    paths as text (None stays None)."""
+    config: dict[str, Any] = {}
+    for row in _TABLE:
+        key = getattr(row, library)
+        if key is not None and settings.security_protocol in row.protocols:
+            value = row.value(settings)
+            config[key] = str(value) if isinstance(value, Path) else value
+    return config
 
 
 def librdkafka_config(settings: Settings) -> dict[str, Any]:
-    """Security properties of a confluent-kafka Producer/Consumer/AdminClient."""
-    if settings.security_protocol == "PLAINTEXT":
-        return {}
-    config: dict[str, Any] = {"security.protocol": settings.security_protocol}
-    ca, cert, key = _tls_files(settings)
-    optional = {
-        "ssl.ca.location": ca,
-        "ssl.certificate.location": cert,
-        "ssl.key.location": key,
-        "ssl.key.password": settings.ssl_key_password.reveal() or None,
-    }
-    config.update({k: str(v) for k, v in optional.items() if v is not None})
-    if settings.security_protocol == "SASL_SSL":
-        config.update({
-            "sasl.mechanism": settings.sasl_mechanism,
-            "sasl.username": settings.sasl_username,
-            "sasl.password": sasl_password(settings),
-        })
-    return config
+    """Security properties of a confluent-kafka Producer/Consumer/AdminClient (unset ones
+    left out: librdkafka takes no null property)."""
+    return {k: v for k, v in _config(settings, "librdkafka").items() if v is not None}
 
 
 def kafka_python_config(settings: Settings) -> dict[str, Any]:
-    """Security keyword arguments of kafka-python's KafkaProducer/KafkaConsumer/Admin."""
-    if settings.security_protocol == "PLAINTEXT":
-        return {}
-    ca, cert, key = _tls_files(settings)
-    config: dict[str, Any] = {
-        "security_protocol": settings.security_protocol,
-        "ssl_cafile": str(ca) if ca else None,
-        "ssl_certfile": str(cert) if cert else None,
-        "ssl_keyfile": str(key) if key else None,
-        "ssl_password": settings.ssl_key_password.reveal() or None,
-    }
-    if settings.security_protocol == "SASL_SSL":
-        config.update({
-            "sasl_mechanism": settings.sasl_mechanism,
-            "sasl_plain_username": settings.sasl_username,
-            "sasl_plain_password": sasl_password(settings),
-        })
-    return config
+    """Security keyword arguments of kafka-python's KafkaProducer/KafkaConsumer/Admin
+    (every TLS one, None when unset)."""
+    return _config(settings, "kafka_python")
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:
-    """A verifying client TLS context (aiokafka/faust) from the ``ssl_*`` settings."""
-    ca, cert, key = _tls_files(settings)
+    """A verifying client TLS context (aiokafka/faust) from the ``ssl_*`` settings: aiokafka
+    takes the TLS rows of the table as this one object."""
+    cert, key, ca = _cert_file(settings), _key_file(settings), ca_file(settings)
     context = ssl.create_default_context(cafile=str(ca) if ca else None)
     if cert and key:
-        context.load_cert_chain(str(cert), str(key),
-                                password=settings.ssl_key_password.reveal() or None)
+        context.load_cert_chain(str(cert), str(key), password=_key_password(settings))
     return context
 
 
@@ -165,9 +194,7 @@ def faust_credentials(settings: Settings) -> Any:
     context = ssl_context(settings)
     if settings.security_protocol == "SSL":
         return faust.SSLCredentials(context)
-    return faust.SASLCredentials(username=settings.sasl_username,
-                                 password=sasl_password(settings), ssl_context=context,
-                                 mechanism=settings.sasl_mechanism)
+    return faust.SASLCredentials(ssl_context=context, **_config(settings, "faust"))
 
 
 # A SASL_SSL broker that answered ApiVersions (the connection knows its version) and then
@@ -212,7 +239,6 @@ def failure_hint(settings: Settings, error: str) -> str | None:
         return (f"the broker's TLS certificate is not trusted by {ca} "
                 "(set STREAMLEARN_SSL_CA_FILE to the CA that signed it)")
     return None
-
 
 
 # kafka-python reports a refused login or handshake only in its log, then times out.

@@ -4,7 +4,7 @@ A dead letter on ``<name>.dlq`` is the original record (key, bytes and headers u
 plus ``streamlearn.*`` headers that say where it came from and why it failed. Reading uses
 no consumer group and stops at the topic's end offsets, so it never waits for more.
 
->>> letter = DeadLetter("fraud.dlq", TailRecord(0, 4, b"c1", b'{"amount": "12\\n"}', [
+>>> letter = DeadLetter("fraud.dlq", TopicRecord(0, 4, b"c1", b'{"amount": "12\\n"}', [
 ...     ("trace", b"t-1"), ("streamlearn.error.reason", b"bad_type"),
 ...     ("streamlearn.error", b"field 'amount' is declared numeric")]))
 >>> letter.reason, letter.excerpt()
@@ -22,17 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
+from streamlearn.kafka import python_clients
 from streamlearn.kafka.admin import topic_partitions
+from streamlearn.kafka.reader import TopicNotFound, TopicRecord, read_to_end
 from streamlearn.kafka.records import ERROR_HEADER, HEADER_PREFIX, REASON_HEADER
-from streamlearn.kafka.security import kafka_python_config, resolve
 from streamlearn.spec.pipeline import Pipeline
 from streamlearn.spec.schema import BadEvent
-from streamlearn.tools.tail import TailRecord, TopicNotFound, read_to_end
 
 __all__ = [
     "ERROR_HEADER",
@@ -62,7 +61,7 @@ class DlqError(StreamlearnError):
 @dataclass(frozen=True)
 class DeadLetter:
     topic: str
-    record: TailRecord
+    record: TopicRecord
 
     def header(self, name: str) -> str:
         for key, value in self.record.headers:
@@ -227,10 +226,7 @@ def _send(
                 f"no events topic {topic!r} at {bootstrap}: `streamlearn run` creates it "
                 "(check the pipeline file and --name)"
             )
-    # kafka-python's default partitioner is murmur2, as Java clients use: a key lands on
-    # the partition it would have reached from any other producer.
-    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), acks="all", linger_ms=5,
-                             **kafka_python_config(resolve(settings)))
+    producer = python_clients.producer(bootstrap, settings, client_id="streamlearn-dlq")
     try:
         futures = [
             producer.send(topic, key=key, value=value, headers=headers)

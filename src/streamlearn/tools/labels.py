@@ -32,13 +32,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from kafka import KafkaProducer
 
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
-from streamlearn.kafka.security import kafka_python_config, resolve
+from streamlearn.kafka import python_clients
 from streamlearn.spec.schema import BadEvent, parse_time
-from streamlearn.tools.produce import ReplayOptions, encode_event, with_ids
+from streamlearn.tools.produce import CLIENT_ID, ReplayOptions, encode_event, with_ids
 
 __all__ = [
     "LabelError",
@@ -235,8 +234,7 @@ def replay_with_labels(
 ) -> Sent:
     """:func:`send_with_labels` through a Kafka producer (murmur2 on keys, like Java's), all
     acked on return; ``settings`` gives the security settings (default: this process's)."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                             **kafka_python_config(resolve(settings)))
+    producer = python_clients.producer(bootstrap, settings, client_id=CLIENT_ID)
     try:
         return send_with_labels(events, producer, options, labels, on_event, on_label)
     finally:

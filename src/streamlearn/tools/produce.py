@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from kafka import KafkaProducer
 
 from streamlearn.config import Settings
-from streamlearn.kafka.security import kafka_python_config, resolve
+from streamlearn.kafka import python_clients
 
-__all__ = ["ReplayOptions", "encode_event", "replay", "with_ids"]
+__all__ = ["CLIENT_ID", "ReplayOptions", "encode_event", "replay", "with_ids"]
+
+CLIENT_ID = "streamlearn-produce"
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,7 @@ def replay(
     prefix = options.id_prefix or uuid.uuid4().hex[:8]
     stream = itertools.islice(with_ids(events, options.id_field, prefix), options.limit)
     key_field = options.key_field or options.id_field
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                             **kafka_python_config(resolve(settings)))
+    producer = python_clients.producer(bootstrap, settings, client_id=CLIENT_ID)
     wait = _pace(options.rate)
     sent = 0
     try:
