@@ -8,25 +8,14 @@ from __future__ import annotations
 
 import logging
 
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import (
-    AdminClient,
-    ScramCredentialInfo,
-    ScramMechanism,
-    UserScramCredentialUpsertion,
-)
-
 from streamlearn.config import Settings
 from streamlearn.errors import BrokerError
-from streamlearn.kafka.security import sasl_password
+from streamlearn.kafka import admin
+from streamlearn.kafka.security import plaintext, sasl_password
 
 __all__ = ["add_scram_argument", "upsert_scram_user"]
 
 log = logging.getLogger(__name__)
-
-# Kafka's default and minimum for SCRAM-SHA-512 is 4096; kafka-configs uses 8192 too.
-ITERATIONS = 8192
-
 
 def add_scram_argument(settings: Settings) -> str:
     """The value of ``StorageTool format --add-scram``.
@@ -44,15 +33,10 @@ def add_scram_argument(settings: Settings) -> str:
 
 def upsert_scram_user(bootstrap: str, settings: Settings, timeout: float) -> None:
     """Create (or reset the password of) the SCRAM user through the PLAINTEXT listener."""
-    mechanism = ScramMechanism[settings.sasl_mechanism.replace("-", "_")]
-    change = UserScramCredentialUpsertion(
-        settings.sasl_username, ScramCredentialInfo(mechanism, ITERATIONS),
-        sasl_password(settings).encode())
-    client = AdminClient({"bootstrap.servers": bootstrap})
     try:
-        for future in client.alter_user_scram_credentials([change]).values():
-            future.result(timeout)
-    except KafkaException as e:
+        admin.upsert_scram_user(bootstrap, settings.sasl_username, settings.sasl_mechanism,
+                                sasl_password(settings), timeout, plaintext(settings))
+    except BrokerError as e:
         raise BrokerError(f"cannot add SCRAM user {settings.sasl_username!r} to the local "
-                          f"broker: {e.args[0]}") from None
+                          f"broker: {e}") from None
     log.info("SCRAM user %s set on the local broker", settings.sasl_username)

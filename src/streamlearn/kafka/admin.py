@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import kafka.errors
 from kafka import KafkaAdminClient
+from kafka.admin import UserScramCredentialUpsertion
 from kafka.errors import KafkaError, for_code
 
 from streamlearn.config import Settings
@@ -60,6 +61,9 @@ def _admin(bootstrap: str, timeout: float, settings: Settings | None
     finally:
         client.close()
 
+
+SCRAM_ITERATIONS = 8192
+"""Kafka's default and minimum for SCRAM-SHA-512 is 4096; kafka-configs uses 8192 too."""
 
 ANNOUNCE_AFTER_S = 20.0
 """Long enough that a refused login, known when the first attempt times out (5 s:
@@ -199,6 +203,19 @@ def delete_group(bootstrap: str, group_id: str, timeout: float = 30.0,
     if result not in (_GROUP_DELETED, _GROUP_NOT_FOUND):
         raise BrokerError(f"cannot delete consumer group {group_id!r}: {result}")
     return result == _GROUP_DELETED
+
+
+def upsert_scram_user(bootstrap: str, user: str, mechanism: str, password: str,
+                      timeout: float, settings: Settings | None = None) -> None:
+    """Create (or reset the password of) a SCRAM user (``mechanism``: SCRAM-SHA-512 or
+    SCRAM-SHA-256); the broker stores it as ``kafka-configs --add-config`` does."""
+    change = UserScramCredentialUpsertion(user, mechanism, password,
+                                          iterations=SCRAM_ITERATIONS)
+    with _admin(bootstrap, timeout, settings) as client:
+        errors = client.alter_user_scram_credentials([change])
+    failed = {name: error for name, error in errors.items() if error}
+    if failed:
+        raise BrokerError(f"cannot set SCRAM user {user!r}: {failed.get(user, failed)}")
 
 
 def _retry(call: Callable[[], T], timeout: float, what: str) -> T:
