@@ -1,13 +1,16 @@
-"""One call that gives the rest of streamlearn a Kafka to talk to."""
+"""One call that gives the rest of streamlearn a Kafka to talk to, and one that also
+creates a pipeline's topics there (as its worker needs them)."""
 
 from __future__ import annotations
 
 from streamlearn.broker.local import LocalBroker
 from streamlearn.config import Settings
 from streamlearn.errors import BrokerError
-from streamlearn.kafka.admin import wait_ready
+from streamlearn.kafka.admin import create_topics, wait_ready
+from streamlearn.spec.pipeline import Pipeline
+from streamlearn.spec.topics import topic_configs
 
-__all__ = ["ensure_broker"]
+__all__ = ["ensure_broker", "ensure_pipeline_topics"]
 
 
 def ensure_broker(settings: Settings) -> str:
@@ -27,3 +30,11 @@ def ensure_broker(settings: Settings) -> str:
         return settings.bootstrap
     LocalBroker(settings).start()
     return settings.bootstrap_servers
+
+
+def ensure_pipeline_topics(spec: Pipeline, settings: Settings) -> str:
+    """:func:`ensure_broker`, then the pipeline's topics with the worker's configs (those
+    that exist are left as they are); returns the bootstrap address."""
+    bootstrap = ensure_broker(settings)
+    create_topics(bootstrap, spec.topics, topic_configs(spec, settings), settings=settings)
+    return bootstrap

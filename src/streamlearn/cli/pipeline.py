@@ -11,11 +11,10 @@ from typing import Any
 
 import click
 
-from streamlearn.broker import ensure_broker
+from streamlearn.broker import ensure_broker, ensure_pipeline_topics
 from streamlearn.cli.common import NAME_HELP, confirm, load_spec, one_line_errors
 from streamlearn.config import Settings, load_settings
 from streamlearn.errors import StreamlearnError
-from streamlearn.kafka.admin import create_topics
 from streamlearn.spec.pipeline import Pipeline
 from streamlearn.tools.command_line import shown_command
 from streamlearn.tools.reset import learned_topics, reset_pipeline
@@ -72,7 +71,6 @@ def _run_workers(spec: Pipeline, settings: Settings, pipeline_file: str, name: s
                  workers: int) -> int:
     # Late imports, for startup time (`streamlearn --help`).
     from streamlearn.models.keys import model_key
-    from streamlearn.spec.topics import topic_configs
     from streamlearn.streams.supervisor import Child, supervise, worker_children
 
     verbose = bool(click.get_current_context().find_root().params.get("verbose"))
@@ -80,8 +78,7 @@ def _run_workers(spec: Pipeline, settings: Settings, pipeline_file: str, name: s
                                sys.executable, verbose)
     # Once here, not N times at once in the children: one local broker start, one topic
     # creation, one model key file.
-    bootstrap = ensure_broker(settings)
-    create_topics(bootstrap, spec.topics, topic_configs(spec, settings), settings=settings)
+    bootstrap = ensure_pipeline_topics(spec, settings)
     model_key(settings)
     idle = workers - spec.partitions
     click.echo(f"{workers} workers of pipeline {spec.name!r} at {bootstrap}"
@@ -123,7 +120,6 @@ def bootstrap(pipeline_file: str, history: str, name: str | None, plot_path: str
     from rich.table import Table
 
     from streamlearn.models.keys import model_key
-    from streamlearn.spec.topics import topic_configs
     from streamlearn.tools import warm_start as warm
     from streamlearn.tools.sources import read_frame
 
@@ -154,8 +150,7 @@ def bootstrap(pipeline_file: str, history: str, name: str | None, plot_path: str
     warm.plot(learned, metric, f"{spec.name}: prequential {metric} on the history", png)
     console.print(f"plot: {png}")
 
-    servers = ensure_broker(settings)
-    create_topics(servers, spec.topics, topic_configs(spec, settings))
+    ensure_pipeline_topics(spec, settings)
     with Progress(transient=False) as progress:
         task = progress.add_task("publishing", total=len(spec.stages))
         ids = warm.publish(spec, settings, learned, model_key(settings),

@@ -19,12 +19,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from streamlearn.broker import ensure_broker
+from streamlearn.broker import ensure_pipeline_topics
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
-from streamlearn.kafka.admin import create_topics
 from streamlearn.spec.pipeline import Pipeline, load_pipeline
-from streamlearn.spec.topics import topic_configs
 from streamlearn.tools.command_line import shown_command
 from streamlearn.tools.predictions import collect_predictions, prequential_accuracy
 from streamlearn.tools.produce import ReplayOptions, replay
@@ -42,9 +40,8 @@ def run_demo(pipeline_file: str, source: str, settings: Settings) -> int:
     base = load_pipeline(pipeline_file)
     spec = base.renamed(f"{base.name}-demo-{uuid.uuid4().hex[:6]}")
     with console.status("starting Kafka (the first run downloads it with Maven)"):
-        bootstrap = ensure_broker(settings)
-    # Created as the worker creates them, so the replay never waits for the worker.
-    create_topics(bootstrap, spec.topics, topic_configs(spec, settings), settings=settings)
+        # Topics created as the worker creates them, so the replay never waits for it.
+        bootstrap = ensure_pipeline_topics(spec, settings)
     console.print(f"Kafka at [bold]{bootstrap}[/]; starting the worker for [bold]{spec.name}[/]")
     worker = _start_worker(pipeline_file, spec.name, settings)
     try:
