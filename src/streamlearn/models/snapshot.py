@@ -5,7 +5,7 @@ learned, the input ``offsets`` it reflects — the next offset to read per parti
 was made with (river and Python versions, the pipeline spec's fingerprint) and the payload's
 ``sha256``; an HMAC-SHA256 ``signature`` over all of it authenticates the whole snapshot.
 Loading checks the signature, then the versions, then the digest, and only then unpickles:
-unauthenticated bytes are never unpickled. Nothing here knows Kafka; ``streams.snapshots``
+unauthenticated bytes are never unpickled. Nothing here knows Kafka; ``kafka.snapshots``
 moves the records.
 
 >>> from river import linear_model
