@@ -59,7 +59,7 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "streamlearn.cli.broker", *args],
+        [sys.executable, "-m", "streamlearn", "broker", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -1,7 +1,4 @@
-"""``streamlearn broker start|stop|status``: one line of output each.
-
-Also runnable alone: ``python -m streamlearn.cli.broker status``.
-"""
+"""``streamlearn broker start|stop|status``: one line of output each."""
 
 from __future__ import annotations
 
@@ -150,7 +147,3 @@ def _short(path: Path) -> str:
         return "~/" + str(path.relative_to(Path.home()))
     except ValueError:
         return str(path)
-
-
-if __name__ == "__main__":
-    broker()
