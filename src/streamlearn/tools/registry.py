@@ -21,8 +21,13 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
+from streamlearn.kafka import snapshots
+from streamlearn.kafka.admin import topic_partitions
+from streamlearn.kafka.clients import kafka_config
 from streamlearn.kafka.producer import Producer
+from streamlearn.kafka.snapshots import collect_versions, end_offsets
 from streamlearn.models.candidates import Candidates
+from streamlearn.models.keys import model_key, old_model_keys
 from streamlearn.models.online import OnlineModel
 from streamlearn.models.registry import (
     CommandRefused,
@@ -31,7 +36,14 @@ from streamlearn.models.registry import (
     encode_command,
     rollback_target,
 )
-from streamlearn.models.snapshot import MANIFEST, SnapshotRefused, parse_key, verify
+from streamlearn.models.snapshot import (
+    GLOBAL_MODEL,
+    MANIFEST,
+    SnapshotRefused,
+    parse_key,
+    progress_key,
+    verify,
+)
 from streamlearn.spec.pipeline import Pipeline
 
 __all__ = ["Exported", "Registry", "RegistryError", "export", "export_mlflow",
@@ -60,21 +72,17 @@ class Registry:
 
 
 def _config(settings: Settings, spec: Pipeline) -> dict[str, Any]:
-    from streamlearn.kafka.clients import kafka_config
 
     return kafka_config(settings, f"streamlearn-registry-{spec.name}")
 
 
 def _keys(settings: Settings) -> tuple[bytes, tuple[bytes, ...]]:
-    from streamlearn.models.keys import model_key, old_model_keys
 
     return model_key(settings), old_model_keys(settings)
 
 
 def read_registry(spec: Pipeline, settings: Settings) -> Registry:
     """Every version of the pipeline's global model, checked against the signing keys."""
-    from streamlearn.kafka.snapshots import collect_versions, records
-    from streamlearn.models.snapshot import GLOBAL_MODEL, progress_key
 
     if not spec.global_learner:
         raise RegistryError(f"pipeline {spec.name!r} learns per partition: the registry "
@@ -90,8 +98,8 @@ def read_registry(spec: Pipeline, settings: Settings) -> Registry:
                 registry.progress = orjson.loads(value)
             yield raw_key, value
 
-    found = collect_versions(keep_progress(records(_config(settings, spec), spec.models_topic)),
-                             [GLOBAL_MODEL])[GLOBAL_MODEL]
+    read = snapshots.records(_config(settings, spec), spec.models_topic)
+    found = collect_versions(keep_progress(read), [GLOBAL_MODEL])[GLOBAL_MODEL]
     for sid, stored in found.items():
         if stored.manifest is None:
             continue
@@ -105,7 +113,6 @@ def read_registry(spec: Pipeline, settings: Settings) -> Registry:
 
 
 def _require_topic(spec: Pipeline, settings: Settings, topic: str) -> None:
-    from streamlearn.kafka.admin import topic_partitions
 
     if topic_partitions(settings.bootstrap_servers, topic, settings=settings) is None:
         raise RegistryError(f"{topic} does not exist at {settings.bootstrap_servers}: run the "
@@ -114,12 +121,11 @@ def _require_topic(spec: Pipeline, settings: Settings, topic: str) -> None:
 
 def _next_seq(spec: Pipeline, settings: Settings, registry: Registry) -> int:
     """One above every command seen (authentic ones) and the newest one applied."""
-    from streamlearn.kafka.snapshots import records
 
     key, old = _keys(settings)
     newest = registry.newest
     seq = (newest.manifest.get("command_seq") or 0) if newest else 0
-    for _, value in records(_config(settings, spec), spec.commands_topic):
+    for _, value in snapshots.records(_config(settings, spec), spec.commands_topic):
         try:
             seq = max(seq, decode_command(value, (key, *old))["seq"])
         except CommandRefused:
@@ -146,7 +152,6 @@ def send_command(spec: Pipeline, settings: Settings, command: str, version: int 
     _require_topic(spec, settings, spec.commands_topic)
     seq = _next_seq(spec, settings, registry)
     key, _ = _keys(settings)
-    from streamlearn.kafka.snapshots import end_offsets
 
     start = end_offsets(config, spec.models_topic, 1)[0]
     producer = Producer({**config, "acks": "all", "enable.idempotence": True})
@@ -163,7 +168,6 @@ def _await_version(spec: Pipeline, settings: Settings, seq: int, start: int,
     """The version the learner publishes for command ``seq``: the first authentic manifest
     that names it, following ``<name>.models`` from ``start`` (its end when the command was
     sent), so a big model's stored chunks are not read again while we wait."""
-    from streamlearn.models.snapshot import GLOBAL_MODEL
 
     key, old = _keys(settings)
     consumer = Consumer({**_config(settings, spec), "group.id": "streamlearn-registry",
@@ -204,13 +208,10 @@ class Exported:
 def load_candidate(spec: Pipeline, settings: Settings, version: int,
                    candidate: str | None = None) -> Exported:
     """``candidate`` (default: the champion) of ``version``, verified before unpickling."""
-    from streamlearn.kafka.snapshots import SnapshotStore
-    from streamlearn.models.snapshot import GLOBAL_MODEL
-
     key, old = _keys(settings)
     config = _config(settings, spec)
-    store = SnapshotStore(config, Producer(config), spec.models_topic, key, spec.fingerprint(),
-                          settings.snapshots_kept, old_keys=old)
+    store = snapshots.SnapshotStore(config, Producer(config), spec.models_topic, key,
+                                    spec.fingerprint(), settings.snapshots_kept, old_keys=old)
     store.load([GLOBAL_MODEL], ignore_incompatible=True)
     try:
         restored = store.load_version(GLOBAL_MODEL, version)

@@ -31,12 +31,14 @@ from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
 from streamlearn.features.offline import OfflineRun
 from streamlearn.features.online import PartitionFeatures
+from streamlearn.kafka.clients import kafka_config
 from streamlearn.kafka.producer import Producer
-from streamlearn.kafka.snapshots import end_offsets
+from streamlearn.kafka.snapshots import SnapshotStore, end_offsets
 from streamlearn.models.candidates import Candidates
 from streamlearn.models.data_drift import DataDrift
+from streamlearn.models.keys import old_model_keys
 from streamlearn.models.online import OnlineModel, PredictorState
-from streamlearn.models.snapshot import build_snapshot
+from streamlearn.models.snapshot import GLOBAL_MODEL, build_snapshot, partition_model
 from streamlearn.spec.pipeline import Pipeline
 from streamlearn.spec.schema import NUMERIC
 
@@ -188,10 +190,6 @@ def publish(spec: Pipeline, settings: Settings, history: History, key: bytes,
     Refuses a pipeline that already has a snapshot: a running pipeline's model is not
     replaced behind its back (``streamlearn reset`` first).
     """
-    from streamlearn.kafka.clients import kafka_config
-    from streamlearn.kafka.snapshots import SnapshotStore
-    from streamlearn.models.keys import old_model_keys
-    from streamlearn.models.snapshot import GLOBAL_MODEL, partition_model
 
     base = kafka_config(settings, f"streamlearn-bootstrap-{spec.name}")
     producer = Producer({**base, "acks": "all", "enable.idempotence": True})

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from streamlearn.errors import StreamlearnError
+from streamlearn.kafka import snapshots
 from streamlearn.streams.merge import in_order
 from streamlearn.tools.report.scores import WINDOW, Report
 
@@ -44,10 +45,9 @@ def read_report(spec: Pipeline, consumer_config: dict[str, Any], window: int = W
                 progress: Callable[[int], None] | None = None) -> Report:
     """The report of what ``spec``'s training and drift topics hold now, read from the
     beginning to their end offsets; ``progress(n)`` is told of every ``n`` records read."""
-    from streamlearn.kafka.snapshots import records
 
     report = Report(spec.name, window=window, keep_ms=2 * spec.label_ttl_ms)
-    decoded = list(_decoded(records(consumer_config, spec.training_topic), progress))
+    decoded = list(_decoded(snapshots.records(consumer_config, spec.training_topic), progress))
     for record in decoded:
         if not isinstance(record, dict):
             report.add_example(record)  # counted as not an example
@@ -59,6 +59,6 @@ def read_report(spec: Pipeline, consumer_config: dict[str, Any], window: int = W
         raise StreamlearnError(
             f"no training examples on {spec.training_topic} yet{unread}: a report needs "
             f'global learning (learning="global", or labels on {spec.labels_topic})')
-    for record in _decoded(records(consumer_config, spec.drift_topic), progress):
+    for record in _decoded(snapshots.records(consumer_config, spec.drift_topic), progress):
         report.add_drift(record)
     return report
