@@ -31,7 +31,7 @@ from streamlearn.models.drift import DriftOptions
 from streamlearn.models.online import OnlineModel
 from streamlearn.monitoring import metrics
 from streamlearn.spec.pipeline import load_pipeline
-from streamlearn.streams.processor import PartitionProcessor
+from streamlearn.streams.processor import PartitionProcessor, ProcessorOptions
 
 PIPELINE = Path(__file__).resolve().parent / "pipelines" / "logreg.py"
 BATCH = 500
@@ -72,8 +72,8 @@ def _nowhere(topic: str, value: bytes, key: bytes | None, *, headers: Any = None
 def _pass(spec: Any, messages: list[_Message], enabled: bool) -> float:
     model = OnlineModel(spec.model(), adwin_delta=0.002 if enabled else None)
     bound = metrics.create(CollectorRegistry()).bind(spec.name, model.name)
-    processor = PartitionProcessor(spec, model, bound, 1 << 20,
-                                   drift=DriftOptions(enabled=enabled))
+    processor = PartitionProcessor(spec, model, bound,
+                                   ProcessorOptions(1 << 20, drift=DriftOptions(enabled=enabled)))
     started = time.perf_counter()
     for i in range(0, len(messages), BATCH):
         batch: list[Any] = messages[i:i + BATCH]  # duck-typed SourceMessages

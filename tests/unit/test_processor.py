@@ -14,7 +14,7 @@ from river import base, datasets, evaluate, linear_model, metrics, preprocessing
 from streamlearn.models.online import OnlineModel
 from streamlearn.monitoring import metrics as sl_metrics
 from streamlearn.spec.pipeline import Pipeline
-from streamlearn.streams.processor import OutputList, PartitionProcessor
+from streamlearn.streams.processor import OutputList, PartitionProcessor, ProcessorOptions
 
 FEATURES = {name: "numeric" for name in next(iter(datasets.Phishing()))[0]}
 
@@ -64,8 +64,8 @@ def make_processor(registry: CollectorRegistry, spec: Pipeline = SPEC,
                    model: Any = None) -> PartitionProcessor:
     online = OnlineModel(model if model is not None else spec.model())
     bound = sl_metrics.create(registry).bind(spec.name, online.name)
-    return PartitionProcessor(spec, online, bound, max_event_bytes=1000,
-                              clock=lambda: 1_700_000_000.5)
+    return PartitionProcessor(spec, online, bound, ProcessorOptions(
+        max_event_bytes=1000, clock=lambda: 1_700_000_000.5))
 
 
 def phishing_events(n: int) -> list[dict]:

@@ -1,4 +1,6 @@
-"""Every Prometheus metric in one module (:mod:`.metrics`) and the /metrics endpoint
-(:mod:`.exporter`). The streams drive the metrics; nothing here reads Kafka."""
+"""Prometheus metrics and the /metrics endpoint: each metric declared once (:mod:`.catalog`),
+built on a registry and bound per pipeline (:mod:`.metrics`), with one view per subsystem
+(:mod:`.views`) and a histogram observed a batch at a time (:mod:`.batch_histogram`); served
+by :mod:`.exporter`. The streams drive the metrics; nothing here reads Kafka."""
 
 __all__: list[str] = []

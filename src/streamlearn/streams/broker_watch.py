@@ -57,14 +57,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import orjson
 from confluent_kafka import KafkaError, KafkaException
 
 from streamlearn.config import Settings
 from streamlearn.kafka.security import failure_hint
-from streamlearn.monitoring.metrics import BoundMetrics
+from streamlearn.monitoring.views import BrokerMetrics
 
 __all__ = ["BROKER_LOST", "BrokerWatch", "ClientEvents"]
 
@@ -170,10 +169,9 @@ class ClientEvents:
     out; a refused login names the setting to fix) and statistics (broker health, and the
     consumer lag of each input partition this worker owns)."""
 
-    def __init__(self, watch: BrokerWatch, settings: Settings, metrics: BoundMetrics,
+    def __init__(self, watch: BrokerWatch, settings: Settings, metrics: BrokerMetrics,
                  owned: Callable[[], set[tuple[str, int]]]) -> None:
         self.watch, self.settings, self.metrics, self.owned = watch, settings, metrics, owned
-        self._lag: dict[tuple[str, int], Any] = {}
 
     def error(self, error: KafkaError) -> None:
         if error.code() in BROKER_LOST:
@@ -197,11 +195,4 @@ class ClientEvents:
             for partition, stats in info.get("partitions", {}).items():
                 lag = stats.get("consumer_lag", -1)
                 if lag >= 0 and (topic, int(partition)) in self.owned():
-                    self._gauge(topic, int(partition)).set(lag)
-
-    def _gauge(self, topic: str, partition: int) -> Any:
-        child = self._lag.get((topic, partition))
-        if child is None:
-            child = self._lag[(topic, partition)] = (self.metrics.family.consumer_lag.labels(
-                self.metrics.pipeline, topic, str(partition)))
-        return child
+                    self.metrics.set_lag(topic, int(partition), lag)

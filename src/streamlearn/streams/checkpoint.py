@@ -22,7 +22,7 @@ from streamlearn.config import Settings
 from streamlearn.features.stages import Stage
 from streamlearn.kafka.snapshots import SnapshotStore
 from streamlearn.models.snapshot import build_snapshot, partition_model
-from streamlearn.monitoring.metrics import BoundMetrics
+from streamlearn.monitoring.metrics import PipelineMetrics
 from streamlearn.spec.pipeline import Pipeline
 from streamlearn.streams.join import JoinProcessor
 from streamlearn.streams.merge import NEVER, SourceMerge
@@ -71,7 +71,7 @@ class Checkpoints:
     transactions); ``flush`` waits until every output so far is acknowledged."""
 
     def __init__(self, spec: Pipeline, settings: Settings, store: SnapshotStore,
-                 metrics: BoundMetrics, producer: Any, flush: Callable[[], None],
+                 metrics: PipelineMetrics, producer: Any, flush: Callable[[], None],
                  fingerprint: str, key: bytes, clock: Callable[[], float]) -> None:
         self.spec, self.settings, self.store, self.metrics = spec, settings, store, metrics
         self.producer, self.flush, self.clock = producer, flush, clock
@@ -141,7 +141,7 @@ class Checkpoints:
         if state.merge is not None:
             features.extra["merge"] = state.merge.state()
         features.sweep()
-        self.metrics.count_features(features, state.stage.entity_field)
+        self.metrics.partitions.count_features(features, state.stage.entity_field)
         entities, marker = features.checkpoint_records(
             ck, None if state.stage.final else offset)
         for key, value in entities:
@@ -164,9 +164,7 @@ class Checkpoints:
             key=self.key, chunk_bytes=self.settings.snapshot_chunk_bytes,
         )
         size = self.store.write(snapshot)
-        self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
-        self.metrics.snapshots.inc()
-        self.metrics.set_snapshot_bytes(size)
+        self.metrics.snapshots.wrote(time.perf_counter() - started, size)
         state.snapshot_examples = model.version
         log.debug("snapshot %s/%d at offset %d (%d bytes)", name, snapshot_id, offset, size)
 

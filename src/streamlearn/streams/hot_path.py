@@ -43,7 +43,7 @@ from streamlearn.kafka.snapshots import SnapshotStore
 from streamlearn.models.candidates import Candidates
 from streamlearn.models.drift import DriftOptions
 from streamlearn.models.keys import old_model_keys
-from streamlearn.monitoring.metrics import BoundMetrics
+from streamlearn.monitoring.metrics import PipelineMetrics
 from streamlearn.spec.pipeline import Pipeline
 from streamlearn.streams.batches import process, process_merged
 from streamlearn.streams.broker_watch import BrokerWatch, ClientEvents
@@ -83,7 +83,7 @@ class HotPath:
         spec: Pipeline,
         settings: Settings,
         key: bytes,
-        metrics: BoundMetrics,
+        metrics: PipelineMetrics,
         rebuild: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -95,9 +95,9 @@ class HotPath:
         self.clock = clock
         self.fingerprint = spec.fingerprint()
         base = kafka_config(settings, spec.group_id)
-        self.watch = BrokerWatch(clock, on_change=metrics.broker_changed)
-        self.client_events = ClientEvents(self.watch, settings, metrics, self._owned_inputs)
-        metrics.family.broker_up.labels(spec.name).set(1)
+        broker = metrics.broker()  # exports broker_up 1 from now on
+        self.watch = BrokerWatch(clock, on_change=broker.changed)
+        self.client_events = ClientEvents(self.watch, settings, broker, self._owned_inputs)
         watched = {
             **base,
             # An outage is one line when it starts and one when it ends (BrokerWatch).
@@ -115,7 +115,7 @@ class HotPath:
         self.store = SnapshotStore(
             base, self.state_producer, spec.models_topic, key, self.fingerprint,
             settings.snapshots_kept,
-            on_refused=lambda reason: metrics.snapshots_refused[reason].inc(),
+            on_refused=metrics.snapshots.refuse,
             old_keys=old_model_keys(settings),
         )
         self.drift = DriftOptions(settings.drift == "on", settings.drift_adwin_delta,
@@ -136,7 +136,7 @@ class HotPath:
                              if spec.global_learner else ())
         self.catch_up = CatchUp(
             self.consumer, settings.idle_after, clock,
-            on_idle=lambda topic: metrics.family.inputs_idle.labels(spec.name, topic).inc())
+            on_idle=broker.input_idle)
         self.marks = Marks(spec, self.consumer, self.catch_up, self.outputs.produce,
                            settings.labels_ahead_max, clock, spec.global_learner)
         self.follower: ModelFollower | None = None
@@ -253,7 +253,7 @@ class HotPath:
             model = state.processor.model
             if model is not None and model.version and state.processor.learns:
                 # no score is exported before there is one
-                self.metrics.set_scores(position[1], model.score.get(),
+                self.metrics.scores.set(position[1], model.score.get(),
                                         model.rolling_score.get())
         if self.follower is not None:
             self._drain_joins()

@@ -37,12 +37,13 @@ from typing import Any
 import orjson
 
 from streamlearn.kafka.records import decode_label, encode_example, watermark_record
-from streamlearn.monitoring.metrics import LABEL_OUTCOMES, BoundMetrics, observe_many
+from streamlearn.monitoring.metrics import PipelineMetrics
 from streamlearn.spec.pipeline import Pipeline
 from streamlearn.spec.schema import BadEvent
+from streamlearn.streams.dead_letters import dead_letter
 from streamlearn.streams.label_join import LabelJoin
 from streamlearn.streams.merge import NEVER, SourceMerge
-from streamlearn.streams.processor import Emit, SourceMessage, dead_letter
+from streamlearn.streams.messages import Emit, SourceMessage
 
 __all__ = ["JoinProcessor"]
 
@@ -52,11 +53,10 @@ log = logging.getLogger(__name__)
 class JoinProcessor:
     """The label join of one partition: served records and labels in, examples out."""
 
-    def __init__(self, spec: Pipeline, partition: int, metrics: BoundMetrics,
+    def __init__(self, spec: Pipeline, partition: int, metrics: PipelineMetrics,
                  max_event_bytes: int) -> None:
         self.spec = spec
         self.partition = partition
-        self.metrics = metrics
         self.max_event_bytes = max_event_bytes
         self.join = LabelJoin(spec.label_ttl_ms, partition)
         self.label_type = spec.label_type
@@ -88,14 +88,8 @@ class JoinProcessor:
         self.checkpoint_offsets: dict[str, int] = {}
         self.checkpoint_taken = 0
         self.events_since_checkpoint = 0
-        self._pending = metrics.family.labels_pending.labels(spec.name, str(partition))
-        self._waiting = metrics.family.merge_waiting.labels(spec.name, self.served_topic,
-                                                            str(partition))
-        self._late = metrics.family.merge_late.labels(spec.name, self.served_topic)
-        self._outcomes = {o: metrics.family.labels.labels(spec.name, o) for o in LABEL_OUTCOMES}
-        self._totals = {o: metrics.family.label_outcomes.labels(spec.name, str(partition), o)
-                        for o in LABEL_OUTCOMES}
-        self._delay = metrics.family.label_delay.labels(spec.name)
+        self.metrics = metrics.join(partition, self.served_topic)
+        self._dead_letters = metrics.partitions.dead_letters
 
     # -- input ---------------------------------------------------------------------------
 
@@ -203,7 +197,7 @@ class JoinProcessor:
         self.taken_mark = m
         self._tick(m)
         if isinstance(label, BadEvent):
-            dead_letter(self.spec, self.metrics, message, label, emit)
+            dead_letter(self.spec, self._dead_letters, message, label, emit)
             return
         self._emit(self.join.label(*label), emit, delays)
 
@@ -222,17 +216,18 @@ class JoinProcessor:
                  event_id.encode())
 
     def _account(self, delays: list[float]) -> None:
+        m = self.metrics
         for outcome, count in self.join.take_counts().items():
             if count:
-                self._outcomes[outcome].inc(count)
-        for outcome, gauge in self._totals.items():
+                m.outcomes[outcome].inc(count)
+        for outcome, gauge in m.totals.items():
             gauge.set(self.join.counts[outcome])
         late = self.merge.counts.pop("late", 0)
         if late:
-            self._late.inc(late)
-        observe_many(self._delay, delays)
-        self._pending.set(self.join.waiting + len(self.labels))
-        self._waiting.set(self.merge.waiting)
+            m.late.inc(late)
+        m.delay.observe_batch(delays)
+        m.pending.set(self.join.waiting + len(self.labels))
+        m.waiting.set(self.merge.waiting)
 
     @property
     def labels_ahead(self) -> int:
@@ -253,11 +248,7 @@ class JoinProcessor:
 
     def forget(self) -> None:
         """Drop the gauges of a partition this worker no longer joins."""
-        family, name, q = self.metrics.family, self.spec.name, str(self.partition)
-        family.labels_pending.remove(name, q)
-        family.merge_waiting.remove(name, self.served_topic, q)
-        for outcome in LABEL_OUTCOMES:
-            family.label_outcomes.remove(name, q, outcome)
+        self.metrics.forget()
 
     # -- checkpoints -----------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ from streamlearn.models.registry import (
     rollback_target,
 )
 from streamlearn.models.snapshot import GLOBAL_MODEL, SnapshotRefused, build_snapshot, progress_key
-from streamlearn.monitoring.metrics import BoundMetrics
+from streamlearn.monitoring.metrics import PipelineMetrics
 from streamlearn.spec.pipeline import Pipeline
 from streamlearn.streams import failpoints
 from streamlearn.streams.merge import SourceMerge
@@ -71,7 +71,7 @@ class LearnerRunner:
     """Active learner or standby, depending on what the group assigns."""
 
     def __init__(self, spec: Pipeline, settings: Settings, consumer_config: dict[str, Any],
-                 store: SnapshotStore, metrics: BoundMetrics, flush: Callable[[], None],
+                 store: SnapshotStore, metrics: PipelineMetrics, flush: Callable[[], None],
                  key: bytes, fingerprint: str, drift: DriftOptions,
                  clock: Callable[[], float] = time.monotonic,
                  transactions: Callable[[], Transactions] | None = None) -> None:
@@ -127,13 +127,9 @@ class LearnerRunner:
         drift events committed before; they are learned again without writing."""
         self._committed_at = clock()
         self._rebalancing = False
-        family, name = metrics.family, metrics.pipeline
-        self._commands_refused = family.commands_refused
-        self._active = family.learner_active.labels(name)
-        self._generation = family.learner_generation.labels(name)
-        self._examples = family.learner_examples.labels(name)
-        self._duplicates = family.examples_duplicate.labels(name)
-        self._active.set(0)
+        self.learner_metrics = metrics.learner(self.topic)
+        """The learner's own views (``metrics``: the pipeline's, shared with partitions)."""
+        self.learner_metrics.active.set(0)
 
     def start(self) -> None:
         self.consumer.subscribe([self.topic], on_assign=self._on_assign,
@@ -150,7 +146,7 @@ class LearnerRunner:
             self.commands.close()
             if self.txn is not None:
                 self.txn.close()
-            self._active.set(0)
+            self.learner_metrics.active.set(0)
 
     def step(self, produce: Callable[..., None]) -> int:
         """Learn what has arrived (never waits); returns the examples read."""
@@ -212,31 +208,27 @@ class LearnerRunner:
                          self.replay_until)
                 self.replay_until = None
         self.next_offset = merge.restart_offset()
-        late = merge.counts.pop("late", 0)
-        if late:
-            self.metrics.family.merge_late.labels(self.metrics.pipeline, self.topic).inc(late)
-        self.metrics.family.merge_waiting.labels(self.metrics.pipeline, self.topic, "0").set(
-            merge.waiting)
+        self.learner_metrics.merged(merge.waiting, late=merge.counts.pop("late", 0))
         if self.replay_until is None and self.redo is None:  # where it did before
             self._apply_commands(produce)
         learner = self.learner
         if learner is None:  # a command's version could not be loaded, and we stood down
             return len(messages)
         candidates = learner.candidates
-        self.metrics.examples_learned.inc(max(0, candidates.examples - before))
+        self.learner_metrics.examples_learned.inc(max(0, candidates.examples - before))
         if learner.duplicates > duplicates:
-            self._duplicates.inc(learner.duplicates - duplicates)
+            self.learner_metrics.duplicates.inc(learner.duplicates - duplicates)
         if candidates.examples:
             model = learner.model
-            self.metrics.set_scores(GLOBAL_MODEL, model.score.get(), model.rolling_score.get())
+            self.metrics.scores.set(GLOBAL_MODEL, model.score.get(), model.rolling_score.get())
             if len(candidates.models) > 1 or self.spec.models is not None:
                 for name, each in candidates.models.items():
-                    self.metrics.set_candidate_scores(name, each.score.get(),
-                                                      each.rolling_score.get())
+                    self.learner_metrics.set_candidate_scores(name, each.score.get(),
+                                                  each.rolling_score.get())
         now = self.clock()
         if now - self._progress_at >= PROGRESS_INTERVAL_S:
             self._progress_at = now
-            self._examples.set(candidates.examples)
+            self.learner_metrics.examples.set(candidates.examples)
             progress(self.spec.models_topic, key=progress_key(GLOBAL_MODEL).encode(),
                      value=orjson.dumps({"examples": candidates.examples,
                                          "generation": self.generation}))
@@ -340,13 +332,11 @@ class LearnerRunner:
                            else "learner-action-committed")
         size = self.store.write(snapshot)
         self._publish_cost = time.perf_counter() - started
-        self.metrics.snapshot_seconds.observe(self._publish_cost)
-        self.metrics.snapshots.inc()
-        self.metrics.set_snapshot_bytes(size)
+        self.metrics.snapshots.wrote(self._publish_cost, size)
         self.snapshot_id, self.published_offset = sid, self.next_offset
         self.published_released = self.released
         self._published_at = self.clock()
-        self._examples.set(candidates.examples)
+        self.learner_metrics.examples.set(candidates.examples)
         log.debug("published global snapshot %d (%d examples, offset %d)", sid,
                   candidates.examples, self.next_offset)
         return True
@@ -364,7 +354,7 @@ class LearnerRunner:
         candidates = learner.candidates
         at = candidates.examples
         for name, signal in candidates.signals:
-            self.metrics.count_drift("concept", signal.detector, "", signal.level)
+            self.metrics.drift.count("concept", signal.detector, "", signal.level)
             log.warning("concept %s (%s) on %s at example %d: %.4g", signal.level,
                         signal.detector, candidates.ids.get(name, name), at, signal.statistic)
             self._produce_drift(produce, name, {
@@ -384,7 +374,7 @@ class LearnerRunner:
     def _action_event(self, produce: Callable[..., None], action: Action, at_time: Any) -> None:
         log.warning("drift policy: %s %s -> %s at example %d (%s)", action.kind,
                     action.source, action.target, action.at_example, action.reason)
-        self.metrics.count_action(action.kind)
+        self.learner_metrics.count_action(action.kind)
         name = (action.source or action.target or "").partition("#")[0]
         self._produce_drift(produce, name, {
             "detector": None, "statistic": None, "at_example": action.at_example,
@@ -414,7 +404,7 @@ class LearnerRunner:
                 reason = getattr(exc, "reason", "refused")
                 log.error("%s: %s at offset %d", self.spec.commands_topic, exc,
                           message.offset())
-                self._commands_refused.labels(self.metrics.pipeline, reason).inc()
+                self.learner_metrics.refuse_command(reason)
 
     def _redo_command(self) -> None:
         """Apply again the command the committed position reflects (its drift event was
@@ -524,8 +514,8 @@ class LearnerRunner:
         self.learner, self.next_offset = learner, offset
         self.published_offset = offset
         self._published_at = self.clock()
-        self._active.set(1)
-        self._generation.set(self.generation)
+        self.learner_metrics.active.set(1)
+        self.learner_metrics.generation.set(self.generation)
         committed = self._committed()
         position = committed.get("r")
         self.replay_until = (position if position is not None
@@ -612,4 +602,4 @@ class LearnerRunner:
             log.info("learner generation %d: standing by", self.generation)
             self.commands.unassign()
         self.learner = None
-        self._active.set(0)
+        self.learner_metrics.active.set(0)

@@ -10,87 +10,36 @@ An exception from the model is caught per event: while predicting, the event bec
 ``model_error`` dead letter and nothing is learned; while learning, the prediction already
 produced stands and the event is *also* dead-lettered. The model is not rolled back: River
 models update in place, and most fail before changing anything.
+
+Beside it: ``messages`` (what it reads and where outputs go), ``processor_options`` (what it
+is built with, per mode), ``served_drift`` (drift events and gauges of what it serves) and
+``dead_letters`` (the record a bad event becomes).
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 import orjson
 
 from streamlearn.features.offline import entity_id, read_key
-from streamlearn.features.online import PartitionFeatures
-from streamlearn.features.stages import Stage
-from streamlearn.kafka.records import (
-    Headers,
-    dead_letter_headers,
-    decode_event,
-    encode_prediction,
-    encode_served,
-)
-from streamlearn.models.data_drift import DataDrift
-from streamlearn.models.drift import DriftOptions, DriftSignal
+from streamlearn.kafka.records import decode_event, encode_prediction, encode_served
 from streamlearn.models.online import OnlineModel, PredictorState
-from streamlearn.monitoring.metrics import BoundMetrics, observe_many
+from streamlearn.monitoring.metrics import PipelineMetrics
 from streamlearn.spec.pipeline import Pipeline
-from streamlearn.spec.schema import NUMERIC, BadEvent, Schema, parse_time
+from streamlearn.spec.schema import BadEvent, Schema, parse_time
+from streamlearn.streams.dead_letters import dead_letter, model_error
 from streamlearn.streams.merge import NEVER
-from streamlearn.streams.serving import Served
+from streamlearn.streams.messages import Emit, Outgoing, OutputList, SourceMessage
+from streamlearn.streams.processor_options import ProcessorOptions, Serving
+from streamlearn.streams.served_drift import ServedDrift, data_drift_watch
 
+# Emit, Outgoing, OutputList, Serving, SourceMessage and dead_letter were defined here once:
+# they stay importable from here.
 __all__ = [
-    "Emit", "Outgoing", "OutputList", "PartitionProcessor", "Serving", "SourceMessage",
-    "dead_letter",
+    "Emit", "Outgoing", "OutputList", "PartitionProcessor", "ProcessorOptions", "Serving",
+    "SourceMessage", "dead_letter",
 ]
-
-log = logging.getLogger(__name__)
-
-
-class SourceMessage(Protocol):
-    """What the processor reads of a consumed record (confluent-kafka's ``Message`` fits)."""
-
-    def topic(self) -> str | None: ...
-    def partition(self) -> int | None: ...
-    def offset(self) -> int | None: ...
-    def timestamp(self) -> tuple[int, int]: ...
-    def key(self) -> bytes | None: ...
-    def value(self) -> bytes | None: ...
-    def headers(self) -> Any: ...
-
-
-class Emit(Protocol):
-    """Where outputs go: confluent-kafka's ``Producer.produce`` fits, and so does a list."""
-
-    def __call__(self, topic: str, value: bytes, key: bytes | None, *,
-                 headers: Headers | None = None) -> None: ...
-
-
-class Serving(Protocol):
-    """Where a predictor takes its model under global learning: the newest snapshot read
-    (``streams.serving.ModelFollower``); swapped between batches, never during one."""
-
-    @property
-    def model(self) -> OnlineModel: ...
-
-    @property
-    def current(self) -> Served: ...
-
-
-class Outgoing(NamedTuple):
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: Headers | None
-
-
-class OutputList(list[Outgoing]):
-    """An :class:`Emit` that keeps the outputs, for tests and tools."""
-
-    def __call__(self, topic: str, value: bytes, key: bytes | None, *,
-                 headers: Headers | None = None) -> None:
-        self.append(Outgoing(topic, key, value, headers))
 
 
 class PartitionProcessor:
@@ -102,34 +51,23 @@ class PartitionProcessor:
     stage's topic (``<name>.by-<field>``).
     """
 
-    def __init__(
-        self,
-        spec: Pipeline,
-        model: OnlineModel | None,
-        metrics: BoundMetrics,
-        max_event_bytes: int,
-        clock: Callable[[], float] = time.time,
-        features: PartitionFeatures | None = None,
-        stage: Stage | None = None,
-        drift: DriftOptions = DriftOptions(),  # noqa: B008 (frozen)
-        serving: Serving | None = None,
-        predictor_state: PredictorState | None = None,
-    ) -> None:
+    def __init__(self, spec: Pipeline, model: OnlineModel | None, metrics: PipelineMetrics,
+                 options: ProcessorOptions) -> None:
         self.spec = spec
-        self.stage = stage or spec.stages[0]
-        self.serving = serving
-        self.learns = serving is None
+        self.stage = options.stage or spec.stages[0]
+        self.serving: Serving | None = options.serving
+        self.learns = self.serving is None
         """False under global learning: the learner learns, this partition only predicts."""
-        self.model = serving.model if serving is not None else model
+        self.model = self.serving.model if self.serving is not None else model
         """The partition's model (global learning: the one served); None when forwarding."""
-        self.predictor_state = predictor_state or PredictorState()
+        self.predictor_state = options.predictor_state or PredictorState()
         """Global learning: what this partition checkpoints (its data-drift state)."""
-        self.metrics = metrics
-        self.max_event_bytes = max_event_bytes
-        self.clock = clock
-        self.features = features
+        self.metrics = metrics.partitions
+        self.max_event_bytes = options.max_event_bytes
+        self.clock = options.clock
+        self.features = options.features
         """The partition's derived-feature state (None when the stage needs none)."""
-        self._compute = features is not None and bool(features.fs)
+        self._compute = self.features is not None and bool(self.features.fs)
         self.schema: Schema = spec.schema()
         self.predictions_topic = spec.predictions_topic
         self.served_topic = spec.served_topic
@@ -139,12 +77,11 @@ class PartitionProcessor:
         self.stage_partition = 0
         """The input partition (positions of data drift are its offsets)."""
         self._origin: tuple[int, int] = (0, 0)
-        self.drift = drift
-        self.drift_topic = spec.drift_topic
+        self.drift = drift = options.drift
         if model is not None and self.learns and not drift.enabled:
             model.concept = None  # restored from a snapshot made with detection on
         holder = model if self.learns else self.predictor_state
-        self.data_drift = (self._data_drift(holder)
+        self.data_drift = (data_drift_watch(spec, self.schema, drift, self.model, holder)
                            if self.model is not None and holder is not None and drift.enabled
                            else None)
         if self.data_drift is not None:  # bound once: they run per event
@@ -152,7 +89,8 @@ class PartitionProcessor:
             self._note_prediction = watches["prediction"].sample.append
             if "label" in watches:
                 self._note_label = watches["label"].sample.append
-        self._psi_high: set[str] = set()
+        self.served_drift = ServedDrift(spec, drift, metrics.drift, self.data_drift, self.learns)
+        self._dead_letters = self.metrics.dead_letters
         self._instance: str | None = None
         self._shadows: tuple[tuple[str, str, OnlineModel], ...] = ()
         self.next_offset: int | None = None
@@ -178,6 +116,7 @@ class PartitionProcessor:
                                                          current.shadows)
         learned_before = self.model.version if self.model else 0
         self._emit = emit
+        self.served_drift.start_batch(emit, self.model, self.stage_partition)
         self._predicted = 0
         self._undeclared = 0
         self._latencies: list[float] = []
@@ -199,84 +138,19 @@ class PartitionProcessor:
         if self.model is not None:
             m.predictions.inc(self._predicted)
             m.examples_learned.inc(self.model.version - learned_before)
-            observe_many(m.event_to_prediction, self._latencies)
+            m.latency.observe_batch(self._latencies)
         if self._undeclared:
             m.undeclared_fields.inc(self._undeclared)
         if self.features is not None:
             m.count_features(self.features, self.stage.entity_field)
         if self.model is not None and messages:
-            self._drift_gauges(self.model)
+            self.served_drift.end_batch(self.model)
 
     def checkpoint_payload(self) -> OnlineModel | PredictorState:
         """What the partition's snapshot holds: its model, or (global learning) its state."""
         assert self.model is not None
         self.predictor_state.merge_time = self.merge_time
         return self.model if self.learns else self.predictor_state
-
-    # -- drift -----------------------------------------------------------------------------
-
-    def _data_drift(self, model: OnlineModel | PredictorState) -> DataDrift:
-        """The partition's data-drift state: it travels in the partition's snapshot (of its
-        model, or under global learning of its :class:`PredictorState`)."""
-        if model.data_drift is None:
-            watch = DataDrift(dict(self.spec.features or {}), self.drift.reference_events,
-                              adwin_delta=self.drift.adwin_delta)
-            assert self.model is not None
-            watch.add("prediction", not self.model.is_classifier, "prediction")
-            if self.schema.label is not None:
-                watch.add("label", self.schema.label[1] == NUMERIC, "label")
-            model.data_drift = watch
-        return model.data_drift
-
-    def _drift_event(self, kind: str, feature: str, signal: DriftSignal, event_time: Any,
-                     offset: int | None) -> None:
-        """A drift signal as a metric, a log line and a record on ``<name>.drift``."""
-        model = self.model
-        assert model is not None
-        self.metrics.count_drift(kind, signal.detector, feature, signal.level)
-        record: dict[str, Any] = {
-            "model": model.name, "kind": kind, "detector": signal.detector,
-            "level": signal.level, "statistic": signal.statistic,
-            "at_example": signal.position if kind == "concept" else model.version,
-            "at_time": event_time, "partition": self.stage_partition, "action": "alert",
-        }
-        if kind != "concept":
-            record["feature"] = feature
-            record["at_offset"] = offset
-        log.warning("%s %s (%s%s) at %s %s: %.4g", kind, signal.level, signal.detector,
-                    f" on {feature}" if feature else "", "example" if kind == "concept" else
-                    "offset", record["at_example"] if kind == "concept" else offset,
-                    signal.statistic)
-        self._emit(self.drift_topic, orjson.dumps(record), model.name.encode())
-
-    def _drift_gauges(self, model: OnlineModel) -> None:
-        """ADWIN's estimates, once per batch; the batch's values binned (numpy)."""
-        m, p = self.metrics, self.stage_partition
-        if self.learns and model.version and model.concept is not None:
-            m.set_drift_estimate("concept", "ADWIN", "", p, model.concept.estimate)
-        if self.data_drift is not None:
-            self.data_drift.end_batch()
-            for feature, value in self.data_drift.estimates().items():
-                m.set_drift_estimate("data", "ADWIN", feature, p, value)
-
-    def _stability(self, event_time: Any, position: int | None) -> None:
-        """Each field's stability index since the last one; above the threshold, an event.
-
-        Every ``STREAMLEARN_DRIFT_PSI_EVERY`` events of the partition, right after the event
-        that completes them: a function of the log, like every other state change.
-        """
-        assert self.data_drift is not None
-        threshold = self.drift.psi_threshold
-        for feature, value in self.data_drift.stability().items():
-            kind = self.data_drift.watches[feature].kind
-            self.metrics.set_stability(kind, feature, self.stage_partition, value)
-            if value > threshold and feature not in self._psi_high:
-                signal = DriftSignal("PSI", "drift", self.model.version if self.model else 0,
-                                     value)
-                self._drift_event(kind, feature, signal, event_time, position)
-                self._psi_high.add(feature)
-            elif value <= threshold:
-                self._psi_high.discard(feature)
 
     def _process(self, message: SourceMessage) -> None:
         try:
@@ -346,7 +220,7 @@ class PartitionProcessor:
                 source=(self.stage_partition, self._position), m=self.merge_time,
             )
         except Exception as exc:
-            self._dead_letter(message, _model_error("predicting", exc), event)
+            self._dead_letter(message, model_error("predicting", exc), event)
             return
         self._emit(self.predictions_topic, value, _key_bytes(key))
         self._emit(self.served_topic, served, event_id.encode())
@@ -356,23 +230,23 @@ class PartitionProcessor:
         if watch is not None:
             offset = message.offset()
             for feature, signal in watch.observe(x, offset or 0):
-                self._drift_event("data", feature, signal, event_time, offset)
+                self.served_drift.event("data", feature, signal, event_time, offset)
             if prediction is not None:
                 self._note_prediction(prediction)
             if self.schema.label is not None:
                 self._note_label(y)
             if watch.index_due(self.drift.psi_every):
-                self._stability(event_time, offset)
+                self.served_drift.stability(event_time, offset)
         if self.schema.label is not None:
             if not self.learns:  # the label rides in the served record to the learner
                 return
             try:
                 model.learn(x, y, served=prediction)
             except Exception as exc:
-                self._dead_letter(message, _model_error("learning", exc), event)
+                self._dead_letter(message, model_error("learning", exc), event)
             if model.signals:
                 for signal in model.signals:
-                    self._drift_event("concept", "", signal, event_time, message.offset())
+                    self.served_drift.event("concept", "", signal, event_time, message.offset())
                 model.signals.clear()
 
     def _shadow_predictions(self, x: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -406,28 +280,11 @@ class PartitionProcessor:
                      event: dict[str, Any] | None = None) -> None:
         """The event to ``<name>.dlq``; from a re-keyed stage, as JSON with its origin."""
         if self.stage.index and event is not None:
-            dead_letter(self.spec, self.metrics, message, error, self._emit,
+            dead_letter(self.spec, self._dead_letters, message, error, self._emit,
                         origin=(self.spec.events_topic, *self._origin),
                         value=orjson.dumps(event))
         else:
-            dead_letter(self.spec, self.metrics, message, error, self._emit)
-
-
-def dead_letter(spec: Pipeline, metrics: BoundMetrics, message: SourceMessage, error: BadEvent,
-                emit: Emit, origin: tuple[str, int, int] | None = None,
-                value: bytes | None = None) -> None:
-    """A record to ``<name>.dlq`` with the reason; ``origin``/``value`` replace the record's
-    own position and bytes (an event forwarded by an earlier stage)."""
-    metrics.dead_letters[error.reason].inc()
-    topic, partition, offset = message.topic() or "", message.partition(), message.offset()
-    original = message.headers()
-    if origin is not None:
-        (topic, partition, offset), original = origin, None
-    log.warning("dead letter %s[%s]@%s: %s", topic, partition, offset, error)
-    headers = dead_letter_headers(topic, partition or 0, offset or 0, error,
-                                  _header_list(original))
-    emit(spec.dlq_topic, value if value is not None else message.value() or b"",
-         message.key(), headers=headers)
+            dead_letter(self.spec, self._dead_letters, message, error, self._emit)
 
 
 def _forwarded(raw: bytes | None) -> dict[str, Any]:
@@ -440,16 +297,5 @@ def _forwarded(raw: bytes | None) -> dict[str, Any]:
     return record
 
 
-def _model_error(when: str, exc: Exception) -> BadEvent:
-    return BadEvent("model_error", f"the model raised while {when}: {exc!r}")
-
-
 def _key_bytes(key: Any) -> bytes:
     return key.encode() if isinstance(key, str) else str(key).encode()
-
-
-def _header_list(headers: Any) -> list[tuple[str, bytes]]:
-    if not headers:
-        return []
-    items = headers.items() if hasattr(headers, "items") else headers
-    return [(str(k), v if isinstance(v, bytes) else str(v or "").encode()) for k, v in items]

@@ -25,13 +25,14 @@ from streamlearn.kafka.snapshots import Restored, SnapshotStore, records
 from streamlearn.models.drift import DriftOptions
 from streamlearn.models.online import OnlineModel, PredictorState
 from streamlearn.models.snapshot import Payload, partition_model
-from streamlearn.monitoring.metrics import BoundMetrics
+from streamlearn.monitoring.metrics import PipelineMetrics
 from streamlearn.spec.pipeline import Pipeline
 from streamlearn.streams.catch_up import CatchUp
 from streamlearn.streams.checkpoint import Checkpoints, PartitionState, Position
 from streamlearn.streams.join import JoinProcessor
 from streamlearn.streams.merge import SourceMerge
 from streamlearn.streams.processor import PartitionProcessor
+from streamlearn.streams.processor_options import ProcessorOptions
 from streamlearn.streams.serving import ModelFollower
 
 __all__ = ["Restorer", "replay_to"]
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 class Restorer:
     """Builds each partition's state from ``<name>.state`` and its snapshot."""
 
-    def __init__(self, spec: Pipeline, settings: Settings, metrics: BoundMetrics,
+    def __init__(self, spec: Pipeline, settings: Settings, metrics: PipelineMetrics,
                  drift: DriftOptions, follower: ModelFollower | None,
                  consumer_config: dict[str, Any], checkpoints: Checkpoints,
                  store: SnapshotStore, rebuild: bool, clock: Callable[[], float]) -> None:
@@ -107,7 +108,7 @@ class Restorer:
                      "predicting" if self.follower else "learning")
         else:
             payload, snapshot_id = found.model, found.manifest["snapshot_id"]
-            self.metrics.restores.inc()
+            self.metrics.snapshots.restores.inc()
             log.info("partition %d: restored snapshot %d (%d examples); resuming at offset "
                      "%d", partition, snapshot_id, found.manifest.get("examples", 0), offset)
         features = self._features(stage, partition, snapshot_id)
@@ -119,10 +120,9 @@ class Restorer:
                 self.spec.model(), adwin_delta=(
                     self.settings.drift_adwin_delta if self.drift.enabled else None))
             state = None
-        processor = PartitionProcessor(self.spec, model, self.metrics,
-                                       self.settings.max_event_bytes, features=features,
-                                       stage=stage, drift=self.drift, serving=self.follower,
-                                       predictor_state=state)
+        processor = PartitionProcessor(self.spec, model, self.metrics, ProcessorOptions(
+            self.settings.max_event_bytes, features=features, stage=stage, drift=self.drift,
+            serving=self.follower, predictor_state=state))
         processor.stage_partition = partition
         processor.next_offset = offset
         merge = self._merge(stage, processor, features, offset)
@@ -134,9 +134,8 @@ class Restorer:
         """A stage that forwards: its features and position from its own meta record."""
         features = self._features(stage, partition, None, marker=True)
         assert features is not None
-        processor = PartitionProcessor(self.spec, None, self.metrics,
-                                       self.settings.max_event_bytes, features=features,
-                                       stage=stage)
+        processor = PartitionProcessor(self.spec, None, self.metrics, ProcessorOptions(
+            self.settings.max_event_bytes, features=features, stage=stage))
         processor.next_offset = features.offset
         processor.stage_partition = partition
         merge = self._merge(stage, processor, features, features.offset)
@@ -176,7 +175,7 @@ class Restorer:
         repairs, lost = features.restore(stored, snapshot_id)
         self._repair(partition, repairs)
         if lost:
-            self.metrics.entities_lost.inc(lost)
+            self.metrics.snapshots.entities_lost.inc(lost)
             log.error("partition %d: the feature state of %d entities was newer than the "
                       "snapshot restored (a newer one was refused); they start afresh",
                       partition, lost)

@@ -35,7 +35,7 @@ from streamlearn.kafka.snapshots import StoredVersion, watermark_offsets
 from streamlearn.models.candidates import Candidates
 from streamlearn.models.online import OnlineModel
 from streamlearn.models.snapshot import GLOBAL_MODEL, MANIFEST, SnapshotRefused, parse_key, restore
-from streamlearn.monitoring.metrics import BoundMetrics
+from streamlearn.monitoring.metrics import PipelineMetrics
 
 __all__ = ["ModelFollower", "Served"]
 
@@ -72,7 +72,7 @@ class ModelFollower:
 
     def __init__(self, consumer_config: dict[str, Any], topic: str, key: bytes,
                  fingerprint: str, fresh: Callable[[], OnlineModel | Candidates],
-                 metrics: BoundMetrics,
+                 metrics: PipelineMetrics,
                  old_keys: Sequence[bytes] = ()) -> None:
         self.topic = topic
         self.key, self.old_keys, self.fingerprint = key, tuple(old_keys), fingerprint
@@ -89,10 +89,7 @@ class ModelFollower:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="streamlearn-model-follower",
                                         daemon=True)
-        family, name = metrics.family, metrics.pipeline
-        self._staleness = family.model_staleness.labels(name)
-        self._serving_examples = family.serving_examples.labels(name)
-        self._load_seconds = family.snapshot_load_seconds.labels(name)
+        self.serving_metrics = metrics.serving()
 
     @property
     def model(self) -> OnlineModel:
@@ -168,11 +165,11 @@ class ModelFollower:
                             key=self.key, fingerprint=self.fingerprint, old_keys=self.old_keys)
         except SnapshotRefused as exc:
             log.error("%s; still serving snapshot %d", exc, self.serving[1])
-            self.metrics.snapshots_refused[exc.reason].inc()
+            self.metrics.snapshots.refuse(exc.reason)
             return
         if not isinstance(model, OnlineModel | Candidates):
             return
-        self._load_seconds.observe(time.perf_counter() - started)
+        self.serving_metrics.load_seconds.observe(time.perf_counter() - started)
         current = served_set(model)
         self.current, self.serving = current, (generation, sid)  # the swap: one assignment
         self.learner_examples = max(self.learner_examples, current.examples)
@@ -180,5 +177,5 @@ class ModelFollower:
 
     def _gauges(self) -> None:
         examples = self.current.examples
-        self._serving_examples.set(examples)
-        self._staleness.set(max(0, self.learner_examples - examples))
+        self.serving_metrics.examples.set(examples)
+        self.serving_metrics.staleness.set(max(0, self.learner_examples - examples))
