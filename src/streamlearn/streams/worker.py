@@ -7,16 +7,14 @@ import logging
 import faust
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from streamlearn.broker import ensure_broker
+from streamlearn.broker import ensure_pipeline_topics
 from streamlearn.config import Settings
 from streamlearn.errors import PipelineError
-from streamlearn.kafka.admin import create_topics
 from streamlearn.models.keys import model_key
 from streamlearn.models.online import OnlineModel
 from streamlearn.monitoring import metrics
 from streamlearn.monitoring.exporter import serve_metrics
 from streamlearn.spec.pipeline import Pipeline
-from streamlearn.spec.topics import topic_configs
 from streamlearn.streams.app import HotPathService, create_app
 from streamlearn.streams.hot_path import HotPath
 
@@ -48,8 +46,7 @@ def run_worker(spec: Pipeline, settings: Settings, loglevel: str = "info",
             f"pipeline {spec.name!r} re-keys its events ({rekeyed}): --rebuild cannot "
             "relearn them in place; run `streamlearn reset` on it, then `streamlearn run`"
         )
-    bootstrap = ensure_broker(settings)
-    create_topics(bootstrap, spec.topics, topic_configs(spec, settings), settings=settings)
+    ensure_pipeline_topics(spec, settings)
     app, hot_path = build_worker(spec, settings, rebuild=rebuild)
     serve_metrics(settings, REGISTRY)
     models = (f"model {OnlineModel(spec.model()).name}" if not spec.has_candidates else
