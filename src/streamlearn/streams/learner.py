@@ -32,24 +32,25 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException
+from confluent_kafka import OFFSET_BEGINNING, Consumer
 from confluent_kafka import TopicPartition as TP
 
 from streamlearn.config import Settings
-from streamlearn.kafka.snapshots import Restored, SnapshotStore, watermark_offsets
-from streamlearn.models.candidates import Action, Candidates
+from streamlearn.kafka.snapshots import SnapshotStore
+from streamlearn.models.candidates import Action
 from streamlearn.models.drift import DriftOptions
 from streamlearn.models.learner import Learner
-from streamlearn.models.online import OnlineModel
 from streamlearn.models.registry import (
     CommandRefused,
-    decode_command,
     rollback_target,
 )
 from streamlearn.models.snapshot import GLOBAL_MODEL, SnapshotRefused, build_snapshot, progress_key
 from streamlearn.monitoring.metrics import PipelineMetrics
 from streamlearn.spec.pipeline import Pipeline
 from streamlearn.streams import failpoints
+from streamlearn.streams.commands import CommandLog
+from streamlearn.streams.concept_events import ConceptEvents
+from streamlearn.streams.learner_state import candidate_set, load_seen
 from streamlearn.streams.merge import SourceMerge
 from streamlearn.streams.transactions import (
     COMMITTED_TIMEOUT_S,
@@ -87,18 +88,9 @@ class LearnerRunner:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": int(settings.session_timeout * 1000),
         })
-        self.commands = Consumer({**consumer_config, "enable.auto.commit": False,
-                                  "group.id": f"{spec.group_id}-commands"})
-        """Reads ``<name>.commands`` whole (assigned, no group) while active."""
-        self.command_seq = 0
-        """The newest command applied (in every snapshot: a replayed command is refused)."""
-        self.command_at = 0
-        """The example position (merge releases) at which it took effect."""
         self.redo: tuple[int, int] | None = None
         """Exactly-once, after a takeover: (seq, position) of a command the committed
         position reflects but the restored snapshot does not; applied again there."""
-        self.commands_before = 0
-        """``<name>.commands``' end offset at takeover: older records are its history."""
         self.learner: Learner | None = None
         """The active learner; None on a standby."""
         self.generation = 0
@@ -130,6 +122,10 @@ class LearnerRunner:
         self.learner_metrics = metrics.learner(self.topic)
         """The learner's own views (``metrics``: the pipeline's, shared with partitions)."""
         self.learner_metrics.active.set(0)
+        self.commands = CommandLog(consumer_config, f"{spec.group_id}-commands",
+                                   spec.commands_topic, (key, *store.old_keys),
+                                   self.learner_metrics)
+        self.events = ConceptEvents(spec.drift_topic, metrics.drift, self.learner_metrics)
 
     def start(self) -> None:
         self.consumer.subscribe([self.topic], on_assign=self._on_assign,
@@ -210,7 +206,9 @@ class LearnerRunner:
         self.next_offset = merge.restart_offset()
         self.learner_metrics.merged(merge.waiting, late=merge.counts.pop("late", 0))
         if self.replay_until is None and self.redo is None:  # where it did before
-            self._apply_commands(produce)
+            for command, offset in self.commands.new():
+                if self.learner is not None:
+                    self._apply_safely(command, offset, produce)
         learner = self.learner
         if learner is None:  # a command's version could not be loaded, and we stood down
             return len(messages)
@@ -248,8 +246,8 @@ class LearnerRunner:
         offsets = []
         offset = self.merge.restart_offset()
         if offset is not None:
-            meta = orjson.dumps({"r": self.merge.released, "c": self.command_seq,
-                                 "cp": self.command_at}).decode()
+            meta = orjson.dumps({"r": self.merge.released, "c": self.commands.seq,
+                                 "cp": self.commands.at}).decode()
             offsets.append(TP(self.topic, 0, offset, metadata=meta))
         try:
             self.txn.commit(offsets, self.consumer.consumer_group_metadata())
@@ -312,8 +310,8 @@ class LearnerRunner:
         candidates = learner.candidates
         meta: dict[str, Any] = {
             "champion": candidates.champion, "candidates": candidates.summary(),
-            "policy": candidates.policy.name, "action": action, "command_seq": self.command_seq,
-            "command_at": self.command_at,
+            "policy": candidates.policy.name, "action": action, "command_seq": self.commands.seq,
+            "command_at": self.commands.at,
             "merge": self.merge.state(),
         }
         if replaced is not None:
@@ -352,59 +350,24 @@ class LearnerRunner:
         assert self.learner is not None
         learner = self.learner
         candidates = learner.candidates
-        at = candidates.examples
-        for name, signal in candidates.signals:
-            self.metrics.drift.count("concept", signal.detector, "", signal.level)
-            log.warning("concept %s (%s) on %s at example %d: %.4g", signal.level,
-                        signal.detector, candidates.ids.get(name, name), at, signal.statistic)
-            self._produce_drift(produce, name, {
-                "detector": signal.detector, "level": signal.level,
-                "statistic": signal.statistic, "at_example": at, "at_time": at_time,
-                "action": "alert"})
-        candidates.signals.clear()
+        self.events.signals(produce, candidates, at_time)
         actions = [a for a in learner.actions if a.kind != "alert"]
         learner.actions.clear()
         for action in actions:
-            self._action_event(produce, action, at_time)
+            self.events.action(produce, action, at_time)
         if actions:
             changed = candidates.ids[candidates.champion] != served
             self.publish(action=actions[-1].as_dict(),
                          replaced=self.snapshot_id if changed else None)
 
-    def _action_event(self, produce: Callable[..., None], action: Action, at_time: Any) -> None:
-        log.warning("drift policy: %s %s -> %s at example %d (%s)", action.kind,
-                    action.source, action.target, action.at_example, action.reason)
-        self.learner_metrics.count_action(action.kind)
-        name = (action.source or action.target or "").partition("#")[0]
-        self._produce_drift(produce, name, {
-            "detector": None, "statistic": None, "at_example": action.at_example,
-            "at_time": at_time, "action": action.kind, "from": action.source,
-            "to": action.target, "reason": action.reason})
-
-    def _produce_drift(self, produce: Callable[..., None], name: str,
-                       fields: dict[str, Any]) -> None:
-        produce(self.spec.drift_topic, key=name.encode(), value=orjson.dumps({
-            "model": name, "kind": "concept", **fields, "generation": self.generation}))
-
     # -- registry commands ------------------------------------------------------------------
 
-    def _apply_commands(self, produce: Callable[..., None]) -> None:
-        for message in self.commands.consume(100, timeout=0):
-            if message.error() or self.learner is None:
-                continue
-            try:
-                command = decode_command(message.value(), (self.key, *self.store.old_keys))
-                if command["seq"] <= self.command_seq:
-                    if message.offset() < self.commands_before:
-                        continue  # applied before this takeover (the topic is read whole)
-                    raise CommandRefused("replayed", f"seq {command['seq']} was applied "
-                                         f"already (newest: {self.command_seq})")
-                self._apply(command, produce)
-            except (CommandRefused, SnapshotRefused) as exc:
-                reason = getattr(exc, "reason", "refused")
-                log.error("%s: %s at offset %d", self.spec.commands_topic, exc,
-                          message.offset())
-                self.learner_metrics.refuse_command(reason)
+    def _apply_safely(self, command: dict[str, Any], offset: int,
+                      produce: Callable[..., None]) -> None:
+        try:
+            self._apply(command, produce)
+        except (CommandRefused, SnapshotRefused) as exc:
+            self.commands.refused(exc, offset)
 
     def _redo_command(self) -> None:
         """Apply again the command the committed position reflects (its drift event was
@@ -412,21 +375,10 @@ class LearnerRunner:
         assert self.redo is not None
         seq, _ = self.redo
         self.redo = None
-        for _ in range(100):  # the command was applied before this takeover: it is there
-            for message in self.commands.consume(100, timeout=1.0):
-                if message.error():
-                    continue
-                try:
-                    command = decode_command(message.value(), (self.key, *self.store.old_keys))
-                except CommandRefused:
-                    continue
-                if command["seq"] == seq:
-                    log.info("learner: applying command %d again at example position %d, "
-                             "where it took effect before", seq, self.merge.released)
-                    self._apply(command, discard, redo=True)
-                    return
-        raise RuntimeError(f"command {seq} is in the committed metadata of {self.topic} but "
-                           f"not on {self.spec.commands_topic}")
+        command = self.commands.find(seq)
+        log.info("learner: applying command %d again at example position %d, where it took "
+                 "effect before", seq, self.merge.released)
+        self._apply(command, discard, redo=True)
 
     def _apply(self, command: dict[str, Any], produce: Callable[..., None],
                redo: bool = False) -> None:
@@ -446,17 +398,17 @@ class LearnerRunner:
         if target is None:
             raise CommandRefused("nothing_to_roll_back", "no version was ever replaced")
         restored = self.store.load_version(GLOBAL_MODEL, target)
-        candidates = self._candidates(restored)
+        candidates = candidate_set(restored.model, self.spec, self.drift)
         learner = self.learner
         before = learner.candidates.ids[learner.candidates.champion]
         candidates.examples = learner.candidates.examples  # example numbers go on
         learner.candidates = candidates
-        self.command_seq, self.command_at = command["seq"], self.merge.released
+        self.commands.applied(command, self.merge.released)
         replaced = self.snapshot_id
         action = Action(command["command"], candidates.examples, before,
                         candidates.ids[candidates.champion], f"command {command['seq']}: "
                         f"version {target}")
-        self._action_event(produce, action, None)
+        self.events.action(produce, action, None)
         # The version it makes is its registry record (its manifest's action names the
         # command's seq and target), outside any transaction like every snapshot.
         if not self.publish(action={**action.as_dict(), "version": target,
@@ -466,12 +418,6 @@ class LearnerRunner:
         log.warning("%s applied: version %d serves again (as version %s), learning from "
                     "offset %s of %s", command["command"], target, self.snapshot_id,
                     self.next_offset, self.topic)
-
-    def _commands_end(self) -> int:
-        try:
-            return watermark_offsets(self.commands, TP(self.spec.commands_topic, 0))[1]
-        except KafkaException:
-            return 0  # then an old applied command is refused as replayed: logged, harmless
 
     # -- rebalance (inside consume, on the hot path's thread) -------------------------------
 
@@ -486,31 +432,30 @@ class LearnerRunner:
             return partitions
         self.flush()  # a snapshot still in flight is one the restore must see
         found = self.store.load([GLOBAL_MODEL]).get(GLOBAL_MODEL)
-        self.generation = self.store.claims.get(GLOBAL_MODEL, 0) + 1
+        self.generation = self.events.generation = self.store.claims.get(GLOBAL_MODEL, 0) + 1
         self.store.claim(GLOBAL_MODEL, self.generation)
         self.flush()  # the claim is on the log before any snapshot of this generation
-        learner = Learner(self._candidates(found), self.spec.label_ttl_ms,
+        learner = Learner(candidate_set(found.model if found is not None else None,
+                                        self.spec, self.drift), self.spec.label_ttl_ms,
                           score_served=not self.spec.has_candidates)
         self.released = self.published_released = 0
         self.replayable = {}
+        manifest = found.manifest if found is not None else {}
         if found is None:
-            offset, self.snapshot_id, self.command_seq, self.command_at = None, None, 0, 0
+            offset, self.snapshot_id = None, None
             self.merge = SourceMerge(self.spec.partitions)
             log.info("active learner (generation %d): no snapshot; learning from the start of "
                      "%s", self.generation, self.topic)
         else:
-            self._load_seen(learner, found.extra)
+            self.replayable = load_seen(learner, found.extra)
             offset = found.manifest["offsets"][self.topic]["0"]
             self.snapshot_id = found.manifest["snapshot_id"]
-            self.command_seq = found.manifest.get("command_seq") or 0
-            self.command_at = found.manifest.get("command_at") or 0
             self.merge = SourceMerge.restore(self.spec.partitions, found.manifest.get("merge"),
                                              offset)
             log.info("active learner (generation %d): restored snapshot %d (%d examples); "
                      "resuming %s at offset %d", self.generation, self.snapshot_id,
                      learner.examples, self.topic, offset)
-        self.commands_before = self._commands_end()
-        self.commands.assign([TP(self.spec.commands_topic, 0, OFFSET_BEGINNING)])
+        self.commands.activate(manifest.get("command_seq") or 0, manifest.get("command_at") or 0)
         self.learner, self.next_offset = learner, offset
         self.published_offset = offset
         self._published_at = self.clock()
@@ -524,7 +469,7 @@ class LearnerRunner:
             log.info("learner: replaying to example position %d without writing",
                      self.replay_until)
         self.redo = ((committed["c"], committed["cp"])
-                     if committed.get("c", 0) > self.command_seq else None)
+                     if committed.get("c", 0) > self.commands.seq else None)
         for tp in partitions:
             tp.offset = OFFSET_BEGINNING if offset is None else offset
         return partitions
@@ -533,44 +478,6 @@ class LearnerRunner:
         window = self.replayable.get(source)
         if window:
             self.replayable[source] = {i: seq for i, seq in window.items() if seq > checkpoint}
-
-    def _load_seen(self, learner: Learner, raw: bytes) -> None:
-        """The ids a snapshot says were learned: its event-time seen-set and, per join, the
-        ids its next restart may write again (a snapshot of an older version: the first)."""
-        stored = orjson.loads(raw) if raw else {}
-        if isinstance(stored.get("seen"), dict):
-            learner.load_seen(orjson.dumps(stored["seen"]))
-            self.replayable = {int(s): dict(w) for s, w in (stored.get("replayable") or {}
-                                                            ).items()}
-        else:
-            learner.load_seen(raw)
-            self.replayable = {}
-
-    def _candidates(self, found: Restored | None) -> Candidates:
-        """The candidate set of a snapshot, bound to this spec's factories and policy (a
-        fresh one when there is none; a bootstrapped model becomes its champion)."""
-        adwin = self.settings.drift_adwin_delta if self.drift.enabled else None
-        payload = found.model if found is not None else None
-        if isinstance(payload, Candidates):
-            payload.bind(self.spec.candidates())
-            policy = self.spec.policy()
-            if policy.settings() != payload.policy.settings():
-                log.info("drift policy %s replaces the snapshot's %s", policy.settings(),
-                         payload.policy.settings())
-                payload.policy = policy
-            if not self.drift.enabled:
-                payload.adwin_delta = None
-                for model in payload.models.values():
-                    model.concept = None
-            return payload
-        candidates = Candidates(self.spec.candidates(), policy=self.spec.policy(),
-                                adwin_delta=adwin)
-        if isinstance(payload, OnlineModel):
-            if not self.drift.enabled:
-                payload.concept = None
-            candidates.adopt(payload)
-            candidates.examples = payload.version
-        return candidates
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TP]) -> None:
         if self.learner is not None and partitions:
@@ -600,6 +507,6 @@ class LearnerRunner:
     def _deactivate(self) -> None:
         if self.learner is not None:
             log.info("learner generation %d: standing by", self.generation)
-            self.commands.unassign()
+            self.commands.deactivate()
         self.learner = None
         self.learner_metrics.active.set(0)
