@@ -12,10 +12,10 @@ from streamlearn.config import Settings
 from streamlearn.errors import ConfigError
 from streamlearn.kafka.security import (
     failure_hint,
-    faust_credentials,
     kafka_python_config,
     librdkafka_config,
 )
+from streamlearn.streams.app import faust_credentials
 
 PASSWORD = "pa55-w0rd-never-shown"
 

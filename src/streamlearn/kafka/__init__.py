@@ -11,7 +11,8 @@ Three client libraries, each where it fits:
   ``demo``): ``python_clients`` makes every such producer, consumer (no group,
   ``read_committed``) and admin client; ``admin`` holds the admin calls (readiness,
   topics, consumer groups); ``reader`` reads a topic to its end or from an offset on.
-- aiokafka only inside faust, which brings it: ``security.faust_credentials``.
+- aiokafka only inside faust, which brings it; ``streams.app`` (the one module that imports
+  faust) builds faust's credentials from ``security``'s table.
 
 ``security`` translates the security settings for all three, from one table. ``records``
 holds the wire formats, with no client at all.

@@ -39,7 +39,7 @@ __all__ = [
     "ca_file",
     "client_errors",
     "failure_hint",
-    "faust_credentials",
+    "faust_sasl_config",
     "kafka_python_config",
     "librdkafka_config",
     "plaintext",
@@ -185,16 +185,10 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
     return context
 
 
-def faust_credentials(settings: Settings) -> Any:
-    """faust's ``broker_credentials`` (None for PLAINTEXT)."""
-    import faust
-
-    if settings.security_protocol == "PLAINTEXT":
-        return None
-    context = ssl_context(settings)
-    if settings.security_protocol == "SSL":
-        return faust.SSLCredentials(context)
-    return faust.SASLCredentials(ssl_context=context, **_config(settings, "faust"))
+def faust_sasl_config(settings: Settings) -> dict[str, Any]:
+    """The SASL keyword arguments of faust's ``SASLCredentials`` (``streams.app`` builds
+    the credentials: faust is imported there only)."""
+    return _config(settings, "faust")
 
 
 # A SASL_SSL broker that answered ApiVersions (the connection knows its version) and then

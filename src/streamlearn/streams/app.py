@@ -1,4 +1,5 @@
-"""The faust app of one pipeline: the process host of the hot path.
+"""The faust app of one pipeline: the process host of the hot path. The only module that
+imports faust (the rest of streamlearn runs, and is tested, without it).
 
 faust runs the process (Worker, signals, services, logging); events do not flow through
 faust streams, whose per-message path costs ~290 µs of CPU per event. A faust service owns
@@ -20,11 +21,11 @@ from mode import Service
 
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
-from streamlearn.kafka.security import faust_credentials
+from streamlearn.kafka.security import faust_sasl_config, ssl_context
 from streamlearn.spec.pipeline import Pipeline
 from streamlearn.streams.hot_path import HotPath
 
-__all__ = ["HotPathService", "broker_urls", "create_app"]
+__all__ = ["HotPathService", "broker_urls", "create_app", "faust_credentials", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +98,19 @@ def create_app(spec: Pipeline, settings: Settings) -> faust.App:
     # consumer with no topic would refuse to start.
     app.producer_only = True
     return app
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """faust's ``broker_credentials`` (None for PLAINTEXT), from the security settings."""
+    if settings.security_protocol == "PLAINTEXT":
+        return None
+    context = ssl_context(settings)
+    if settings.security_protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(ssl_context=context, **faust_sasl_config(settings))
+
+
+def run(app: faust.App, hot_path: HotPath, loglevel: str) -> None:
+    """faust's Worker runs the app and the hot path's service until SIGTERM/SIGINT."""
+    worker = faust.Worker(app, HotPathService(hot_path), loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-import faust
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from streamlearn.broker import ensure_pipeline_topics
@@ -15,7 +15,7 @@ from streamlearn.models.online import OnlineModel
 from streamlearn.monitoring import metrics
 from streamlearn.monitoring.exporter import serve_metrics
 from streamlearn.spec.pipeline import Pipeline
-from streamlearn.streams.app import HotPathService, create_app
+from streamlearn.streams.app import create_app, run
 from streamlearn.streams.hot_path import HotPath
 
 __all__ = ["build_worker", "run_worker"]
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 def build_worker(
     spec: Pipeline, settings: Settings, registry: CollectorRegistry = REGISTRY,
     rebuild: bool = False,
-) -> tuple[faust.App, HotPath]:
+) -> tuple[Any, HotPath]:
     probe = OnlineModel(spec.model())
     bound = metrics.create(registry).bind(spec.name, probe.name, probe.metric_name)
     hot_path = HotPath(spec, settings, model_key(settings), bound, rebuild=rebuild)
@@ -58,5 +58,4 @@ def run_worker(spec: Pipeline, settings: Settings, loglevel: str = "info",
         spec.name, spec.events_topic, spec.predictions_topic, spec.dlq_topic,
         spec.models_topic, models,
     )
-    worker = faust.Worker(app, HotPathService(hot_path), loglevel=loglevel, quiet=True)
-    worker.execute_from_commandline()
+    run(app, hot_path, loglevel)
