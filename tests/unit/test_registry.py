@@ -171,3 +171,50 @@ def test_exporting_a_version_that_is_not_stored_says_so_as_show_does(monkeypatch
                     label_type="boolean", models={"lr": linear_model.LogisticRegression})
     with pytest.raises(registry_client.RegistryError, match="version 3 of 'p' is not stored"):
         registry_client.load_candidate(spec, Settings(), 3)
+
+
+class _Message:
+    def __init__(self, offset: int, value: bytes) -> None:
+        self._offset, self._value = offset, value
+
+    def error(self) -> None:
+        return None
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes:
+        return self._value
+
+
+class _CommandsTopic:
+    """A consumer of <name>.commands that hands out at most ``num`` records a call."""
+
+    def __init__(self, values: list[bytes]) -> None:
+        self.messages = [_Message(i, v) for i, v in enumerate(values)]
+
+    def consume(self, num: int, timeout: float) -> list[_Message]:
+        taken, self.messages = self.messages[:num], self.messages[num:]
+        return taken
+
+
+def test_a_command_looked_up_for_a_redo_leaves_the_later_ones_to_apply():
+    """Exactly-once takeover: command 1 is applied again where it took effect; command 2,
+    queued behind it, is still applied afterwards (not skipped by the lookup)."""
+    from streamlearn.streams.commands import CommandLog
+
+    refused: list[str] = []
+
+    class Metrics:
+        def refuse_command(self, reason: str) -> None:
+            refused.append(reason)
+
+    log = CommandLog.__new__(CommandLog)  # its Kafka consumer replaced by a list
+    log.consumer = _CommandsTopic([encode_command(s, "rollback", None, key=b"k")
+                                   for s in (1, 2, 3)])
+    log.topic, log.keys, log.metrics = "p.commands", (b"k",), Metrics()
+    log.seq, log.at, log.before = 0, 0, 3
+    assert log.find(1)["seq"] == 1
+    log.applied({"seq": 1}, 10)
+    assert [command["seq"] for command, _ in log.new()] == [2, 3]
+    assert refused == []

@@ -25,8 +25,9 @@ __all__ = ["CommandLog"]
 
 log = logging.getLogger(__name__)
 
-FIND_ATTEMPTS = 100
-"""Polls of a second for a command the committed metadata names (it is on the topic)."""
+FIND_ATTEMPTS = 1000
+"""Records (or empty polls of a second) read looking for a command the committed metadata
+names (it is on the topic, before its end at takeover)."""
 
 
 class CommandLog:
@@ -84,9 +85,10 @@ class CommandLog:
         self.metrics.refuse_command(getattr(exc, "reason", "refused"))
 
     def find(self, seq: int) -> dict[str, Any]:
-        """The authentic command ``seq`` (applied before this takeover: it is there)."""
+        """The authentic command ``seq`` (applied before this takeover: it is on the topic).
+        Read one record at a time, so the commands after it are left for :meth:`new`."""
         for _ in range(FIND_ATTEMPTS):
-            for message in self.consumer.consume(100, timeout=1.0):
+            for message in self.consumer.consume(1, timeout=1.0):
                 if message.error():
                     continue
                 try:
@@ -95,5 +97,5 @@ class CommandLog:
                     continue
                 if command["seq"] == seq:
                     return command
-        raise RuntimeError(f"command {seq} is named by the learner's committed metadata but "
-                           f"is not on {self.topic}")
+        raise CommandRefused("missing", f"command {seq}, named by the learner's committed "
+                             f"metadata, is not on {self.topic}")

@@ -207,8 +207,9 @@ class LearnerRunner:
         self.learner_metrics.merged(merge.waiting, late=merge.counts.pop("late", 0))
         if self.replay_until is None and self.redo is None:  # where it did before
             for command, offset in self.commands.new():
-                if self.learner is not None:
-                    self._apply_safely(command, offset, produce)
+                self._apply_safely(command, offset, produce)
+                if self.learner is None:
+                    break  # stood down: the rest is read again by the next learner
         learner = self.learner
         if learner is None:  # a command's version could not be loaded, and we stood down
             return len(messages)
@@ -375,10 +376,17 @@ class LearnerRunner:
         assert self.redo is not None
         seq, _ = self.redo
         self.redo = None
-        command = self.commands.find(seq)
-        log.info("learner: applying command %d again at example position %d, where it took "
-                 "effect before", seq, self.merge.released)
-        self._apply(command, discard, redo=True)
+        try:
+            command = self.commands.find(seq)
+            log.info("learner: applying command %d again at example position %d, where it "
+                     "took effect before", seq, self.merge.released)
+            self._apply(command, discard, redo=True)
+        except (CommandRefused, SnapshotRefused) as exc:
+            # Its version is gone or no longer verifies (a dropped old key): learning goes
+            # on without it rather than every takeover failing on it.
+            log.error("learner: command %d cannot be applied again (%s); learning on without "
+                      "it", seq, exc)
+            self.learner_metrics.refuse_command(getattr(exc, "reason", "refused"))
 
     def _apply(self, command: dict[str, Any], produce: Callable[..., None],
                redo: bool = False) -> None:
