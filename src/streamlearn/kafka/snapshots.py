@@ -10,23 +10,22 @@ offset seen at the start.
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
     Producer,
-    TopicPartition,
 )
 
+from streamlearn.kafka.reader import (
+    consume_to_end,
+    end_offsets,
+    records,
+    watermark_offsets,
+)
 from streamlearn.models.registry import protected
 from streamlearn.models.snapshot import (
     MANIFEST,
@@ -43,14 +42,10 @@ from streamlearn.models.snapshot import (
 
 __all__ = [
     "Restored", "SnapshotStore", "StoredVersion", "collect_versions",
-    "consume_to_end", "read_versions", "records", "watermark_offsets",
+    "consume_to_end", "end_offsets", "read_versions", "records", "watermark_offsets",
 ]
 
 log = logging.getLogger(__name__)
-
-READ_TIMEOUT_S = 30.0
-NO_LEADER_YET = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-                 KafkaError.UNKNOWN_TOPIC_OR_PART)
 
 
 @dataclass
@@ -79,86 +74,6 @@ def read_versions(
 ) -> dict[str, dict[int, StoredVersion]]:
     """Every stored version (manifest and chunks) of ``models``, by model and snapshot id."""
     return collect_versions(records(consumer_config, topic), models, claims)
-
-
-def records(consumer_config: dict[str, Any], topic: str, partitions: Iterable[int] | None = None
-            ) -> Iterator[tuple[bytes | None, bytes | None]]:
-    """(key, value) of every record of ``topic`` (or of its ``partitions``), in order, up to
-    the end offsets seen at the start. Gives up after ``READ_TIMEOUT_S`` without progress."""
-    consumer = Consumer({**consumer_config, "enable.auto.commit": False,
-                         "group.id": "streamlearn-snapshot-reader"})
-    try:
-        meta = consumer.list_topics(topic, timeout=READ_TIMEOUT_S).topics[topic]
-        wanted = meta.partitions if partitions is None else partitions
-        ends = {}
-        for p in wanted:
-            low, high = watermark_offsets(consumer, TopicPartition(topic, p))
-            if high > low:
-                ends[p] = high
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        for msg in consume_to_end(consumer, topic, ends):
-            yield msg.key(), msg.value()
-    finally:
-        consumer.close()
-
-
-def consume_to_end(consumer: Consumer, topic: str, ends: dict[int, int],
-                   stalled_s: float = READ_TIMEOUT_S) -> Iterator[Message]:
-    """The messages below ``ends`` (partition -> end offset, taken before reading) of the
-    partitions of ``topic`` that ``consumer`` is assigned; done once its position on each
-    has reached its end. TimeoutError after ``stalled_s`` without progress.
-
-    Positions, not the offset of the last message seen: a partition's last offsets can be
-    transaction markers or aborted records, which are never delivered, only skipped.
-    """
-    pending = dict(ends)
-    last: dict[int, int] = {}
-    deadline = time.monotonic() + stalled_s
-    while pending:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"reading {topic} made no progress for {stalled_s:g} s")
-        # A short wait: consume() returns early only with 500 messages, and the position
-        # check below is what ends the read (a restore reads several partitions in turn).
-        for msg in consumer.consume(500, timeout=0.05):
-            if not msg.error() and msg.offset() < ends.get(msg.partition(), 0):
-                yield msg
-        positions = {tp.partition: tp.offset for tp in
-                     consumer.position([TopicPartition(topic, p) for p in pending])}
-        if positions != last:
-            deadline = time.monotonic() + stalled_s
-        last = positions
-        for p, position in positions.items():
-            if position >= pending[p]:
-                del pending[p]
-
-
-def end_offsets(config: dict[str, Any], topic: str, partitions: int) -> dict[int, int]:
-    """The end offset of each of ``topic``'s first ``partitions`` partitions."""
-    consumer = Consumer({**config, "group.id": "streamlearn-offsets"})
-    try:
-        return {p: watermark_offsets(consumer, TopicPartition(topic, p))[1]
-                for p in range(partitions)}
-    finally:
-        consumer.close()
-
-
-def watermark_offsets(consumer: Consumer, tp: TopicPartition,
-                      timeout: float = READ_TIMEOUT_S) -> tuple[int, int]:
-    """(low, high) of a partition; a topic created a moment ago may have no leader yet
-    (NOT_LEADER_FOR_PARTITION and other retriable errors are retried for ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            low, high = consumer.get_watermark_offsets(tp, timeout=timeout)
-            return int(low), int(high)
-        except KafkaException as exc:
-            error = exc.args[0]
-            # librdkafka does not flag these retriable here, but they pass once the new
-            # topic's partitions have leaders.
-            if not (error.retriable() or error.code() in NO_LEADER_YET) or (
-                    time.monotonic() > deadline):
-                raise
-            time.sleep(0.5)
 
 
 def collect_versions(
