@@ -218,3 +218,20 @@ def test_a_command_looked_up_for_a_redo_leaves_the_later_ones_to_apply():
     log.applied({"seq": 1}, 10)
     assert [command["seq"] for command, _ in log.new()] == [2, 3]
     assert refused == []
+
+
+def test_a_claim_fences_older_generations_written_after_it_not_before():
+    """A learner that claimed generation 2 and died before its first snapshot leaves the
+    next one generation 1's newest snapshot (not nothing); a generation-1 snapshot written
+    after the claim (a replaced learner that did not know it) stays fenced."""
+    from streamlearn.kafka.snapshots import collect_versions
+
+    def manifest(sid: int, generation: int) -> tuple[bytes, bytes]:
+        return (f"global/{sid}/manifest".encode(),
+                orjson.dumps({"model": "global", "snapshot_id": sid, "generation": generation}))
+
+    log = [manifest(1, 1), (b"global/claim", b'{"generation": 2}'), manifest(2, 1)]
+    claims: dict[str, int] = {}
+    found = collect_versions(log, ["global"], claims)["global"]
+    assert claims == {"global": 2}
+    assert (found[1].claimed_before, found[2].claimed_before) == (0, 2)

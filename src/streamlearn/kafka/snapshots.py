@@ -53,6 +53,9 @@ class StoredVersion:
     manifest: dict[str, Any] | None = None
     chunks: dict[int, bytes] = field(default_factory=dict)
     extra: dict[int, bytes] = field(default_factory=dict)
+    claimed_before: int = 0
+    """The highest learner generation claimed on the log before its manifest: a manifest of
+    a lower generation was written by a learner already replaced (a zombie)."""
 
     def parts(self) -> list[int | str]:
         """Every record key part of this version (to tombstone it)."""
@@ -82,17 +85,20 @@ def collect_versions(
 ) -> dict[str, dict[int, StoredVersion]]:
     """Fold the topic's records, in order, into the versions of ``models`` they leave.
 
-    ``claims`` (if given) receives each model's highest learner generation claimed.
+    ``claims`` (if given) receives each model's highest learner generation claimed. Each
+    version notes the highest claim before its manifest (fencing is by log order: a claim
+    fences the versions of older generations written after it, not those before it).
     """
     wanted = set(models)
     found: dict[str, dict[int, StoredVersion]] = {m: defaultdict(StoredVersion) for m in wanted}
+    claimed: dict[str, int] = {}
     for raw_key, value in records:
         text = raw_key.decode("utf-8", "replace") if raw_key else ""
         parsed = parse_key(text) if text else None
         if parsed is None:
             model, _, kind = text.rpartition("/")
-            if claims is not None and kind == "claim" and model in wanted and value:
-                claims[model] = max(claims.get(model, 0), _generation(value))
+            if kind == "claim" and model in wanted and value:
+                claimed[model] = max(claimed.get(model, 0), _generation(value))
             continue
         if parsed[0] not in wanted:
             continue
@@ -108,10 +114,13 @@ def collect_versions(
             except orjson.JSONDecodeError:
                 manifest = {"model": model, "snapshot_id": sid}
             version.manifest = manifest if isinstance(manifest, dict) else {}
+            version.claimed_before = claimed.get(model, 0)
         elif part.isdigit():
             version.chunks[int(part)] = value
         elif part[:1] == "x" and part[1:].isdigit():
             version.extra[int(part[1:])] = value
+    if claims is not None:
+        claims.update(claimed)
     return found
 
 
@@ -203,7 +212,7 @@ class SnapshotStore:
             version = by_id[sid]
             if version.manifest is None:
                 continue  # chunks without a manifest: a write cut short, never committed
-            if version.manifest.get("generation", 0) < self.claims.get(model, 0):
+            if version.manifest.get("generation", 0) < version.claimed_before:
                 continue  # written by a learner that had been replaced (a zombie): fenced
             chunks = [version.chunks[i] for i in sorted(version.chunks)]
             try:

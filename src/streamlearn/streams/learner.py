@@ -5,8 +5,8 @@ partition) in a group of its own, ``<group>-learner``. The member that owns the 
 the active learner; the others are standbys with nothing assigned. On assignment the new
 learner reads the newest valid snapshot of the global candidate set (with its seen-set),
 claims the next generation (a record that makes every reader ignore older generations'
-snapshots, so a replaced learner that does not know it yet cannot publish over its
-successor) and resumes at the snapshot's offset of the training topic. It learns each
+snapshots written after it, so a replaced learner that does not know it yet cannot publish
+over its successor) and resumes at the snapshot's offset of the training topic. It learns each
 example in the topic's order (``models.learner``), writes drift events, and publishes a
 snapshot every ``STREAMLEARN_PUBLISH_INTERVAL`` seconds (plus a progress record each second,
 for the predictors' staleness gauge). On revoke and on a clean stop it publishes and commits.
