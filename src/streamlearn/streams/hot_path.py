@@ -256,11 +256,11 @@ class HotPath:
                 self.metrics.scores.set(position[1], model.score.get(),
                                         model.rolling_score.get())
         if self.follower is not None:
-            self._drain_joins()
+            self._drain_joins(emit)
         if self.follower is not None or len(self.spec.stages) > 1:
             self.marks.due(self.partitions, self.joins)
         if self.learner is not None:
-            self.learner.step(self.outputs.produce)
+            self.learner.step(emit)
         self.outputs.poll()
         due = [p for p, s in self.partitions.items() if self.checkpoints.due(s)]
         joins_due = self.checkpoints.joins_due(self.joins)
@@ -285,10 +285,10 @@ class HotPath:
             self._commit(list(self.partitions), asynchronous=True)
         return len(messages)
 
-    def _drain_joins(self) -> None:
+    def _drain_joins(self, emit: Callable[..., None]) -> None:
         """Join what both inputs allow, in event time; pace the labels read ahead."""
         for partition, join in self.joins.items():
-            join.drain(self.outputs.produce, self.marks.labels_idle(partition))
+            join.drain(emit, self.marks.labels_idle(partition))
         if self.joins:
             self.marks.pace_labels(self.joins)
 
