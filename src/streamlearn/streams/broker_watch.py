@@ -15,7 +15,13 @@ statistics report (each second) says whether it has a broker ``UP``:
   error (one connection refused while the others work, or a broker back within a second,
   is not an outage: both were seen right after start-ups and restarts). A report just
   after the error may be from a client that has not yet noticed the broker died;
-- a report with a broker ``UP`` ends a confirmed outage.
+- a report with a broker ``UP`` ends a confirmed outage;
+- a client whose report goes from a broker ``UP`` to none makes an outage suspected too
+  (librdkafka reports a repeated error once, so an error alone can be missed).
+
+Each report counts at the time librdkafka made it (its ``ts``, the same monotonic clock),
+not when a poll delivered it: a client not polled for seconds delivers reports made before
+the broker died, and their ``UP`` is old news.
 
 While it lasts librdkafka's own log lines are held back (``filter``); while one is
 suspected or under way the worker's own warnings about waiting are too (``quiet``).
@@ -50,6 +56,14 @@ False
 (None, False)
 >>> watch.stats(report("producer", "DOWN")), watch.down  # it is not polled: no say
 (None, True)
+
+A report made before the error but delivered after it (``ts`` in µs) does not clear it:
+
+>>> watch = BrokerWatch(clock=lambda: 100.0)
+>>> watch.lost("1/1 brokers are down")
+>>> late = '{"name": "c", "ts": 99000000, "brokers": {"b/1": {"nodeid": 1, "state": "UP"}}}'
+>>> watch.stats(late), watch.suspected
+(None, (100.0, '1/1 brokers are down'))
 """
 
 from __future__ import annotations
@@ -108,9 +122,11 @@ class BrokerWatch(logging.Filter):
     def lost(self, reason: str) -> None:
         """A connection failed, or a client reaches no broker: an outage is suspected (the
         clients' next statistics reports decide), if none is under way."""
+        self._suspect(self.clock(), reason)
+
+    def _suspect(self, now: float, reason: str) -> None:
         if self.down_since is not None or self.suspected is not None:
             return
-        now = self.clock()
         if now - self.back_at < SETTLE_S:
             return  # errors librdkafka queued during the outage, delivered after it ended
         self.suspected = (now, reason)
@@ -124,8 +140,13 @@ class BrokerWatch(logging.Filter):
             return None
         up = any(b.get("state") == "UP" and b.get("nodeid", -1) >= 0
                  for b in stats.get("brokers", {}).values())
-        now = self.clock()
-        self.reports[stats.get("name", "")] = (now, up)
+        ts = stats.get("ts")
+        now = ts / 1e6 if isinstance(ts, int) else self.clock()
+        client = stats.get("name", "")
+        before = self.reports.get(client)
+        self.reports[client] = (now, up)
+        if before is not None and before[1] and not up:
+            self._suspect(now, f"{client} reaches no broker")
         if self.suspected is not None:
             self._decide(now, up)
             return None

@@ -5,7 +5,7 @@ Records before the takeover are the topic's history: a command applied by an ear
 learner (its seq at or below the restored snapshot's) is skipped silently; after it, a seq
 at or below the newest applied is a replay and is refused. Under exactly-once a command the
 committed position reflects but the restored snapshot does not is looked up by its seq and
-applied again where it took effect (``streams.learner``).
+applied again where it took effect (``streams.active_learner``).
 """
 
 from __future__ import annotations
