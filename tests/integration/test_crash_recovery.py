@@ -30,6 +30,7 @@ from .conftest import EXAMPLE, MODEL_KEY, worker_log
 from .topics import first_per_event, predictions, wait_for_predictions, wait_until
 
 SETTINGS = {"STREAMLEARN_SNAPSHOT_EVERY": "100", "STREAMLEARN_BATCH_SIZE": "50"}
+AHEAD = 50
 
 
 def newest_snapshot(kafka: str, spec) -> tuple[int, dict, list[bytes]]:
@@ -41,12 +42,15 @@ def newest_snapshot(kafka: str, spec) -> tuple[int, dict, list[bytes]]:
     return sid, version.manifest, [version.chunks[i] for i in sorted(version.chunks)]
 
 
-def kill_and_restart(start, worker, kafka, topic, name) -> tuple[object, float]:
-    """SIGKILL ``worker``, start another; seconds from the kill to its first prediction."""
+def kill_and_restart(start, worker, kafka, topic, name,
+                     started: threading.Event) -> tuple[object, float]:
+    """SIGKILL ``worker``, start another (then set ``started``); seconds from the kill to
+    its first prediction."""
     killed_at = time.time()
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=30)
     replacement = start(EXAMPLE, name, SETTINGS)
+    started.set()
     wait_until(lambda: any(p["predicted_at"] >= killed_at * 1000
                            for p in predictions(kafka, topic)),
                90, "the restarted worker's first prediction")
@@ -62,20 +66,34 @@ def test_kill9_twice_then_tampered_snapshots(kafka, name, topics, start_worker, 
                                              tmp_path: Path):
     spec = load_pipeline(EXAMPLE).renamed(name)
     topics(name)
-    events = list(iter_events("river:Phishing", label_field="is_phishing"))
-    producer = threading.Thread(target=replay, args=(events, kafka, ReplayOptions(
-        topic=name, rate=100, id_prefix="ev")))
+    events = [{**e, "event_id": f"ev-{i}"} for i, e in
+              enumerate(iter_events("river:Phishing", label_field="is_phishing"))]
+    rng = random.Random()
+    points = [rng.randrange(100, 500), rng.randrange(600, 1100)]
+    # Events keep arriving (100/s) across each kill, but stop AHEAD events past a kill
+    # point until the replacement has started: on a busy machine the producer could
+    # otherwise finish first, and a worker with nothing left to read shows no recovery.
+    restarted = [threading.Event() for _ in points]
+
+    def produce() -> None:
+        sent = 0
+        for point, gate in zip([*points, len(events)], [*restarted, None], strict=True):
+            upto = min(point + AHEAD, len(events))
+            replay(events[sent:upto], kafka, ReplayOptions(topic=name, rate=100))
+            sent = upto
+            if gate is not None:
+                gate.wait(180)
+
+    producer = threading.Thread(target=produce)
     producer.start()
     worker = start_worker(EXAMPLE, name, SETTINGS)
     topic = spec.predictions_topic
 
-    rng = random.Random()
     recoveries = []
-    for low, high in ((100, 500), (600, 1100)):
-        point = rng.randrange(low, high)
+    for point, gate in zip(points, restarted, strict=True):
         wait_until(lambda p=point: len(first_per_event(predictions(kafka, topic))) >= p,
                    90, f"{point} predictions")
-        worker, seconds = kill_and_restart(start_worker, worker, kafka, topic, name)
+        worker, seconds = kill_and_restart(start_worker, worker, kafka, topic, name, gate)
         recoveries.append(round(seconds, 1))
     producer.join()
     print(f"recovery after kill -9: {recoveries} s")
