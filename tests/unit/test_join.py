@@ -330,4 +330,4 @@ def test_the_learner_learns_each_event_once_and_forgets_after_two_ttls():
     again = Learner(Candidates({"m": linear_model.LogisticRegression}), ttl_ms=1_000)
     again.load_seen(learner.seen_bytes())
     assert not again.learn(example("e2", 1_500))
-    assert learner.model.version == 3 and learner.model.score.get() == 0.0
+    assert learner.model.version == 3 and learner.model.scorer.values() == [0.0]

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
+from streamlearn.models.scoring import Scoring
 from streamlearn.monitoring.batch_histogram import BatchHistogram
 from streamlearn.monitoring.catalog import CATALOG, LATENCY_BUCKETS
-from streamlearn.monitoring.metrics import PipelineMetrics, create
+from streamlearn.monitoring.metrics import MetricChoice, PipelineMetrics, create
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "streamlearn"
 
@@ -33,6 +34,11 @@ class Features:
         return (1, 2, 3)
 
 
+SCORER = Scoring.of(["accuracy"]).new()
+SCORER.update(True, True, None)
+CHOICE = MetricChoice(threshold=0.6)
+
+
 def exercise(bound: PipelineMetrics) -> None:
     """Every view of one pipeline, every method once: each catalog metric gets a sample."""
     p = bound.partitions
@@ -44,7 +50,7 @@ def exercise(bound: PipelineMetrics) -> None:
     p.latency.observe_batch([0.001, 0.2])
     p.batch_size.observe(3)
     p.count_features(Features(0), "user")
-    bound.scores.set(0, 0.75, 0.5)
+    bound.scores.set(0, SCORER)
     bound.drift.count("data", "ADWIN", "amount", "drift")
     bound.drift.set_estimate("data", "ADWIN", "amount", 0, 1.5)
     bound.drift.set_stability("data", "amount", 0, 0.3)
@@ -70,7 +76,7 @@ def exercise(bound: PipelineMetrics) -> None:
     learner.examples.set(5)
     learner.duplicates.inc()
     learner.merged(waiting=4, late=1)
-    learner.set_candidate_scores("b", 0.6, 0.7)
+    learner.set_candidate_scores("b", SCORER)
     learner.count_action("promote")
     learner.refuse_command("replayed")
     serving = bound.serving()
@@ -81,7 +87,7 @@ def exercise(bound: PipelineMetrics) -> None:
 
 def test_the_exposition_names_each_catalog_metric_once_with_its_type_help_and_labels():
     registry = CollectorRegistry()
-    exercise(create(registry).bind("p", "m"))
+    exercise(create(registry).bind("p", "m", CHOICE))
     text = generate_latest(registry).decode()
     for metric in CATALOG:
         name = "streamlearn_" + metric.name + ("_total" if metric.type == "counter" else "")
@@ -98,7 +104,7 @@ def test_the_exposition_names_each_catalog_metric_once_with_its_type_help_and_la
 
 def test_views_export_what_they_were_given():
     registry = CollectorRegistry()
-    exercise(create(registry).bind("p", "m"))
+    exercise(create(registry).bind("p", "m", CHOICE))
     get = registry.get_sample_value
     assert get("streamlearn_events_total", {"pipeline": "p"}) == 3
     assert get("streamlearn_feature_entities",
@@ -112,7 +118,11 @@ def test_views_export_what_they_were_given():
     assert get("streamlearn_merge_waiting",
                {"pipeline": "p", "topic": "p.training", "partition": "0"}) == 4
     assert get("streamlearn_candidate_score",
-               {"pipeline": "p", "candidate": "b", "metric": "rolling_accuracy"}) == 0.7
+               {"pipeline": "p", "candidate": "b", "metric": "rolling_accuracy"}) == 1.0
+    assert get("streamlearn_metric_threshold", {"pipeline": "p", "metric": "rolling_accuracy"}
+               ) == 0.6
+    assert get("streamlearn_metric_bigger_is_better", {"pipeline": "p", "metric": "accuracy"}
+               ) == 1
     assert get("streamlearn_label_delay_seconds_bucket", {"pipeline": "p", "le": "60.0"}) == 1
     assert get("streamlearn_event_to_prediction_seconds_count", {"pipeline": "p"}) == 2
 
@@ -140,7 +150,10 @@ def test_scores_appear_once_set_and_go_when_the_partition_leaves():
     bound = create(registry).bind("p", "m")
     labels = {"pipeline": "p", "model": "m", "metric": "accuracy", "partition": "3"}
     assert registry.get_sample_value("streamlearn_model_score", labels) is None
-    bound.scores.set(3, 0.75, 0.5)
+    scorer = Scoring.of(["accuracy"]).new()
+    for y, served in [(True, True), (True, False), (True, True), (True, True)]:
+        scorer.update(y, served, None)
+    bound.scores.set(3, scorer)
     assert registry.get_sample_value("streamlearn_model_score", labels) == 0.75
     bound.forget_partition(3)
     assert registry.get_sample_value("streamlearn_model_score", labels) is None

@@ -47,8 +47,7 @@ def run(candidates: Candidates, rows: list[tuple[dict, Any]]) -> list[tuple[str,
     """Serve and learn ``rows`` in order, as the learner does; the actions taken."""
     actions = []
     for x, y in rows:
-        served = {name: p[0] for name, p in candidates.predict(x).items()}
-        actions += candidates.learn(x, y, served)
+        actions += candidates.learn(x, y, candidates.predict(x))
     return [(a.kind, a.at_example) for a in actions]
 
 
@@ -88,7 +87,7 @@ def test_the_champion_comes_first_and_must_be_a_candidate():
 def test_each_candidate_is_scored_on_the_prediction_served_for_it():
     candidates = Candidates({"a": lambda: Scripted("a"), "b": lambda: Scripted("b")})
     for x, y in scripted(100, {"a": 1.0, "b": 1.0}, seed=1):
-        candidates.learn(x, y, served={"a": not y})  # b is not served: it predicts itself
+        candidates.learn(x, y, served={"a": (not y, None)})  # b is not served: it predicts itself
     assert candidates.rolling("a") == 0.0 and candidates.rolling("b") == 1.0
 
 

@@ -43,7 +43,7 @@ def test_round_trip_across_chunks_predicts_exactly_the_same():
     back = restore(snap.manifest, snap.chunks, key=KEY, fingerprint="fp")
     probe = [x for x, _ in datasets.Phishing()][:200]
     assert [back.predict(x) for x in probe] == [model.predict(x) for x in probe]
-    assert back.version == 300 and back.score.get() == model.score.get()
+    assert back.version == 300 and back.scorer.values() == model.scorer.values()
     assert snap.manifest["examples"] == 300
     assert snap.manifest["offsets"] == {"events": {"0": 300}}
 

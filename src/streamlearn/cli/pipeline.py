@@ -129,25 +129,27 @@ def bootstrap(pipeline_file: str, history: str, name: str | None, plot_path: str
     with Progress(transient=False) as progress:
         task = progress.add_task("learning the history", total=len(frame))
         learned = warm.learn_history(spec, frame, lambda n: progress.advance(task, n))
-    metric = learned.model.metric_name
-    view = Table(title=f"{spec.name}: {learned.model.name}, test-then-train on the history")
-    for column in ("examples", "event time (UTC)", f"prequential {metric}", f"rolling {metric}"):
+    names = learned.model.scorer.names
+    view = Table(title=f"{spec.name}: {learned.model.name}, test-then-train on the history "
+                       "(prequential, and rolling over the last 1000)")
+    for column in warm.columns(names):
         view.add_column(column, justify="right")
-    for row in warm.table(learned, metric):
+    for row in warm.table(learned):
         view.add_row(*row)
     console = Console()
     console.print(view)
     if learned.candidates is not None:
         for candidate, each in learned.candidates.models.items():
-            console.print(f"candidate {candidate}: prequential {metric} "
-                          f"{each.score.get():.4f}, rolling {each.rolling_score.get():.4f}"
+            scores = ", ".join(f"{metric} {score:.4f} (rolling {rolling:.4f})"
+                               for metric, (score, rolling) in each.scorer.summary().items())
+            console.print(f"candidate {candidate}: {scores}"
                           + (" (champion)" if candidate == learned.candidates.champion else ""))
     if learned.dead_letters:
         reasons = sorted(set(learned.dead_letters.values()))
         console.print(f"{len(learned.dead_letters)} rows skipped, as a worker would "
                       f"dead-letter them: {', '.join(reasons)}")
     png = Path(plot_path) if plot_path else Path(history).with_suffix(".prequential.png")
-    warm.plot(learned, metric, f"{spec.name}: prequential {metric} on the history", png)
+    warm.plot(learned, names, f"{spec.name}: {', '.join(names)} on the history", png)
     console.print(f"plot: {png}")
 
     ensure_pipeline_topics(spec, settings)

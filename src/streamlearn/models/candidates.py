@@ -20,14 +20,14 @@ are often lambdas): after unpickling, :meth:`Candidates.bind` gives them back.
 (['tree', 'lr'], {'tree': 'tree#0', 'lr': 'lr#0'})
 >>> for i in range(200):
 ...     x = {"a": i % 7 - 3.0}
-...     served = {name: p[0] for name, p in candidates.predict(x).items()}
+...     served = candidates.predict(x)
 ...     actions = candidates.learn(x, x["a"] > 0, served)
 >>> {name: label for name, (label, proba) in candidates.predict({"a": 2.0}).items()}
 {'tree': True, 'lr': True}
 >>> candidates.examples, round(candidates.rolling("tree"), 3), candidates.rolling("lr"), actions
 (200, 0.99, 1.0, [])
->>> candidates.policy.name, candidates.models["tree"].score
-('alert', Accuracy: 98.99%)
+>>> candidates.policy.name, candidates.models["tree"].scorer.summary()
+('alert', {'accuracy': [0.9899497487437185, 0.9899497487437185]})
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from streamlearn.models.drift import DriftSignal
 from streamlearn.models.duel import Action, CandidatesError, Duel, scored_value
 from streamlearn.models.online import ROLLING_WINDOW, OnlineModel, Prediction, RollingMean
 from streamlearn.models.policies import Alert, Policy
+from streamlearn.models.scoring import Scoring
 
 __all__ = ["Action", "Candidates", "CandidatesError", "Duel", "scored_value"]
 
@@ -56,12 +57,13 @@ class Candidates:
     ``factories`` maps each name to a callable returning a fresh River estimator; the
     champion (default: the first name) comes first in :attr:`names`. ``window`` is the
     rolling window of every candidate's score (examples); ``adwin_delta`` the drift
-    detectors' setting (None: no detection, so no policy ever acts).
+    detectors' setting (None: no detection, so no policy ever acts); ``scoring`` the
+    pipeline's metrics (default: by the model's task).
     """
 
     def __init__(self, factories: Mapping[str, Factory], champion: str | None = None, *,
                  policy: Policy | None = None, window: int = ROLLING_WINDOW,
-                 adwin_delta: float | None = 0.002) -> None:
+                 adwin_delta: float | None = 0.002, scoring: Scoring | None = None) -> None:
         if not factories:
             raise CandidatesError("candidates need at least one model factory")
         champion = next(iter(factories)) if champion is None else champion
@@ -75,6 +77,7 @@ class Candidates:
         self.factories: dict[str, Factory] = dict(factories)
         self.window = window
         self.adwin_delta = adwin_delta
+        self.scoring = scoring
         self.policy = policy
         self.champion = champion
         self.examples = 0
@@ -114,11 +117,21 @@ class Candidates:
         self.models[self.champion] = model
 
     def summary(self) -> dict[str, dict[str, Any]]:
-        """Each candidate's instance, examples learned and scores (for the registry)."""
-        return {name: {"instance": self.ids[name], "examples": model.version,
-                       "metric": model.metric_name, "score": model.score.get(),
-                       "rolling": model.rolling_score.get()}
-                for name, model in self.models.items()}
+        """Each candidate's instance, examples learned and scores (for the registry): the
+        primary metric as ``metric``/``score``/``rolling``, every metric in ``metrics``."""
+        out = {}
+        for name, model in self.models.items():
+            scorer = model.scorer
+            metrics = scorer.summary()
+            out[name] = {"instance": self.ids[name], "examples": model.version,
+                         "metric": scorer.primary, "score": metrics[scorer.primary][0],
+                         "rolling": metrics[scorer.primary][1], "metrics": metrics}
+        return out
+
+    def rescore(self, scoring: Scoring) -> list[str]:
+        """Use ``scoring`` from now on; returns the candidates whose metrics started over."""
+        self.scoring = scoring
+        return [name for name, model in self.models.items() if model.rescore(scoring)]
 
     def bind(self, factories: Mapping[str, Factory]) -> None:
         """Give an unpickled candidate set its factories back (needed to reset, challenge)."""
@@ -135,7 +148,8 @@ class Candidates:
                                   "call bind(factories))")
         generation = self._generations.get(name, -1) + 1
         self._generations[name] = generation
-        model = OnlineModel(factory(), name=name, adwin_delta=self.adwin_delta)
+        model = OnlineModel(factory(), name=name, adwin_delta=self.adwin_delta,
+                            scoring=getattr(self, "scoring", None))
         model.rolling_score = RollingMean(self.window)
         return f"{name}#{generation}", model
 
@@ -165,9 +179,10 @@ class Candidates:
         return self.models[name].rolling_score.get()
 
     def learn(self, x: dict[str, Any], y: Any,
-              served: Mapping[str, Any] | None = None) -> list[Action]:
-        """Score each candidate's prediction for ``x`` (``served[name]`` when given, else
-        its own now), let it learn ``(x, y)``, then let the policy act."""
+              served: Mapping[str, Prediction] | None = None) -> list[Action]:
+        """Score each candidate's prediction for ``x`` (``served[name]``, a label and its
+        probabilities, when given, else its own now), let it learn ``(x, y)``, then let the
+        policy act."""
         self.examples += 1
         fired: list[tuple[str, DriftSignal]] = []
         scored, before = self.scored, self.error_before
@@ -177,10 +192,10 @@ class Candidates:
                 before[name] = concept.estimate
             try:
                 if served is not None and name in served:
-                    prediction = served[name]
+                    prediction, proba = served[name]
                 else:
-                    prediction = model.predict(x)[0]
-                model.learn(x, y, served=prediction)
+                    prediction, proba = model.predict(x)
+                model.learn(x, y, served=prediction, proba=proba)
                 scored[name] = scored_value(model, prediction, y)
             except Exception as exc:  # one candidate's failure must not stop the others
                 scored[name] = None

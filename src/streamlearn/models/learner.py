@@ -21,8 +21,8 @@ copy: a duplicate never makes the model learn twice.
 ...            "champion": "m", "predictions": {"m": {"prediction": False}}}
 >>> learner.learn(example), learner.learn(example), learner.model.version
 (True, False, 1)
->>> learner.model.score.get()  # the served False was scored
-0.0
+>>> learner.model.scorer.values()  # the served False was scored
+[0.0]
 """
 
 from __future__ import annotations
@@ -43,14 +43,27 @@ log = logging.getLogger(__name__)
 
 def served_predictions(example: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
     """What was served for each candidate, by name, when it was served by the instance that
-    will learn now (``ids``: name -> instance id); a record without instance ids (one model,
-    or an older record) counts for the candidate of the same name."""
+    will learn now (``ids``: name -> instance id): (label, probabilities). A record without
+    instance ids (one model, or an older record) counts for the candidate of the same name.
+
+    >>> served_predictions({"label": True, "predictions": {"m": {
+    ...     "prediction": True, "proba": {"true": 0.9, "false": 0.1}}}}, {"m": "m#0"})
+    {'m': (True, {True: 0.9, False: 0.1})}
+    """
     out = {}
     for name, served in (example.get("predictions") or {}).items():
         instance = ids.get(name)
         if instance is not None and served.get("instance", instance) == instance:
-            out[name] = served.get("prediction")
+            out[name] = (served.get("prediction"), _proba(served.get("proba"), example))
     return out
+
+
+def _proba(proba: dict[str, float] | None, example: dict[str, Any]) -> dict[Any, float] | None:
+    """The probabilities by class as the model gave them: JSON made boolean classes the
+    keys ``"true"`` and ``"false"``."""
+    if proba and isinstance(example.get("label"), bool):
+        return {key == "true": p for key, p in proba.items()}
+    return proba
 
 
 class Learner:

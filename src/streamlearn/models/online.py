@@ -11,9 +11,9 @@ the label and the probabilities and the served label equals what
 ('StandardScaler | LogisticRegression', True)
 >>> model.predict({"a": 1.0})
 (False, {False: 0.5, True: 0.5})
->>> model.learn({"a": 1.0}, True, served=False)
->>> model.version, model.score.get()
-(1, 0.0)
+>>> model.learn({"a": 1.0}, True, served=False, proba={False: 0.5, True: 0.5})
+>>> model.version, model.scorer.names, model.scorer.values()
+(1, ('accuracy',), [0.0])
 """
 
 from __future__ import annotations
@@ -22,21 +22,20 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from river import base, compose, metrics
+from river import base, compose
 
 from streamlearn.models.data_drift import DataDrift
 from streamlearn.models.drift import ConceptDrift, DriftSignal
+from streamlearn.models.scoring import ROLLING_WINDOW, Scorer, Scoring
 
-__all__ = ["OnlineModel", "Prediction", "PredictorState", "RollingMean"]
+__all__ = ["OnlineModel", "Prediction", "PredictorState", "RollingMean", "is_classifier"]
 
 Prediction = tuple[Any, dict[Any, float] | None]
 """(label or value, class probabilities or None)."""
 
-ROLLING_WINDOW = 1000
-
-
 class RollingMean:
-    """Mean of the last ``size`` values: the rolling accuracy (of hits) or MAE (of errors).
+    """Mean of the last ``size`` values: the rolling accuracy (of hits) or MAE (of errors),
+    the per-example score the drift policies compare.
 
     The same figure as ``utils.Rolling(metrics.Accuracy, size)`` at a tenth of its cost per
     update (it reverts a confusion matrix; this subtracts one number).
@@ -69,17 +68,22 @@ def _final_step(estimator: base.Estimator) -> base.Estimator:
     return estimator
 
 
+def is_classifier(estimator: base.Estimator) -> bool:
+    """True when ``estimator`` (or a pipeline's last step) is a River classifier."""
+    return isinstance(_final_step(estimator), base.Classifier)
+
+
 class OnlineModel:
-    """Predicts, then learns (test-then-train), and keeps its prequential score."""
+    """Predicts, then learns (test-then-train), and keeps its prequential scores: the
+    pipeline's metrics (``scorer``, ``models.scoring``) and the per-example score the drift
+    policies compare over a rolling window (``rolling_score``: accuracy, or MAE)."""
 
     def __init__(self, estimator: base.Estimator, name: str | None = None,
-                 adwin_delta: float | None = 0.002) -> None:
+                 adwin_delta: float | None = 0.002, scoring: Scoring | None = None) -> None:
         self.estimator = estimator
         self.name = name or str(estimator)
-        self.is_classifier = isinstance(_final_step(estimator), base.Classifier)
-        metric: type[metrics.base.Metric] = metrics.Accuracy if self.is_classifier else metrics.MAE
-        self.metric_name = "accuracy" if self.is_classifier else "mae"
-        self.score: Any = metric()
+        self.is_classifier = is_classifier(estimator)
+        self.scorer: Scorer = (scoring or Scoring.default(None, self.is_classifier)).new()
         self.rolling_score = RollingMean(ROLLING_WINDOW)
         self.version = 0
         """Examples learned so far; a prediction carries the version that served it."""
@@ -110,7 +114,19 @@ class OnlineModel:
         self.__dict__.update(state)
         if "concept" not in state:  # a snapshot from before drift detection
             self.concept, self.signals, self.data_drift = ConceptDrift(self.is_classifier), [], None
+        if "scorer" not in state:  # a snapshot from before chosen metrics: they start over
+            self.__dict__.pop("score", None)
+            self.__dict__.pop("metric_name", None)
+            self.scorer = Scoring.default(None, self.is_classifier).new()
         self._bind()
+
+    def rescore(self, scoring: Scoring) -> bool:
+        """Start the pipeline's metrics over when they are not the ones this model keeps
+        (a pipeline that chose others since the snapshot); True if it did."""
+        if self.scorer.names == scoring.names and self.scorer.positive == scoring.positive:
+            return False
+        self.scorer = scoring.new()
+        return True
 
     def predict(self, x: dict[str, Any]) -> Prediction:
         if not self.is_classifier:
@@ -120,10 +136,12 @@ class OnlineModel:
             return None, None
         return max(proba, key=proba.get), proba
 
-    def learn(self, x: dict[str, Any], y: Any, served: Any) -> None:
-        """Score the prediction that was served for ``x``, then learn ``(x, y)``."""
+    def learn(self, x: dict[str, Any], y: Any, served: Any,
+              proba: dict[Any, float] | None = None) -> None:
+        """Score the prediction that was served for ``x`` (``proba``: its probabilities),
+        then learn ``(x, y)``."""
         if served is not None:
-            self.score.update(y, served)
+            self.scorer.update(y, served, proba)
             if self.is_classifier:
                 hit = 1.0 if served == y else 0.0
                 self.rolling_score.update(hit)

@@ -195,8 +195,8 @@ class Challenger(Policy):
               y: Any) -> None:
         """The challenger predicts, then learns, like the candidates."""
         model = challenge.model
-        prediction = model.predict(x)[0]
-        model.learn(x, y, served=prediction)
+        prediction, proba = model.predict(x)
+        model.learn(x, y, served=prediction, proba=proba)
         model.signals.clear()  # its detectors matter once it is promoted
         challenge.duel.update(scored_value(model, prediction, y),
                               candidates.scored.get(challenge.incumbent))

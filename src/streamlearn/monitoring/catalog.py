@@ -123,8 +123,21 @@ CATALOG: tuple[Metric, ...] = (
         "Kafka record timestamp of an event to its prediction being produced.", P,
         buckets=LATENCY_BUCKETS),
     GaugeMetric(
-        "model_score", "Prequential (test-then-train) score of a partition's model; rolling_* "
-        "over the last 1000.", (*P, "model", "metric", "partition")),
+        "model_score", "Each metric the pipeline chose (metric), prequential (test-then-train) "
+        "over every example a partition's model scored; rolling_* over the last 1000.",
+        (*P, "model", "metric", "partition")),
+    GaugeMetric(
+        "model_score_ready", "1 once a partition's model scored enough examples for the alert "
+        "(alert_min_examples), with both classes in its window for a binary primary metric.",
+        (*P, "model", "partition")),
+    GaugeMetric(
+        "metric_threshold", "Alert threshold of the pipeline's primary metric, on its rolling "
+        "value (metric: rolling_<primary>); absent when the pipeline sets none.",
+        (*P, "metric")),
+    GaugeMetric(
+        "metric_bigger_is_better", "1 when a bigger value of the metric is better (ROC AUC, "
+        "accuracy), 0 when smaller is (MAE, log loss): River's bigger_is_better.",
+        (*P, "metric")),
     HistogramMetric(
         "batch_size", "Events per processed batch.", P, buckets=BATCH_BUCKETS),
     CounterMetric("snapshots", "Model snapshots written.", P),
@@ -204,8 +217,8 @@ CATALOG: tuple[Metric, ...] = (
         "consumer_lag", "Records of an input partition not yet consumed (librdkafka's "
         "consumer_lag).", (*P, "topic", "partition")),
     GaugeMetric(
-        "candidate_score", "Prequential score of each candidate model on the learner (scored "
-        "on what was served for it); rolling_* over the last 1000.",
+        "candidate_score", "Each metric of each candidate model on the learner, prequential "
+        "(scored on what was served for it); rolling_* over the last 1000.",
         (*P, "candidate", "metric")),
     CounterMetric(
         "policy_actions", "What the drift policy did (reset, challenge, promote, retire, "

@@ -9,15 +9,19 @@ when its subsystem is built (:mod:`.views`). Nothing outside this package calls 
 
 >>> from prometheus_client import CollectorRegistry
 >>> registry = CollectorRegistry()
+>>> from streamlearn.models.scoring import Scoring
 >>> bound = create(registry).bind("phishing", "LogReg")
 >>> bound.partitions.events.inc(2)
 >>> registry.get_sample_value("streamlearn_events_total", {"pipeline": "phishing"})
 2.0
 >>> score = {"pipeline": "phishing", "model": "LogReg", "metric": "accuracy", "partition": "0"}
 >>> registry.get_sample_value("streamlearn_model_score", score)  # none before the first example
->>> bound.scores.set(0, 0.75, 0.5)
+>>> scorer = Scoring.of(["accuracy"]).new()
+>>> for y, served in [(True, True), (False, True)]:
+...     scorer.update(y, served, None)
+>>> bound.scores.set(0, scorer)
 >>> registry.get_sample_value("streamlearn_model_score", score)
-0.75
+0.5
 """
 
 from __future__ import annotations
@@ -30,30 +34,33 @@ from streamlearn.monitoring.views import (
     DriftMetrics,
     JoinMetrics,
     LearnerMetrics,
+    MetricChoice,
     PartitionMetrics,
     ScoreMetrics,
     ServingMetrics,
     SnapshotMetrics,
 )
 
-__all__ = ["Metrics", "PipelineMetrics", "create"]
+__all__ = ["MetricChoice", "Metrics", "PipelineMetrics", "create"]
 
 
 class Metrics(Families):
     """The families of one registry; :meth:`bind` gives one pipeline's views of them."""
 
-    def bind(self, pipeline: str, model: str, metric: str = "accuracy") -> PipelineMetrics:
-        return PipelineMetrics(self, pipeline, model, metric)
+    def bind(self, pipeline: str, model: str,
+             choice: MetricChoice = MetricChoice()) -> PipelineMetrics:  # noqa: B008 (frozen)
+        return PipelineMetrics(self, pipeline, model, choice)
 
 
 class PipelineMetrics:
-    """One pipeline's metrics (``model``: its model's name, ``metric``: its score's)."""
+    """One pipeline's metrics (``model``: its model's name, ``choice``: its metrics)."""
 
-    def __init__(self, families: Families, pipeline: str, model: str, metric: str) -> None:
-        self.families, self.pipeline, self.model, self.metric = families, pipeline, model, metric
+    def __init__(self, families: Families, pipeline: str, model: str,
+                 choice: MetricChoice) -> None:
+        self.families, self.pipeline, self.model, self.choice = families, pipeline, model, choice
         self.partitions = PartitionMetrics(families, pipeline, model)
         self.snapshots = SnapshotMetrics(families, pipeline)
-        self.scores = ScoreMetrics(families, pipeline, model, metric)
+        self.scores = ScoreMetrics(families, pipeline, model, choice)
         self.drift = DriftMetrics(families, pipeline, model)
 
     def broker(self) -> BrokerMetrics:
@@ -64,7 +71,8 @@ class PipelineMetrics:
         return JoinMetrics(self.families, self.pipeline, partition, served_topic)
 
     def learner(self, topic: str) -> LearnerMetrics:
-        return LearnerMetrics(self.families, self.pipeline, self.model, self.metric, topic)
+        return LearnerMetrics(self.families, self.pipeline, self.model, self.choice.names,
+                              topic)
 
     def serving(self) -> ServingMetrics:
         return ServingMetrics(self.families, self.pipeline)

@@ -10,6 +10,7 @@ exports no score at all rather than a 0.0 that an alert would take for a bad mod
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from prometheus_client import Gauge
@@ -20,6 +21,7 @@ from streamlearn.monitoring.families import Families
 
 if TYPE_CHECKING:
     from streamlearn.features.online import PartitionFeatures
+    from streamlearn.models.scoring import Scorer
 
 __all__ = [
     "BrokerMetrics",
@@ -27,6 +29,7 @@ __all__ = [
     "DriftMetrics",
     "JoinMetrics",
     "LearnerMetrics",
+    "MetricChoice",
     "PartitionMetrics",
     "ScoreMetrics",
     "ServingMetrics",
@@ -34,6 +37,18 @@ __all__ = [
 ]
 
 W = TypeVar("W", bound=MetricWrapperBase)
+
+
+@dataclass(frozen=True)
+class MetricChoice:
+    """What the exporter needs of a pipeline's metrics (``Pipeline.metrics``): their names,
+    the first being the primary one, their directions, the alert's threshold on the
+    primary's rolling value and the examples a model scores before it may fire."""
+
+    names: tuple[str, ...] = ("accuracy",)
+    bigger_is_better: tuple[bool, ...] = (True,)
+    threshold: float | None = None
+    min_examples: int = 1000
 
 
 class Children(Generic[W]):
@@ -90,28 +105,44 @@ class PartitionMetrics:
 
 
 class ScoreMetrics:
-    """The prequential and rolling score of each partition's model (or the global one)."""
+    """Each chosen metric of each partition's model (or the global one), prequential and
+    rolling; whether it is ready for the alert; the pipeline's threshold and directions."""
 
-    def __init__(self, families: Families, pipeline: str, model: str, metric: str) -> None:
+    def __init__(self, families: Families, pipeline: str, model: str,
+                 scoring: MetricChoice) -> None:
         self.family = families.gauge("model_score")
-        self.pipeline, self.model, self.metrics = pipeline, model, (metric, "rolling_" + metric)
-        self._bound: dict[int | str, tuple[Gauge, ...]] = {}
+        self.ready_family = families.gauge("model_score_ready")
+        self.pipeline, self.model, self.choice = pipeline, model, scoring
+        self.names = (*scoring.names, *("rolling_" + n for n in scoring.names))
+        self._bound: dict[int | str, tuple[tuple[Gauge, ...], Gauge]] = {}
+        better = families.gauge("metric_bigger_is_better")
+        for name, bigger in zip(self.names, scoring.bigger_is_better * 2, strict=True):
+            better.labels(pipeline, name).set(1 if bigger else 0)
+        if scoring.threshold is not None:
+            families.gauge("metric_threshold").labels(
+                pipeline, "rolling_" + scoring.names[0]).set(scoring.threshold)
 
-    def set(self, partition: int | str, score: float, rolling: float) -> None:
+    def set(self, partition: int | str, scorer: Scorer) -> None:
         """After the model has learned (called per partition per batch)."""
-        children = self._bound.get(partition)
-        if children is None:
-            children = self._bound[partition] = tuple(
-                self.family.labels(self.pipeline, self.model, metric, str(partition))
-                for metric in self.metrics)
-        children[0].set(score)
-        children[1].set(rolling)
+        bound = self._bound.get(partition)
+        if bound is None:
+            bound = self._bound[partition] = (tuple(
+                self.family.labels(self.pipeline, self.model, name, str(partition))
+                for name in self.names),
+                self.ready_family.labels(self.pipeline, self.model, str(partition)))
+        children, ready = bound
+        for child, value in zip(children, (*scorer.values(), *scorer.rolling_values()),
+                                strict=True):
+            child.set(value)
+        ready.set(1 if scorer.ready(self.choice.min_examples) else 0)
 
     def forget_partition(self, partition: int) -> None:
         self._bound.pop(partition, None)
-        for metric in self.metrics:
+        for name in self.names:
             with contextlib.suppress(KeyError):  # never exported for this partition
-                self.family.remove(self.pipeline, self.model, metric, str(partition))
+                self.family.remove(self.pipeline, self.model, name, str(partition))
+        with contextlib.suppress(KeyError):
+            self.ready_family.remove(self.pipeline, self.model, str(partition))
 
 
 class DriftMetrics:
@@ -212,9 +243,9 @@ class JoinMetrics:
 class LearnerMetrics:
     """The learner, active or standby: its state, the training merge, candidates, commands."""
 
-    def __init__(self, families: Families, pipeline: str, model: str, metric: str,
+    def __init__(self, families: Families, pipeline: str, model: str, names: tuple[str, ...],
                  topic: str) -> None:
-        self.metrics = (metric, "rolling_" + metric)
+        self.names = (*names, *("rolling_" + n for n in names))
         self.active = families.gauge("learner_active").labels(pipeline)
         self.generation = families.gauge("learner_generation").labels(pipeline)
         self.examples = families.gauge("learner_examples").labels(pipeline)
@@ -232,9 +263,10 @@ class LearnerMetrics:
             self.late().inc(late)
         self.waiting().set(waiting)
 
-    def set_candidate_scores(self, name: str, score: float, rolling: float) -> None:
-        self.candidates(name, self.metrics[0]).set(score)
-        self.candidates(name, self.metrics[1]).set(rolling)
+    def set_candidate_scores(self, name: str, scorer: Scorer) -> None:
+        for metric, value in zip(self.names, (*scorer.values(), *scorer.rolling_values()),
+                                 strict=True):
+            self.candidates(name, metric).set(value)
 
     def count_action(self, action: str) -> None:
         self.actions(action).inc()

@@ -40,7 +40,7 @@ import hashlib
 import re
 import runpy
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,9 @@ from streamlearn.features.featureset import (
     FeatureSet,
 )
 from streamlearn.features.stages import Stage, plan_stages
+from streamlearn.models.online import is_classifier
 from streamlearn.models.policies import POLICIES, Policy
+from streamlearn.models.scoring import ALERT_THRESHOLDS, ROLLING_WINDOW, MetricError, Scoring
 from streamlearn.spec.schema import Schema, check_types
 
 __all__ = ["Pipeline", "load_pipeline"]
@@ -117,6 +119,21 @@ class Pipeline:
     """What the learner does when a candidate's error drifts: ``"alert"``, ``"reset"``,
     ``"challenger"``, ``"best"`` (see :mod:`streamlearn.models.policies`), or a policy
     instance with other settings, e.g. ``policies.Challenger(margin=0.02)``."""
+    metrics: Sequence[Any] | None = None
+    """The metrics every model is scored with, prequentially and over its rolling window:
+    river.metrics objects or names (``[metrics.ROCAUC(), "accuracy"]``; see
+    :mod:`streamlearn.models.scoring`). The first is the primary one (``top``, ``models
+    list``, the report, the alert rule). Default by ``label_type``: boolean ROC AUC and
+    accuracy, categorical macro F1 and accuracy, numeric MAE and RMSE."""
+    positive: Any = True
+    """The positive class for binary metrics (ROC AUC, F1, precision...), when it is not
+    ``True``: e.g. ``positive="fraud"`` for labels ``"fraud"``/``"legit"``."""
+    alert_threshold: float | None = None
+    """Where the shipped alert fires on the primary metric's rolling value: below it when
+    bigger is better, above it otherwise. Default by metric (ROC AUC 0.7, accuracy 0.6, F1
+    0.3; see ``models.scoring.ALERT_THRESHOLDS``); error metrics (MAE...) have none."""
+    alert_min_examples: int = ROLLING_WINDOW
+    """Examples a model must have scored before the alert may fire."""
     stages: tuple[Stage, ...] = field(init=False, repr=False, compare=False)
     """The compiled ``derived`` declaration: one stage per entity field (see features.stages)."""
     feature_set: FeatureSet = field(init=False, repr=False, compare=False)
@@ -154,6 +171,11 @@ class Pipeline:
         if self.label_field and any(s.entity_field == self.label_field for s in stages):
             raise PipelineError(f"pipeline {self.name!r}: features cannot be by the label")
         self._check_learning()
+        if self.metrics is not None:
+            try:
+                Scoring.of(self.metrics, self.positive)
+            except MetricError as exc:
+                raise PipelineError(f"pipeline {self.name!r}: metrics: {exc}") from None
         object.__setattr__(self, "stages", stages)
         object.__setattr__(self, "feature_set", stages[0].features)
 
@@ -237,6 +259,33 @@ class Pipeline:
         assert self.champion is not None
         return {self.champion: self.models[self.champion],
                 **{n: f for n, f in self.models.items() if n != self.champion}}
+
+    @property
+    def scoring(self) -> Scoring:
+        """The metrics every model of this pipeline keeps (``metrics``, or the defaults of
+        its label type); checked against the model's task once."""
+        cached = self.__dict__.get("_scoring")
+        if cached is not None:
+            return cached
+        estimator = self.model()
+        classifier = is_classifier(estimator)
+        if self.metrics is None:
+            scoring = Scoring.default(self.label_type, classifier, self.positive)
+        else:
+            scoring = Scoring.of(self.metrics, self.positive)
+            try:
+                scoring.check(estimator)
+            except MetricError as exc:
+                raise PipelineError(f"pipeline {self.name!r}: metrics: {exc}") from None
+        object.__setattr__(self, "_scoring", scoring)
+        return scoring
+
+    @property
+    def metric_threshold(self) -> float | None:
+        """The alert threshold of the primary metric's rolling value (None: no alert)."""
+        if self.alert_threshold is not None:
+            return self.alert_threshold
+        return ALERT_THRESHOLDS.get(self.scoring.names[0])
 
     def policy(self) -> Any:
         """A fresh drift policy object for this pipeline's learner."""

@@ -197,11 +197,10 @@ class ActiveLearner:
             parts.learner_metrics.duplicates.inc(learner.duplicates - duplicates)
         if candidates.examples:
             model = learner.model
-            parts.metrics.scores.set(GLOBAL_MODEL, model.score.get(), model.rolling_score.get())
+            parts.metrics.scores.set(GLOBAL_MODEL, model.scorer)
             if len(candidates.models) > 1 or parts.spec.models is not None:
                 for name, each in candidates.models.items():
-                    parts.learner_metrics.set_candidate_scores(name, each.score.get(),
-                                                               each.rolling_score.get())
+                    parts.learner_metrics.set_candidate_scores(name, each.scorer)
         now = parts.clock()
         if now - self.progress_at >= PROGRESS_INTERVAL_S:
             self.progress_at = now

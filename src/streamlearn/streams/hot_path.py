@@ -145,7 +145,8 @@ class HotPath:
             adwin = settings.drift_adwin_delta if self.drift.enabled else None
             self.follower = ModelFollower(
                 base, spec.models_topic, key, self.fingerprint,
-                lambda: Candidates(spec.candidates(), adwin_delta=adwin), metrics,
+                lambda: Candidates(spec.candidates(), adwin_delta=adwin,
+                                   scoring=spec.scoring), metrics,
                 old_keys=old_model_keys(settings))
             self.learner = LearnerRunner(
                 spec, settings, watched, self.store, metrics, self.outputs.flush, key,
@@ -253,8 +254,7 @@ class HotPath:
             model = state.processor.model
             if model is not None and model.version and state.processor.learns:
                 # no score is exported before there is one
-                self.metrics.scores.set(position[1], model.score.get(),
-                                        model.rolling_score.get())
+                self.metrics.scores.set(position[1], model.scorer)
         if self.follower is not None:
             self._drain_joins(emit)
         if self.follower is not None or len(self.spec.stages) > 1:

@@ -34,12 +34,17 @@ def candidate_set(payload: Any, spec: Pipeline, drift: DriftOptions) -> Candidat
             payload.adwin_delta = None
             for model in payload.models.values():
                 model.concept = None
+        restarted = payload.rescore(spec.scoring)
+        if restarted:
+            log.info("metrics %s replace the snapshot's: scores of %s start over",
+                     ", ".join(spec.scoring.names), ", ".join(restarted))
         return payload
-    candidates = Candidates(spec.candidates(), policy=spec.policy(),
+    candidates = Candidates(spec.candidates(), policy=spec.policy(), scoring=spec.scoring,
                             adwin_delta=drift.adwin_delta if drift.enabled else None)
     if isinstance(payload, OnlineModel):
         if not drift.enabled:
             payload.concept = None
+        payload.rescore(spec.scoring)
         candidates.adopt(payload)
         candidates.examples = payload.version
     return candidates

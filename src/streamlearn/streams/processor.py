@@ -241,7 +241,7 @@ class PartitionProcessor:
             if not self.learns:  # the label rides in the served record to the learner
                 return
             try:
-                model.learn(x, y, served=prediction)
+                model.learn(x, y, served=prediction, proba=proba)
             except Exception as exc:
                 self._dead_letter(message, model_error("learning", exc), event)
             if model.signals:

@@ -118,7 +118,11 @@ class Restorer:
         else:
             model = payload if isinstance(payload, OnlineModel) else OnlineModel(
                 self.spec.model(), adwin_delta=(
-                    self.settings.drift_adwin_delta if self.drift.enabled else None))
+                    self.settings.drift_adwin_delta if self.drift.enabled else None),
+                scoring=self.spec.scoring)
+            if model.rescore(self.spec.scoring):
+                log.info("partition %d: metrics %s replace the snapshot's; they start over",
+                         partition, ", ".join(self.spec.scoring.names))
             state = None
         processor = PartitionProcessor(self.spec, model, self.metrics, ProcessorOptions(
             self.settings.max_event_bytes, features=features, stage=stage, drift=self.drift,

@@ -14,11 +14,12 @@ from streamlearn.models.keys import model_key
 from streamlearn.models.online import OnlineModel
 from streamlearn.monitoring import metrics
 from streamlearn.monitoring.exporter import serve_metrics
+from streamlearn.monitoring.views import MetricChoice
 from streamlearn.spec.pipeline import Pipeline
 from streamlearn.streams.app import create_app, run
 from streamlearn.streams.hot_path import HotPath
 
-__all__ = ["build_worker", "run_worker"]
+__all__ = ["build_worker", "metric_choice", "run_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,17 @@ def build_worker(
     spec: Pipeline, settings: Settings, registry: CollectorRegistry = REGISTRY,
     rebuild: bool = False,
 ) -> tuple[Any, HotPath]:
-    probe = OnlineModel(spec.model())
-    bound = metrics.create(registry).bind(spec.name, probe.name, probe.metric_name)
+    bound = metrics.create(registry).bind(spec.name, OnlineModel(spec.model()).name,
+                                          metric_choice(spec))
     hot_path = HotPath(spec, settings, model_key(settings), bound, rebuild=rebuild)
     return create_app(spec, settings), hot_path
+
+
+def metric_choice(spec: Pipeline) -> MetricChoice:
+    """What the exporter needs of the pipeline's metrics."""
+    scoring = spec.scoring
+    return MetricChoice(scoring.names, tuple(m.bigger_is_better for m in scoring.metrics),
+                        spec.metric_threshold, spec.alert_min_examples)
 
 
 def run_worker(spec: Pipeline, settings: Settings, loglevel: str = "info",

@@ -3,7 +3,8 @@
 The history is read with pandas (CSV or Parquet), put in event-time order, and run through
 the offline twin of the pipeline's features, so the model learns from exactly the values a
 worker would have served. Learning is test-then-train (progressive validation): the curve
-of the prequential metric over the history is what the command prints and plots.
+of the pipeline's metrics (``Pipeline.metrics``), prequential and rolling, over the history
+is what the command prints and plots.
 
 Then the result is published the way a worker checkpoints: per input partition, the
 feature state of the entities whose key hashes there (``<name>.state``) and a signed
@@ -56,10 +57,16 @@ class CurvePoint:
     examples: int
     event_time: float
     """Epoch ms of the example."""
-    score: float
-    """Prequential score so far (accuracy, or MAE for a regressor)."""
-    rolling: float
-    """Score over the last 1000 examples."""
+    scores: tuple[float, ...]
+    """Each of the pipeline's metrics, prequential so far (the primary first)."""
+    rolling: tuple[float, ...]
+    """Each over the last 1000 examples."""
+
+    @staticmethod
+    def of(model: OnlineModel, event_time: float) -> CurvePoint:
+        scorer = model.scorer
+        return CurvePoint(model.version, event_time, tuple(scorer.values()),
+                          tuple(scorer.rolling_values()))
 
 
 @dataclass
@@ -93,10 +100,10 @@ def learn_history(spec: Pipeline, frame: Any, advance: Callable[[int], None] = l
     if not pd.api.types.is_numeric_dtype(times):  # ISO-8601 text: order by the parsed time
         times = pd.to_datetime(times, utc=True, errors="coerce")
     ordered = frame.iloc[times.argsort(kind="stable")]
-    candidates = (Candidates(spec.candidates(), policy=spec.policy())
+    candidates = (Candidates(spec.candidates(), policy=spec.policy(), scoring=spec.scoring)
                   if spec.has_candidates else None)
     model = (candidates.models[candidates.champion] if candidates is not None
-             else OnlineModel(spec.model()))
+             else OnlineModel(spec.model(), scoring=spec.scoring))
     run = OfflineRun(spec)
     every = max(1, len(ordered) // CURVE_POINTS)
     history = History(model, run.states, rows=len(ordered), candidates=candidates)
@@ -106,25 +113,23 @@ def learn_history(spec: Pipeline, frame: Any, advance: Callable[[int], None] = l
     for n, row in enumerate(run.rows(records), start=1):
         if candidates is not None:  # the champion may change (a policy): follow it
             model = candidates.models[candidates.champion]
-        prediction, _ = model.predict(row.x)
+        prediction, proba = model.predict(row.x)
         if candidates is not None:
-            candidates.learn(row.x, row.label, {candidates.champion: prediction})
+            candidates.learn(row.x, row.label, {candidates.champion: (prediction, proba)})
         else:
-            model.learn(row.x, row.label, served=prediction)
+            model.learn(row.x, row.label, served=prediction, proba=proba)
         for f in fields:
             if row.x.get(f) is not None:
                 seen[f].append(row.x[f])
         seen["prediction"].append(prediction)
         seen["label"].append(row.label)
         if n % every == 0:
-            history.curve.append(CurvePoint(n, row.event_time, model.score.get(),
-                                            model.rolling_score.get()))
+            history.curve.append(CurvePoint.of(model, row.event_time))
             advance(every)
     advance(len(ordered) % every)
     last = history.curve[-1] if history.curve else None
     if model.version and (last is None or last.examples != model.version):
-        history.curve.append(CurvePoint(model.version, row.event_time, model.score.get(),
-                                        model.rolling_score.get()))
+        history.curve.append(CurvePoint.of(model, row.event_time))
     history.dead_letters = run.dead_letters
     # Drift the history showed is this report's, not news: the live worker would publish
     # each pending signal (and fire the drift alert) on its first event.
@@ -150,17 +155,25 @@ def _reference(spec: Pipeline, model: OnlineModel, seen: dict[str, list[Any]]) -
     return watch
 
 
-def table(history: History, metric: str, rows: int = 10) -> list[tuple[str, str, str, str]]:
-    """(examples, event time, prequential, rolling) at ``rows`` evenly spaced points."""
+def columns(names: tuple[str, ...]) -> list[str]:
+    """The table's header: examples, event time, then each metric prequential and rolling."""
+    return ["examples", "event time (UTC)",
+            *(f"{kind}{name}" for name in names for kind in ("", "rolling "))]
+
+
+def table(history: History, rows: int = 10) -> list[tuple[str, ...]]:
+    """(examples, event time, then each metric prequential and rolling) at ``rows`` evenly
+    spaced points of the curve."""
     curve = history.curve
     picks = sorted({curve[round(i * (len(curve) - 1) / max(rows - 1, 1))] for i in range(rows)},
                    key=lambda p: p.examples) if curve else []
-    return [(f"{p.examples:,}", _iso(p.event_time), f"{p.score:.4f}", f"{p.rolling:.4f}")
+    return [(f"{p.examples:,}", _iso(p.event_time),
+             *(f"{v:.4f}" for pair in zip(p.scores, p.rolling, strict=True) for v in pair))
             for p in picks]
 
 
-def plot(history: History, metric: str, title: str, path: Path) -> Path:
-    """A PNG of the prequential and rolling metric over event time."""
+def plot(history: History, names: tuple[str, ...], title: str, path: Path) -> Path:
+    """A PNG of each metric, prequential and rolling, over event time."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -168,11 +181,13 @@ def plot(history: History, metric: str, title: str, path: Path) -> Path:
 
     times: Any = [dt.datetime.fromtimestamp(p.event_time / 1000, dt.UTC) for p in history.curve]
     fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
-    ax.plot(times, [p.score for p in history.curve], label=f"prequential {metric}")
-    ax.plot(times, [p.rolling for p in history.curve], label=f"rolling {metric} (last 1000)",
-            alpha=0.7)
+    for i, name in enumerate(names):
+        line, = ax.plot(times, [p.scores[i] for p in history.curve],
+                        label=f"prequential {name}")
+        ax.plot(times, [p.rolling[i] for p in history.curve], color=line.get_color(),
+                linestyle="--", alpha=0.7, label=f"rolling {name} (last 1000)")
     ax.set_xlabel("event time (UTC)")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(", ".join(names))
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
