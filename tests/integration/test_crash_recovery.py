@@ -9,6 +9,7 @@ restarted worker refuses both and keeps serving from the last valid snapshot.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import signal
 import threading
@@ -27,7 +28,14 @@ from streamlearn.tools.produce import ReplayOptions, replay
 from streamlearn.tools.sources import iter_events
 
 from .conftest import EXAMPLE, MODEL_KEY, worker_log
-from .topics import first_per_event, predictions, wait_for_predictions, wait_until
+from .topics import (
+    first_per_event,
+    model_scores,
+    predictions,
+    rivers_scores,
+    wait_for_predictions,
+    wait_until,
+)
 
 SETTINGS = {"STREAMLEARN_SNAPSHOT_EVERY": "100", "STREAMLEARN_BATCH_SIZE": "50"}
 AHEAD = 50
@@ -108,6 +116,15 @@ def test_kill9_twice_then_tampered_snapshots(kafka, name, topics, start_worker, 
     assert [served[f"ev-{i}"]["model_version"] for i in range(len(events))] == list(
         range(len(events))
     ), "after dedup, event i was served by the model that had learned i examples"
+    # The metrics live in the snapshot: after two kills they are still River's, exactly.
+    expected = rivers_scores(datasets.Phishing, spec.model,
+                             [("roc_auc", metrics.ROCAUC()), ("accuracy", metrics.Accuracy())])
+    port = worker_env["STREAMLEARN_METRICS_PORT"]
+    def exported() -> dict[str, float]:
+        return {k: v for k, v in model_scores(port, name).items() if k in expected}
+    with contextlib.suppress(AssertionError):  # (the assert below shows the values)
+        wait_until(lambda: exported() == expected, 30, "River's scores")
+    assert exported() == expected
 
     # The final model equals an uninterrupted offline one, prediction for prediction.
     worker.send_signal(signal.SIGTERM)

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 from kafka import KafkaProducer
-from river import datasets, evaluate, metrics
+from river import datasets, evaluate, metrics, utils
 
 from streamlearn.kafka.snapshots import read_versions
 from streamlearn.models.snapshot import GLOBAL_MODEL, restore
@@ -120,6 +120,27 @@ def assert_final_model_is_offline(kafka: str, spec, examples: list[dict],
         assert served.estimator.predict_proba_one(x) == offline.predict_proba_one(x)
 
 
+def assert_metrics_are_rivers_over_the_served(kafka: str, spec, examples: list[dict]) -> None:
+    """The learner's metrics (prequential with delay: each example scored on what was
+    served for it) == River's metrics fed the served predictions in training order."""
+    chosen = [metrics.ROCAUC(), metrics.Accuracy()]
+    rolling = [utils.Rolling(metrics.ROCAUC, window_size=1000),
+               utils.Rolling(metrics.Accuracy, window_size=1000)]
+    for example in examples:
+        served = example["predictions"][example["champion"]]
+        if served["prediction"] is None:
+            continue
+        proba = {key == "true": p for key, p in served["proba"].items()}
+        for metric, window in zip(chosen, rolling, strict=True):
+            y_pred = served["prediction"] if metric.requires_labels else proba
+            metric.update(example["label"], y_pred)
+            window.update(example["label"], y_pred)
+    scorer = final_model(kafka, spec).scorer
+    assert scorer.names == ("roc_auc", "accuracy")
+    assert scorer.values() == [m.get() for m in chosen]
+    assert scorer.rolling_values() == [m.get() for m in rolling]
+
+
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         return response.read().decode()
@@ -152,6 +173,7 @@ def test_delayed_labels_served_predictions_equal_offline_prefix_models(
     served = predictions(kafka, spec.predictions_topic)
     assert_served_by_prefix_models(spec, served, examples, x_of)
     assert_final_model_is_offline(kafka, spec, examples, list(x_of.values())[:300])
+    assert_metrics_are_rivers_over_the_served(kafka, spec, examples)
     assert {e["label_time"] - x["time"] for e, x in zip(
         sorted(examples, key=lambda e: int(e["event_id"][1:])), events, strict=True)} == {
         la["time"] - e["time"] for la, e in zip(labels, events, strict=True)}

@@ -13,11 +13,11 @@ from streamlearn.tools.produce import ReplayOptions, replay
 from streamlearn.tools.sources import iter_events
 
 from .conftest import EXAMPLE, worker_log
-from .topics import predictions, wait_for_predictions
+from .topics import final_scores, predictions, rivers_scores, wait_for_predictions
 
 
 def test_phishing_replay_matches_progressive_val_score(kafka, name, topics, start_worker,
-                                                      tmp_path: Path):
+                                                      worker_env, tmp_path: Path):
     spec = load_pipeline(EXAMPLE).renamed(name)
     topics(name)
     events = list(iter_events("river:Phishing", label_field="is_phishing"))
@@ -41,3 +41,10 @@ def test_phishing_replay_matches_progressive_val_score(kafka, name, topics, star
     ).get()
     assert prequential_accuracy(labels, by_id) == reference
     assert [by_id[f"ev-{i}"]["model_version"] for i in range(sent)] == list(range(sent))
+
+    # The pipeline's default metrics (a boolean label: ROC AUC, then accuracy), as the
+    # worker exports them, == River's progressive_val_score with each.
+    expected = rivers_scores(datasets.Phishing, spec.model,
+                             [("roc_auc", metrics.ROCAUC()), ("accuracy", metrics.Accuracy())])
+    exported = final_scores(worker_env["STREAMLEARN_METRICS_PORT"], name, sent)
+    assert {k: exported[k] for k in expected} == expected

@@ -57,3 +57,50 @@ def wait_for_predictions(kafka: str, topic: str, event_ids: set[str], timeout: f
         return kept if event_ids <= kept.keys() else None
 
     return wait_until(check, timeout, f"{len(event_ids)} predictions on {topic}", every=1.0)
+
+
+def model_scores(port: int | str, pipeline: str, partition: str = "0") -> dict[str, float]:
+    """The ``streamlearn_model_score`` samples of one partition on a worker's /metrics, by
+    metric (Prometheus' text format writes each float exactly: ``repr``)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    return {s.labels["metric"]: s.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "streamlearn_model_score" for s in family.samples
+            if s.labels.get("pipeline") == pipeline and s.labels.get("partition") == partition}
+
+
+def rivers_scores(dataset: Callable[[], Any], model: Callable[[], Any],
+                  chosen: list[tuple[str, Any]]) -> dict[str, float]:
+    """Each metric of ``chosen`` ((name, River metric)) by River's progressive_val_score."""
+    from river import evaluate
+
+    return {name: evaluate.progressive_val_score(dataset(), model(), metric.clone()).get()
+            for name, metric in chosen}
+
+
+def final_scores(port: int | str, pipeline: str, examples: int,
+                 timeout: float = 30) -> dict[str, float]:
+    """The exported scores once the model has scored ``examples`` (its
+    ``streamlearn_examples_learned_total`` reached them and the batch's gauges are set)."""
+    import urllib.request
+
+    def done() -> dict[str, float] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return None
+        learned = 'streamlearn_examples_learned_total{'
+        total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                    if line.startswith(learned) and f'pipeline="{pipeline}"' in line)
+        return model_scores(port, pipeline) if total >= examples else None
+
+    return wait_until(done, timeout, f"{examples} examples scored")
