@@ -58,8 +58,9 @@ BAD_EVERY = 50  # one invalid JSON record after every 50th drifting event: dead 
 RATE_WINDOW = "5s"  # Grafana's $__rate_interval at a 1 s scrape (4 x scrape, rounded up)
 CONSOLE = "/consoles/streamlearn.html"
 DRIFT_ALERTS = {"StreamlearnConceptDrift", "StreamlearnDataDrift", "StreamlearnLabelsStalled"}
+PAST = "StreamlearnPrimaryMetricPastThreshold"
 GRAPH_TITLES = [
-    "Accuracy", "Event-to-prediction latency", "Throughput", "Dead letters",
+    "Model metrics", "Event-to-prediction latency", "Throughput", "Dead letters",
     "Stability index (PSI) per field, 0.25 = large shift",
     "Drift detections (since the worker started)", "Model error, ADWIN's mean (concept)",
     "Feature means, ADWIN's (data)", "Alerts (pending and firing)",
@@ -372,6 +373,26 @@ def test_no_alert_on_the_stationary_stream_nor_the_idle_worker(stack: Stack):
     assert not any(s["metric"].get("feature") == "b" for s in fired)
 
 
+def test_primary_metric_alert_on_the_degraded_model_only(stack: Stack):
+    # Boolean labels: ROC AUC is the primary metric, threshold 0.7 on its rolling value.
+    # The drifting stream's label rule flips at event 4,000: the rolling ROC AUC stays
+    # below 0.7 for about 1,000 events (4 s here, short of the compressed `for` of 10 s).
+    # The stationary model's is below it only over its first ~150 events, while the worker
+    # says it is not ready yet (fewer than alert_min_examples scored).
+    stack.wait_streamed()
+    drifting = stack.names["drifting"]
+    assert stack.value(f'streamlearn_metric_threshold{{pipeline="{drifting}", '
+                       'metric="rolling_roc_auc"}') == 0.7
+    seen = {(s["metric"]["pipeline"], s["metric"]["metric"], s["metric"]["partition"])
+            for s in stack.history(f'ALERTS{{alertname="{PAST}"}}')}
+    assert (drifting, "rolling_roc_auc", "0") in seen, seen
+    assert {p for p, *_ in seen} <= {drifting, stack.names["candidates"]}, seen
+    # Both models are ready now, scored on all of their stream.
+    for role in ("drifting", "stationary"):
+        ready = stack.value(f'streamlearn_model_score_ready{{pipeline="{stack.names[role]}"}}')
+        assert ready == 1, role
+
+
 class _Page(HTMLParser):
     """Headings, graph divs (and whether an <svg> was drawn in each) and query attributes."""
 
@@ -431,6 +452,9 @@ def test_every_console_and_grafana_query_returns_data(stack: Stack):
     empty = [expr for expr in page.exprs + grafana if not stack.history(expr)]
     assert empty == []
     assert len(page.exprs) > len(GRAPH_TITLES)  # the right-hand table's values too
+    # The table shows the alert's threshold and whether the model is ready for it.
+    assert any("streamlearn_metric_threshold" in e for e in page.exprs), page.exprs
+    assert any("streamlearn_model_score_ready" in e for e in page.exprs), page.exprs
     # Grafana's $pipeline variable lists the pipeline.
     pipelines = stack.api("label/pipeline/values", **{"match[]": "streamlearn_events_total"})
     assert stack.names["drifting"] in pipelines
@@ -492,7 +516,10 @@ def test_top_once_prints_the_pipelines_numbers(stack: Stack):
     assert f"{name} at http://{stack.targets['drifting']}/metrics" in out
     assert re.search(rf"{bar}{events}{bar}0{bar}0{bar}0{bar}", out), out  # idle now: no rates
     scores = stack.api("query", query=f'streamlearn_model_score{{pipeline="{name}"}}')["result"]
-    assert len(scores) == 2  # prequential and rolling accuracy of partition 0
+    # The pipeline's metrics (ROC AUC, accuracy), prequential and rolling, of partition 0.
+    assert {s["metric"]["metric"] for s in scores} == {
+        "roc_auc", "accuracy", "rolling_roc_auc", "rolling_accuracy"}
+    assert len(scores) == 4
     for series in scores:
         metric, value = series["metric"]["metric"], float(series["value"][1])
         assert re.search(rf"{bar}0{bar}{metric}{bar}{value:.4f}{bar}", out), (metric, value, out)

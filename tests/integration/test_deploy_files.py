@@ -230,6 +230,42 @@ LAG = ('streamlearn_consumer_lag{{pipeline="p", topic="p", partition="{partition
        'instance="{instance}"}}')
 COMMANDS_REFUSED = 'streamlearn_commands_refused_total{pipeline="p", reason="bad_signature"}'
 LABEL_OUTCOME = 'streamlearn_labels_total{{pipeline="p", outcome="{outcome}"}}'
+# A pipeline's metrics as a worker exports them (views.ScoreMetrics): every worker exports
+# the threshold and directions, the one owning a partition its scores and readiness.
+SCORE = ('streamlearn_model_score{{pipeline="p", model="m", metric="{metric}", '
+         'partition="{partition}", instance="w0"}}')
+READY = ('streamlearn_model_score_ready{{pipeline="p", model="m", partition="{partition}", '
+         'instance="w0"}}')
+THRESHOLD = 'streamlearn_metric_threshold{{pipeline="p", metric="{metric}", instance="{instance}"}}'
+BIGGER = ('streamlearn_metric_bigger_is_better{{pipeline="p", metric="{metric}", '
+          'instance="{instance}"}}')
+
+
+def chosen(metrics: dict[str, int], threshold: tuple[str, str] | None) -> list[tuple[str, str]]:
+    """The gauges two workers of pipeline p export for its metrics: each metric's direction
+    (``{name: bigger_is_better}``, and its rolling_ form), the threshold (metric, value)."""
+    series = []
+    for instance in ("w0", "w1"):
+        for name, bigger in metrics.items():
+            for metric in (name, f"rolling_{name}"):
+                series.append((BIGGER.format(metric=metric, instance=instance), f"{bigger}x30"))
+        if threshold is not None:
+            series.append((THRESHOLD.format(metric=threshold[0], instance=instance),
+                           f"{threshold[1]}x30"))
+    return series
+
+
+ROC_AUC = chosen({"roc_auc": 1, "accuracy": 1}, ("rolling_roc_auc", "0.7"))
+MAE = chosen({"mae": 0, "rmse": 0}, ("rolling_mae", "5"))
+PAST = "StreamlearnPrimaryMetricPastThreshold"
+
+
+def past(metric: str, partition: object = 0) -> dict[str, dict[str, list[dict[str, str]]]]:
+    """The primary-metric alert firing for model m of pipeline p, and only it."""
+    return {PAST: [{"severity": "warning", "pipeline": "p", "model": "m", "metric": metric,
+                    "partition": str(partition), "instance": "w0"}]}
+
+
 QUIET = [
     ('up{job="streamlearn", instance="worker:9108"}', "1x30"),
     ('streamlearn_events_total{pipeline="p"}', "0+100x30"),
@@ -238,8 +274,12 @@ QUIET = [
     ('streamlearn_event_to_prediction_seconds_bucket{pipeline="p", le="0.01"}', "0+100x30"),
     ('streamlearn_event_to_prediction_seconds_bucket{pipeline="p", le="1.0"}', "0+100x30"),
     ('streamlearn_event_to_prediction_seconds_bucket{pipeline="p", le="+Inf"}', "0+100x30"),
-    ('streamlearn_model_score{pipeline="p", model="m", metric="accuracy"}', "0.5x30"),
-    ('streamlearn_model_score{pipeline="p", model="m", metric="rolling_accuracy"}', "0.9x30"),
+    *[(SCORE.format(metric=metric, partition=0), value)
+      for metric, value in (("roc_auc", "0.5x30"), ("rolling_roc_auc", "0.9x30"))],
+    *[(BIGGER.format(metric=metric, instance="w0"), "1x30")
+      for metric in ("roc_auc", "rolling_roc_auc")],
+    (THRESHOLD.format(metric="rolling_roc_auc", instance="w0"), "0.7x30"),
+    (READY.format(partition=0), "1x30"),
     ('streamlearn_snapshots_refused_total{pipeline="p", reason="bad_digest"}', "0x30"),
     ('streamlearn_examples_learned_total{pipeline="p", model="m"}', "0+100x30"),
     (STABILITY.format(kind="data", feature="a"), "0.03+0.001x30"),
@@ -262,7 +302,7 @@ ALERT_CASES = {
             "StreamlearnDeadLetters": [],
             "StreamlearnPredictionsStalled": [],
             "StreamlearnSlowPredictions": [],
-            "StreamlearnLowRollingAccuracy": [],
+            PAST: [],
             "StreamlearnSnapshotRefused": [],
             "StreamlearnConceptDrift": [],
             "StreamlearnDataDrift": [],
@@ -344,19 +384,72 @@ ALERT_CASES = {
         "15m",
         {"StreamlearnSlowPredictions": [{"severity": "warning", "pipeline": "p"}]},
     ),
-    "low rolling accuracy, not yet for 10m": (
-        [('streamlearn_model_score{pipeline="p", model="m", metric="rolling_accuracy"}', "0.5x30")],
-        "5m",
-        {"StreamlearnLowRollingAccuracy": []},
+    # ROC AUC, bigger is better: below 0.7 on partition 0, not on partition 1. The
+    # prequential value, lower still, has no threshold.
+    "primary metric below its threshold": (
+        [*ROC_AUC, (SCORE.format(metric="roc_auc", partition=0), "0.5x30"),
+         (SCORE.format(metric="rolling_roc_auc", partition=0), "0.9x5 0.55x25"),
+         (SCORE.format(metric="rolling_roc_auc", partition=1), "0.9x30"),
+         (READY.format(partition=0), "1x30"), (READY.format(partition=1), "1x30")],
+        "20m",
+        past("rolling_roc_auc"),
     ),
-    "low rolling accuracy": (
-        [('streamlearn_model_score{pipeline="p", model="m", metric="rolling_accuracy"}', "0.5x30")],
+    "primary metric below its threshold, not for 10m yet": (
+        [*ROC_AUC, (SCORE.format(metric="rolling_roc_auc", partition=0), "0.9x5 0.55x25"),
+         (READY.format(partition=0), "1x30")],
+        "12m",
+        {PAST: []},
+    ),
+    # MAE, smaller is better: above 5 alerts (the global learner's partition).
+    "error metric above its threshold": (
+        [*MAE, (SCORE.format(metric="rolling_mae", partition="global"), "7x30"),
+         (SCORE.format(metric="rolling_rmse", partition="global"), "9x30"),
+         (READY.format(partition="global"), "1x30")],
         "15m",
-        {
-            "StreamlearnLowRollingAccuracy": [
-                {"severity": "warning", "pipeline": "p", "model": "m", "metric": "rolling_accuracy"}
-            ]
-        },
+        past("rolling_mae", "global"),
+    ),
+    "error metric below its threshold": (
+        [*MAE, (SCORE.format(metric="rolling_mae", partition="global"), "3x30"),
+         (SCORE.format(metric="rolling_rmse", partition="global"), "9x30"),
+         (READY.format(partition="global"), "1x30")],
+        "15m",
+        {PAST: []},
+    ),
+    # Untrained, or one class in the window (ROC AUC 0): the worker says not ready.
+    "primary metric below its threshold, model not ready": (
+        [*ROC_AUC, (SCORE.format(metric="rolling_roc_auc", partition=0), "0x30"),
+         (READY.format(partition=0), "0x30")],
+        "15m",
+        {PAST: []},
+    ),
+    # Readiness is per partition: another partition's does not count.
+    "primary metric below its threshold, ready only elsewhere": (
+        [*ROC_AUC, (SCORE.format(metric="rolling_roc_auc", partition=0), "0.3x30"),
+         (READY.format(partition=0), "0x30"),
+         (SCORE.format(metric="rolling_roc_auc", partition=1), "0.9x30"),
+         (READY.format(partition=1), "1x30")],
+        "15m",
+        {PAST: []},
+    ),
+    "idle pipeline: a threshold, no score": (
+        ROC_AUC,
+        "15m",
+        {PAST: []},
+    ),
+    "primary metric above its threshold": (
+        [*ROC_AUC, (SCORE.format(metric="rolling_roc_auc", partition=0), "0.75x30"),
+         (SCORE.format(metric="rolling_accuracy", partition=0), "0.4x30"),
+         (READY.format(partition=0), "1x30")],
+        "15m",
+        {PAST: []},
+    ),
+    # Log loss has no default threshold (its scale is the data's): no threshold gauge.
+    "no threshold": (
+        [*chosen({"log_loss": 0}, None),
+         (SCORE.format(metric="rolling_log_loss", partition=0), "9x30"),
+         (READY.format(partition=0), "1x30")],
+        "15m",
+        {PAST: []},
     ),
     # A detection series first appears at 1 (increase() alone would miss it).
     "concept drift, first detection": (
@@ -517,15 +610,16 @@ ALERT_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", ALERT_CASES)
-def test_alert_fires_exactly_when_it_should(case: str, tmp_path: Path) -> None:
-    series, eval_time, expected = ALERT_CASES[case]
-    # Annotations are left out: promtool would demand their rendered text verbatim,
-    # and `check rules` already validates their templates.
+def _promtool_test(tmp_path: Path, series: list[tuple[str, str]],
+                   alert_tests: list[dict[str, Any]], annotated: str | None = None) -> None:
+    """`promtool test rules` of alerts.yml on ``series`` (1m apart). Annotations are left
+    out but for rule ``annotated``: promtool demands their rendered text verbatim, and
+    `check rules` already validates their templates."""
     rules = _yaml(ALERTS.read_text())
     for group in rules["groups"]:
         for rule in group["rules"]:
-            rule.pop("annotations", None)
+            if rule["alert"] != annotated:
+                rule.pop("annotations", None)
     (tmp_path / "rules.yml").write_text(json.dumps(rules))
     test = {
         "rule_files": ["rules.yml"],
@@ -534,14 +628,7 @@ def test_alert_fires_exactly_when_it_should(case: str, tmp_path: Path) -> None:
             {
                 "interval": "1m",
                 "input_series": [{"series": s, "values": v} for s, v in series],
-                "alert_rule_test": [
-                    {
-                        "eval_time": eval_time,
-                        "alertname": name,
-                        "exp_alerts": [{"exp_labels": labels} for labels in alerts],
-                    }
-                    for name, alerts in expected.items()
-                ],
+                "alert_rule_test": alert_tests,
             }
         ],
     }
@@ -554,6 +641,41 @@ def test_alert_fires_exactly_when_it_should(case: str, tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("case", ALERT_CASES)
+def test_alert_fires_exactly_when_it_should(case: str, tmp_path: Path) -> None:
+    series, eval_time, expected = ALERT_CASES[case]
+    _promtool_test(tmp_path, series, [
+        {
+            "eval_time": eval_time,
+            "alertname": name,
+            "exp_alerts": [{"exp_labels": labels} for labels in alerts],
+        }
+        for name, alerts in expected.items()
+    ])
+
+
+def test_primary_metric_alert_tells_the_metric_its_value_and_threshold(tmp_path: Path) -> None:
+    series = [*MAE, (SCORE.format(metric="rolling_mae", partition=3), "7.25x30"),
+              (READY.format(partition=3), "1x30")]
+    [labels] = past("rolling_mae", 3)[PAST]
+    _promtool_test(tmp_path, series, [{
+        "eval_time": "15m",
+        "alertname": PAST,
+        "exp_alerts": [{
+            "exp_labels": labels,
+            "exp_annotations": {
+                "summary": "p/m: rolling_mae is 7.25, past its alert threshold 5",
+                "description": (
+                    "The rolling_mae of model m (partition 3) of pipeline p is 7.25 and has "
+                    "stayed past the pipeline's alert threshold 5 (below it for a metric "
+                    "where bigger is better, above it for an error metric) for 10 minutes: "
+                    "the data may have drifted, or labels are wrong. The threshold is "
+                    "Pipeline(alert_threshold=)."),
+            },
+        }],
+    }], annotated=PAST)
 
 
 # --- Grafana and metric names --------------------------------------------------------

@@ -36,6 +36,21 @@ def wait_for_value(port: int, promql: str, want: float, timeout: float = 60) -> 
     return value
 
 
+def rule_groups(port: int) -> list[dict]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/rules", timeout=5) as r:
+        return json.load(r)["data"]["groups"]
+
+
+def wait_for_rule(port: int, name: str, timeout: float = 30) -> dict:
+    """Rule ``name`` once Prometheus has evaluated it (its health is "unknown" before)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rule = next(r for g in rule_groups(port) for r in g["rules"] if r["name"] == name)
+        if rule["health"] != "unknown" or time.monotonic() > deadline:
+            return rule
+        time.sleep(1)
+
+
 def test_prometheus_scrapes_predictions_and_loads_the_alert_rules(
     kafka, name, topics, start_worker, worker_env, tmp_path: Path
 ):
@@ -64,16 +79,32 @@ def test_prometheus_scrapes_predictions_and_loads_the_alert_rules(
         selector = f'{{pipeline="{name}"}}'
         got = wait_for_value(prom_port, f"sum(streamlearn_predictions_total{selector})", sent)
         assert got == sent, worker_log(tmp_path)
-        accuracy = query(prom_port, f'streamlearn_model_score{{pipeline="{name}",'
-                                    f'metric="accuracy"}}')
-        assert 0.5 < float(accuracy[0]["value"][1]) <= 1.0
+        # A boolean label: ROC AUC (primary) and accuracy, prequential and rolling.
+        scores = {s["metric"]["metric"]: float(s["value"][1])
+                  for s in query(prom_port, f"streamlearn_model_score{selector}")}
+        assert scores.keys() == {"roc_auc", "accuracy", "rolling_roc_auc", "rolling_accuracy"}
+        assert 0.5 < scores["roc_auc"] <= 1.0 and 0.5 < scores["accuracy"] <= 1.0
+        # What the alert rule joins on: the threshold of the primary's rolling value, each
+        # metric's direction, and readiness (300 examples, fewer than alert_min_examples).
+        threshold = query(prom_port, f"streamlearn_metric_threshold{selector}")
+        assert [(s["metric"]["metric"], s["value"][1]) for s in threshold] == [
+            ("rolling_roc_auc", "0.7")]
+        better = query(prom_port, f"streamlearn_metric_bigger_is_better{selector}")
+        assert {s["metric"]["metric"]: s["value"][1] for s in better} == dict.fromkeys(
+            scores, "1")
+        ready = query(prom_port, f"streamlearn_model_score_ready{selector}")
+        assert [(s["metric"]["partition"], s["value"][1]) for s in ready] == [("0", "0")]
         latency = query(prom_port, "histogram_quantile(0.99, sum by (le) "
                                    f"(streamlearn_event_to_prediction_seconds_bucket{selector}))")
         assert latency and float(latency[0]["value"][1]) > 0
-        with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/api/v1/rules") as r:
-            groups = json.load(r)["data"]["groups"]
+        groups = rule_groups(prom_port)
         alerts = {rule["name"] for g in groups for rule in g["rules"]}
         assert "StreamlearnWorkerDown" in alerts and "StreamlearnDeadLetters" in alerts
+        # The primary-metric rule evaluates on these series without error (its joins need
+        # one threshold per pipeline), and stays silent for a model that is not ready.
+        past = wait_for_rule(prom_port, "StreamlearnPrimaryMetricPastThreshold")
+        assert (past["health"], past["lastError"]) == ("ok", ""), past
+        assert past["state"] == "inactive" and past["alerts"] == [], past
         assert query(prom_port, 'up{job="streamlearn"}')[0]["value"][1] == "1"
     finally:
         prom.terminate()

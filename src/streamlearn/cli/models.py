@@ -48,16 +48,24 @@ def _action(version: Version) -> str:
 
 
 def _scores(version: Version, name: str) -> str:
+    """Candidate ``name``'s primary metric in ``version``: prequential / rolling."""
     entry = (version.manifest.get("candidates") or {}).get(name)
     if not entry:
         return "-"
     return f"{entry['score']:.4f} / {entry['rolling']:.4f}"
 
 
+def _metric(version: Version, metric: str) -> str:
+    """A partition's model's ``metric`` in ``version``: prequential / rolling."""
+    pair = (version.manifest.get("metrics") or {}).get(metric)
+    return "-" if not pair else f"{pair[0]:.4f} / {pair[1]:.4f}"
+
+
 @click.group()
 def models() -> None:
-    """The model registry of a pipeline under global learning: every snapshot of its
-    candidates is a version; promote one, roll back, export one."""
+    """The model registry of a pipeline: every snapshot is a version (under global
+    learning, of the learner's candidates; per partition, of each partition's model); list,
+    show and export them; promote one or roll back (global learning)."""
 
 
 def _kafka_errors(fn: Any) -> Any:
@@ -80,26 +88,54 @@ def _common(fn: Any) -> Any:
     return one_line_errors(_kafka_errors(fn))
 
 
+def _partition(fn: Any) -> Any:
+    return click.option("--partition", type=click.IntRange(min=0),
+                        help="Per-partition learning: whose model (default: the only one).")(fn)
+
+
 @models.command("list")
 @_common
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
               help="Show the newest this many versions.")
 def list_versions(pipeline_file: str, name: str | None, limit: int) -> None:
-    """Versions, newest first: champion, each candidate's score (overall / rolling) and the
-    action that made it. * marks the version predictors serve (the newest)."""
+    """Versions, newest first, with their metrics (prequential / rolling) and the action
+    that made them. Global learning: the champion and each candidate's primary metric; *
+    marks the version predictors serve (the newest). Per-partition learning: each
+    partition's snapshots with every metric."""
     # Late imports, for startup time (`streamlearn --help`).
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    from streamlearn.tools.registry import read_registry
+    from streamlearn.tools.registry import read_registries
 
     spec, settings = _setup(pipeline_file, name)
-    registry = read_registry(spec, settings)
+    registries = read_registries(spec, settings)
+    # Not a terminal (a script, a pipe): wide enough that no cell is cut.
+    console = Console(width=None if sys.stdout.isatty() else 240)
+    metrics = spec.scoring.names
+    if not spec.global_learner:
+        table = Table("partition", "version", "created", "examples",
+                      *(f"{m} / rolling" for m in metrics), "action",
+                      title=f"{spec.name}: each partition's model on {spec.models_topic} "
+                            f"(learns per partition; the newest "
+                            f"{settings.snapshots_kept} snapshots are kept)")
+        for model, registry in registries.items():
+            for sid in sorted(registry.versions, reverse=True)[:limit]:
+                version = registry.versions[sid]
+                manifest = version.manifest
+                table.add_row(model.rsplit("-", 1)[-1], str(sid),
+                              _when(manifest.get("created_at")),
+                              str(manifest.get("examples", 0)),
+                              *(_metric(version, m) for m in metrics), Text(_action(version)))
+            for sid, why in sorted(registry.refused.items()):
+                click.echo(f"{model} version {sid}: refused ({why})", err=True)
+        console.print(table)
+        return
+    [registry] = registries.values()
     names = list(spec.candidates())
-    metric = "accuracy" if spec.label_type != "numeric" else "MAE"
     table = Table("version", "created", "examples", "champion",
-                  *(f"{n} {metric} / rolling" for n in names), "action", "kept",
+                  *(f"{n} {metrics[0]} / rolling" for n in names), "action", "kept",
                   title=f"{spec.name}: {len(registry.versions)} versions on {spec.models_topic}")
     newest = max(registry.versions, default=None)
     kept = protected(v.manifest for v in registry.versions.values())
@@ -114,22 +150,22 @@ def list_versions(pipeline_file: str, name: str | None, limit: int) -> None:
             *(_scores(version, n) for n in names), Text(_action(version)),
             kept.get(sid, ""),
         )
-    # Not a terminal (a script, a pipe): wide enough that no cell is cut.
-    Console(width=None if sys.stdout.isatty() else 240).print(table)
+    console.print(table)
     for sid, why in sorted(registry.refused.items()):
         click.echo(f"version {sid}: refused ({why})", err=True)
 
 
 @models.command()
 @_common
+@_partition
 @click.argument("version", type=int)
-def show(pipeline_file: str, name: str | None, version: int) -> None:
+def show(pipeline_file: str, name: str | None, partition: int | None, version: int) -> None:
     """The manifest of VERSION (signed with the snapshot), as JSON."""
     # Late import, for startup time (`streamlearn --help`).
-    from streamlearn.tools.registry import RegistryError, read_registry
+    from streamlearn.tools.registry import RegistryError, model_name, read_registries
 
     spec, settings = _setup(pipeline_file, name)
-    registry = read_registry(spec, settings)
+    registry = read_registries(spec, settings)[model_name(spec, partition)]
     if version not in registry.versions:
         raise RegistryError(f"version {version} of {spec.name!r} is not stored"
                             + (f" as a valid snapshot ({registry.refused[version]})"
@@ -185,8 +221,10 @@ def rollback(pipeline_file: str, name: str | None, wait: float) -> None:
                    "(needs pip install 'streamlearn[mlflow]').")
 @click.option("--experiment", help="MLflow experiment (default: the pipeline's name).")
 @click.option("--candidate", help="Which candidate (default: the version's champion).")
+@_partition
 def export_version(pipeline_file: str, name: str | None, version: int, path: str | None,
-                   to_mlflow: bool, experiment: str | None, candidate: str | None) -> None:
+                   to_mlflow: bool, experiment: str | None, candidate: str | None,
+                   partition: int | None) -> None:
     """Write a candidate's River estimator of VERSION (verified first) to a pickle file,
     for use outside streamlearn (load only pickles you trust), or log it to MLflow."""
     # Late import, for startup time (`streamlearn --help`).
@@ -196,12 +234,13 @@ def export_version(pipeline_file: str, name: str | None, version: int, path: str
         raise click.UsageError("give one of --to FILE and --to-mlflow")
     spec, settings = _setup(pipeline_file, name)
     if to_mlflow:
-        run_id, instance = export_mlflow(spec, settings, version, candidate, experiment)
+        run_id, instance = export_mlflow(spec, settings, version, candidate, experiment,
+                                         partition)
         click.echo(f"logged {instance} of version {version} to MLflow run {run_id} "
                    f"(experiment {experiment or spec.name!r})")
         return
     assert path is not None
-    instance = export(spec, settings, version, Path(path), candidate)
+    instance = export(spec, settings, version, Path(path), candidate, partition)
     click.echo(f"wrote {instance} of version {version} to {path}")
 
 

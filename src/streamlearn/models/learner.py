@@ -36,7 +36,7 @@ import orjson
 from streamlearn.models.candidates import Action, Candidates
 from streamlearn.models.online import OnlineModel
 
-__all__ = ["Learner", "served_predictions"]
+__all__ = ["Learner", "served_predictions", "served_proba"]
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +54,22 @@ def served_predictions(example: dict[str, Any], ids: dict[str, str]) -> dict[str
     for name, served in (example.get("predictions") or {}).items():
         instance = ids.get(name)
         if instance is not None and served.get("instance", instance) == instance:
-            out[name] = (served.get("prediction"), _proba(served.get("proba"), example))
+            out[name] = (served.get("prediction"), served_proba(served.get("proba"),
+                                                                example.get("label")))
     return out
 
 
-def _proba(proba: dict[str, float] | None, example: dict[str, Any]) -> dict[Any, float] | None:
-    """The probabilities by class as the model gave them: JSON made boolean classes the
-    keys ``"true"`` and ``"false"``."""
-    if proba and isinstance(example.get("label"), bool):
+def served_proba(proba: Any, label: Any) -> dict[Any, float] | None:
+    """The probabilities by class as the model gave them, from a record: JSON made boolean
+    classes the keys ``"true"`` and ``"false"``. None unless they are numbers by class.
+
+    >>> served_proba({"true": 0.25, "false": 0.75}, False), served_proba("x", True)
+    ({True: 0.25, False: 0.75}, None)
+    """
+    if not isinstance(proba, dict) or not all(
+            type(p) in (float, int) for p in proba.values()):
+        return None
+    if isinstance(label, bool):
         return {key == "true": p for key, p in proba.items()}
     return proba
 

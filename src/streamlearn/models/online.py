@@ -120,6 +120,11 @@ class OnlineModel:
             self.scorer = Scoring.default(None, self.is_classifier).new()
         self._bind()
 
+    def manifest_scores(self) -> dict[str, Any]:
+        """What a snapshot's manifest says of its scores (``models list`` shows them): the
+        primary metric's name and each metric's ``[prequential, rolling]``."""
+        return {"metric": self.scorer.primary, "metrics": self.scorer.summary()}
+
     def rescore(self, scoring: Scoring) -> bool:
         """Start the pipeline's metrics over when they are not the ones this model keeps
         (a pipeline that chose others since the snapshot); True if it did."""

@@ -120,11 +120,11 @@ class Scoring:
 
     @classmethod
     def default(cls, label_type: str | None, is_classifier: bool,
-                positive: Any = True) -> Scoring:
+                positive: Any = True, window: int = ROLLING_WINDOW) -> Scoring:
         names = DEFAULT_METRICS.get(label_type) if label_type else None
         if names is None:
             names = ("accuracy",) if is_classifier else ("mae", "rmse")
-        return cls.of(names, positive)
+        return cls.of(names, positive, window)
 
     @property
     def names(self) -> tuple[str, ...]:

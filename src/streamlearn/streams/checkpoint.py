@@ -162,6 +162,7 @@ class Checkpoints:
             parent=state.snapshot_id,
             offsets={position[0]: {position[1]: offset}}, fingerprint=self.fingerprint,
             key=self.key, chunk_bytes=self.settings.snapshot_chunk_bytes,
+            meta=model.manifest_scores() if state.processor.learns else None,
         )
         size = self.store.write(snapshot)
         self.metrics.snapshots.wrote(time.perf_counter() - started, size)

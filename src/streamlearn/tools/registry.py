@@ -4,6 +4,11 @@ promote and rollback commands and wait for the learner to apply them, export a v
 Reading needs no worker (everything is on ``<name>.models``); a command is applied by the
 active learner, so ``promote`` and ``rollback`` wait (``--wait`` seconds) for the version it
 publishes and say so if no learner answered.
+
+Every learning mode has versions: under global learning, the learner's candidate sets;
+under per-partition learning (labels in the events), each partition's model snapshots,
+numbered per partition, with their metrics. Commands need global learning: a partition's
+model is its own, learned from its events, and serves only there.
 """
 
 from __future__ import annotations
@@ -41,13 +46,14 @@ from streamlearn.models.snapshot import (
     MANIFEST,
     SnapshotRefused,
     parse_key,
+    partition_model,
     progress_key,
     verify,
 )
 from streamlearn.spec.pipeline import Pipeline
 
 __all__ = ["Exported", "Registry", "RegistryError", "export", "export_mlflow",
-           "load_candidate", "read_registry", "send_command"]
+           "load_candidate", "model_names", "read_registries", "read_registry", "send_command"]
 
 POLL_S = 0.5
 
@@ -81,35 +87,71 @@ def _keys(settings: Settings) -> tuple[bytes, tuple[bytes, ...]]:
     return model_key(settings), old_model_keys(settings)
 
 
-def read_registry(spec: Pipeline, settings: Settings) -> Registry:
-    """Every version of the pipeline's global model, checked against the signing keys."""
+def model_names(spec: Pipeline) -> list[str]:
+    """The models with versions: the global one, or one per input partition."""
+    if spec.global_learner:
+        return [GLOBAL_MODEL]
+    return [partition_model(p) for p in range(spec.partitions)]
 
-    if not spec.global_learner:
-        raise RegistryError(f"pipeline {spec.name!r} learns per partition: the registry "
-                            "keeps the global learner's versions (learning='global')")
+
+def model_name(spec: Pipeline, partition: int | None) -> str:
+    """The model a command line means: the global one, or partition ``partition``'s (the
+    only one when there is one partition)."""
+    if spec.global_learner:
+        if partition is not None:
+            raise RegistryError(f"pipeline {spec.name!r} learns globally: its versions are the "
+                                "learner's, not a partition's (drop --partition)")
+        return GLOBAL_MODEL
+    if partition is None:
+        if spec.partitions > 1:
+            raise RegistryError(f"pipeline {spec.name!r} learns per partition: say which "
+                                f"with --partition (0-{spec.partitions - 1})")
+        partition = 0
+    if not 0 <= partition < spec.partitions:
+        raise RegistryError(f"pipeline {spec.name!r} has partitions 0-{spec.partitions - 1}")
+    return partition_model(partition)
+
+
+def read_registries(spec: Pipeline, settings: Settings) -> dict[str, Registry]:
+    """Every version of each of the pipeline's models (:func:`model_names`), checked
+    against the signing keys; one read of ``<name>.models``."""
     _require_topic(spec, settings, spec.models_topic)
     key, old = _keys(settings)
-    registry = Registry()
+    names = model_names(spec)
+    registries = {name: Registry() for name in names}
     progress = progress_key(GLOBAL_MODEL).encode()
 
     def keep_progress(stream: Any) -> Any:
         for raw_key, value in stream:
-            if raw_key == progress and value:
-                registry.progress = orjson.loads(value)
+            if raw_key == progress and value and GLOBAL_MODEL in registries:
+                registries[GLOBAL_MODEL].progress = orjson.loads(value)
             yield raw_key, value
 
     read = snapshots.records(_config(settings, spec), spec.models_topic)
-    found = collect_versions(keep_progress(read), [GLOBAL_MODEL])[GLOBAL_MODEL]
-    for sid, stored in found.items():
-        if stored.manifest is None:
-            continue
-        try:
-            verify(stored.manifest, key, spec.fingerprint(), old)
-        except SnapshotRefused as exc:
-            registry.refused[sid] = exc.reason
-            continue
-        registry.versions[sid] = Version(stored.manifest)
-    return registry
+    for name, found in collect_versions(keep_progress(read), names).items():
+        registry = registries[name]
+        for sid, stored in found.items():
+            if stored.manifest is None:
+                continue
+            try:
+                verify(stored.manifest, key, spec.fingerprint(), old)
+            except SnapshotRefused as exc:
+                registry.refused[sid] = exc.reason
+                continue
+            registry.versions[sid] = Version(stored.manifest)
+    return registries
+
+
+def read_registry(spec: Pipeline, settings: Settings) -> Registry:
+    """Every version of the pipeline's global model, checked against the signing keys."""
+    if not spec.global_learner:
+        raise RegistryError(COMMANDS_NEED_GLOBAL.format(name=spec.name))
+    return read_registries(spec, settings)[GLOBAL_MODEL]
+
+
+COMMANDS_NEED_GLOBAL = (
+    "pipeline {name!r} learns per partition (labels in its events): promote and rollback "
+    "need one learner whose model every partition serves (learning='global')")
 
 
 def _require_topic(spec: Pipeline, settings: Settings, topic: str) -> None:
@@ -137,6 +179,8 @@ def send_command(spec: Pipeline, settings: Settings, command: str, version: int 
                  wait: float) -> tuple[int, Version | None]:
     """Send a signed command; returns its seq and the version the learner published for it
     (None if none did within ``wait`` seconds)."""
+    if not spec.global_learner:
+        raise RegistryError(COMMANDS_NEED_GLOBAL.format(name=spec.name))
     registry = read_registry(spec, settings)
     if command == "promote" and version not in registry.versions:
         why = registry.refused.get(version or -1)
@@ -206,15 +250,17 @@ class Exported:
 
 
 def load_candidate(spec: Pipeline, settings: Settings, version: int,
-                   candidate: str | None = None) -> Exported:
-    """``candidate`` (default: the champion) of ``version``, verified before unpickling."""
+                   candidate: str | None = None, partition: int | None = None) -> Exported:
+    """``candidate`` (default: the champion) of ``version`` of the global model, or of
+    ``partition``'s model, verified before unpickling."""
     key, old = _keys(settings)
     config = _config(settings, spec)
+    name = model_name(spec, partition)
     store = snapshots.SnapshotStore(config, Producer(config), spec.models_topic, key,
                                     spec.fingerprint(), settings.snapshots_kept, old_keys=old)
-    store.load([GLOBAL_MODEL], ignore_incompatible=True)
+    store.load([name], ignore_incompatible=True)
     try:
-        restored = store.load_version(GLOBAL_MODEL, version)
+        restored = store.load_version(name, version)
     except SnapshotRefused as exc:
         if exc.reason == "not_found":  # as `models show` says it
             raise RegistryError(f"version {version} of {spec.name!r} is not stored; "
@@ -235,17 +281,17 @@ def load_candidate(spec: Pipeline, settings: Settings, version: int,
 
 
 def export(spec: Pipeline, settings: Settings, version: int, path: Path,
-           candidate: str | None = None) -> str:
+           candidate: str | None = None, partition: int | None = None) -> str:
     """Write the River estimator of ``candidate`` (default: the champion) of ``version``,
     pickled, to ``path``; returns the candidate's instance id."""
-    found = load_candidate(spec, settings, version, candidate)
+    found = load_candidate(spec, settings, version, candidate, partition)
     path.write_bytes(pickle.dumps(found.estimator, protocol=pickle.HIGHEST_PROTOCOL))
     return found.instance
 
 
 def export_mlflow(spec: Pipeline, settings: Settings, version: int,
-                  candidate: str | None = None, experiment: str | None = None
-                  ) -> tuple[str, str]:
+                  candidate: str | None = None, experiment: str | None = None,
+                  partition: int | None = None) -> tuple[str, str]:
     """Log ``candidate`` of ``version`` as an MLflow run (the tracking server of
     ``MLFLOW_TRACKING_URI``, as for every MLflow client): the pickled estimator and the
     signed manifest as artifacts, the lineage as parameters, each candidate's scores at save
@@ -260,7 +306,7 @@ def export_mlflow(spec: Pipeline, settings: Settings, version: int,
         raise RegistryError("set MLFLOW_TRACKING_URI to your MLflow tracking server "
                             "(http://...), or to a directory (file:...) with "
                             "MLFLOW_ALLOW_FILE_STORE=true")
-    found = load_candidate(spec, settings, version, candidate)
+    found = load_candidate(spec, settings, version, candidate, partition)
     try:
         return _log_run(mlflow, spec, found, version, experiment), found.instance
     except (mlflow.exceptions.MlflowException, OSError) as exc:
@@ -295,6 +341,10 @@ def _log_run(mlflow: Any, spec: Pipeline, found: Exported, version: int,
                 value = summary.get(field_name)
                 if isinstance(value, int | float):
                     scores[f"{name}.{field_name}"] = float(value)
+            for metric, (value, rolling) in (summary.get("metrics") or {}).items():
+                scores[f"{name}.{metric}"], scores[f"{name}.rolling_{metric}"] = value, rolling
+        for metric, (value, rolling) in (manifest.get("metrics") or {}).items():
+            scores[metric], scores[f"rolling_{metric}"] = value, rolling  # a partition's
         if scores:
             mlflow.log_metrics(scores)
         model_file, manifest_file = Path(tmp) / "model.pkl", Path(tmp) / "manifest.json"

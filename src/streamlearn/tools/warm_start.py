@@ -46,6 +46,8 @@ from streamlearn.spec.schema import NUMERIC
 __all__ = ["BootstrapError", "CurvePoint", "History", "learn_history", "plot", "publish", "table"]
 
 CURVE_POINTS = 200
+BOOTSTRAP_ACTION = {"kind": "bootstrap"}
+"""The action of a snapshot ``bootstrap`` published (``models list`` shows it)."""
 
 
 class BootstrapError(StreamlearnError):
@@ -245,6 +247,8 @@ def publish(spec: Pipeline, settings: Settings, history: History, key: bytes,
                     parent=None, offsets={stage.topic: {p: ends[p]}},
                     fingerprint=spec.fingerprint(), key=key,
                     chunk_bytes=settings.snapshot_chunk_bytes,
+                    meta=None if spec.global_learner else {
+                        **history.model.manifest_scores(), "action": BOOTSTRAP_ACTION},
                 ))
                 ids[p] = ck
             _flush(producer)
@@ -257,10 +261,18 @@ def publish(spec: Pipeline, settings: Settings, history: History, key: bytes,
             model = copy.copy(history.candidates)
             model.models = {**model.models, model.champion: champion}
         end = end_offsets(base, spec.training_topic, 1)[0]
+        summary = (model.summary() if isinstance(model, Candidates) else
+                   {model.name: {"instance": model.name, "examples": model.version,
+                                 "metric": model.scorer.primary,
+                                 "score": model.scorer.score(),
+                                 "rolling": model.scorer.rolling_values()[0],
+                                 "metrics": model.scorer.summary()}})
         store.write(build_snapshot(
             model, model_name=GLOBAL_MODEL, snapshot_id=store.next_id(GLOBAL_MODEL),
             parent=None, offsets={spec.training_topic: {0: end}},
             fingerprint=spec.fingerprint(), key=key, chunk_bytes=settings.snapshot_chunk_bytes,
+            meta={"champion": model.champion if isinstance(model, Candidates) else model.name,
+                  "candidates": summary, "action": BOOTSTRAP_ACTION},
         ))
         _flush(producer)
     return ids

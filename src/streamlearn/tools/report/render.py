@@ -17,6 +17,12 @@ SERVING_CHANGES = frozenset({"promote", "switch", "rollback"})
 MAX_MARK_LABELS = 25
 """Actions labelled on the chart at most: past that the labels would hide the lines."""
 MAX_TABLE_ROWS = 1000
+GLOBAL_NOTE = """These score each prediction as served, made by the snapshot the predictors
+had then; <code>streamlearn models list</code> shows the learner's own scores, of its newest
+model on each example, usually higher."""
+PER_PARTITION_NOTE = """Each partition's model learns its own events, test-then-train:
+its line is the metric the worker exports for it; "served" is every partition's
+predictions together, in event-time order."""
 
 
 def _plain(text: str) -> str:
@@ -42,12 +48,13 @@ def write_png(report: Report, path: str | Path) -> Path:
     for name, track in report.candidates.items():
         ax.plot(*report.line(track), linewidth=1.2, zorder=2, label=_plain(name))
     _mark_events(ax, report)
-    if not report.served.scored and not report.candidates:
+    if report.served is None and not report.candidates:
         ax.text(0.5, 0.5, "no scored examples", transform=ax.transAxes, ha="center")
     ax.set_xlim(0, max(report.examples, 1))
-    ax.set_xlabel("training example")
+    ax.set_xlabel("example" if report.per_partition else "training example")
     ax.set_ylabel(f"rolling {report.metric} as served (window {report.window})")
-    ax.set_title(_plain(f"{report.pipeline}: {report.metric} of each candidate"))
+    whose = "each partition's model" if report.per_partition else "each candidate"
+    ax.set_title(_plain(f"{report.pipeline}: {report.metric} of {whose}"))
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize="small")
@@ -90,10 +97,8 @@ tr.served { font-weight: bold; } .note { color: #555; }
 """
 
 
-def _figure(metric: str, value: float | None) -> str:
-    if value is None:
-        return ""
-    return f"{value:.4f}" if metric == "accuracy" else f"{value:.4g}"
+def _figure(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
 
 
 def _table(table_id: str, head: list[str], rows: Iterable[tuple[str, list[str]]],
@@ -124,12 +129,14 @@ def write_html(report: Report, path: str | Path, png_path: str | Path) -> Path:
     image = base64.b64encode(Path(png_path).read_bytes()).decode("ascii")
     alt = html.escape(f"Rolling {s.metric} of each candidate of {report.pipeline} over the "
                       "training examples, with drift actions marked")
+    head = ["partition" if report.per_partition else "candidate", "examples scored",
+            *(f"{kind}{m}{where}" for m in s.metrics
+              for kind, where in (("", " overall"), ("rolling ", f" (last {s.window})")))]
     candidates = _table(
-        "candidates", ["candidate", "examples scored", f"{s.metric} overall",
-                       f"rolling {s.metric} (last {s.window})"],
-        [("served" if c is s.served else "", [c.name, f"{c.scored:,}",
-          _figure(s.metric, c.overall), _figure(s.metric, c.rolling)])
-         for c in (*s.candidates, s.served)], {1, 2, 3})
+        "candidates", head,
+        [("served" if c is s.served else "", [c.name, f"{c.scored:,}", *(
+            _figure(v) for m in s.metrics for v in c.metrics.get(m, (None, None)))])
+         for c in (*s.candidates, s.served)], set(range(1, len(head))))
     events = _table("drift", ["at example", "model", "kind", "detector / level", "action",
                               "from → to", "reason"],
                     [("", _event_cells(e)) for e in report.events[:MAX_TABLE_ROWS]], {0})
@@ -143,10 +150,10 @@ def write_html(report: Report, path: str | Path, png_path: str | Path) -> Path:
  content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
 <title>streamlearn report: {name}</title><style>{STYLE}</style></head>
 <body><h1>streamlearn report: {name}</h1>
-<p>{s.examples:,} training examples, scored by {s.metric} ({s.duplicates:,} duplicates and
-{s.skipped:,} unreadable records skipped). These score each prediction as served, made by
-the snapshot the predictors had then; <code>streamlearn models list</code> shows the
-learner's own scores, of its newest model on each example, usually higher.</p>
+<p>{s.examples:,} {"served examples with their label" if report.per_partition
+                    else "training examples"}, scored by {html.escape(", ".join(s.metrics))}
+({s.duplicates:,} duplicates and {s.skipped:,} unreadable or unlabelled records skipped).
+{PER_PARTITION_NOTE if report.per_partition else GLOBAL_NOTE}</p>
 <img src="data:image/png;base64,{image}" alt="{alt}">
 <h2>Candidates</h2>{candidates}
 <h2>Drift events</h2><p>Actions on the chart: {html.escape(counts)}; data drift events:

@@ -3,17 +3,21 @@
 The global learner scores every candidate on every labelled example before learning it
 (prequential evaluation), but the registry and the metrics only keep today's figures. This
 report replays ``<name>.training`` and ``<name>.drift`` from the beginning and draws the
-rolling accuracy (MAE for a regressor) of each candidate and of what was *served* (the
-champion's prediction, whichever candidate that was), over the training examples, with the
-policy's actions and the raw detector alerts at the example where they happened: so one can
-see whether a promotion or a reset paid off, and how long an alert went unanswered.
+rolling primary metric of the pipeline (``Pipeline.metrics``: ROC AUC for a boolean label
+by default) of each candidate and of what was *served* (the champion's prediction,
+whichever candidate that was), over the training examples, with the policy's actions and
+the raw detector alerts at the example where they happened: so one can see whether a
+promotion or a reset paid off, and how long an alert went unanswered. Every metric is kept
+as the worker keeps it (``models.scoring``), overall and over the rolling window.
 
 It scores the predictions as served: right after a candidate is reset, the learner scores
 the fresh model's own prediction instead, so the two can differ there. A duplicate example
 (the training topic is written at least once) is skipped as the learner skips it, so the x
 axis counts what the learner learned: the same numbers as the drift events' ``at_example``.
 Data drift events are positioned by input offset, on no such axis: they are listed, not
-drawn. It takes plain dicts; only ``read.read_report`` knows Kafka.
+drawn. It takes plain dicts; only ``read.read_report`` knows Kafka (and, for a pipeline
+that learns per partition, turns its served records into examples, one "candidate" per
+partition).
 
 >>> examples = [{"event_id": str(i), "label": i % 2 == 0, "champion": "tree" if i < 6 else "lr",
 ...              "predictions": {"tree": {"prediction": True}, "lr": {"prediction": i % 2 == 0}}}
@@ -31,12 +35,16 @@ drawn. It takes plain dicts; only ``read.read_report`` knows Kafka.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from streamlearn.models.learner import served_proba
+from streamlearn.models.scoring import Scoring
 
 __all__ = [
     "CandidateSummary", "DriftEvent", "Report", "ReportSummary", "build_report",
@@ -44,7 +52,7 @@ __all__ = [
 ]
 
 WINDOW = 1000
-"""The learner's rolling window (``models.online.ROLLING_WINDOW``), so figures compare."""
+"""The learner's rolling window (``models.scoring.ROLLING_WINDOW``), so figures compare."""
 MAX_POINTS = 2000
 """Points per line at most: enough for a 10-inch chart, whatever the topic's length."""
 ACTIONS = ("alert", "reset", "challenge", "promote", "retire", "switch", "rollback")
@@ -71,52 +79,28 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-class _ExactSum:
-    """A running float sum with no rounding until it is read: ``math.fsum``'s partials
-    (Shewchuk), kept open so that a long stream needs no list of its values."""
-
-    def __init__(self) -> None:
-        self.partials: list[float] = []
-
-    def add(self, x: float) -> None:
-        kept = []
-        for y in self.partials:
-            if abs(x) < abs(y):
-                x, y = y, x
-            high = x + y
-            low = y - (high - x)
-            if low:
-                kept.append(low)
-            x = high
-        kept.append(x)
-        self.partials = kept
-
-    def value(self) -> float:
-        return math.fsum(self.partials)
-
-
 class _Track:
-    """One line of the chart: a candidate's (or the served) scores, overall and rolling."""
+    """One line of the chart: a candidate's (or the served) metrics, overall and rolling."""
 
-    def __init__(self, window: int) -> None:
-        self.recent: deque[float] = deque(maxlen=window)
-        self.total = _ExactSum()
+    def __init__(self, scoring: Scoring) -> None:
+        self.scorer = scoring.new()
         self.scored = 0
         self.last = 0
         """Number of the last example scored."""
         self.points: list[tuple[int, float]] = []
 
-    def score(self, position: int, value: float) -> None:
+    def score(self, position: int, label: Any, prediction: Any, proba: Any) -> None:
+        self.scorer.update(label, prediction, proba)
         self.scored += 1
-        self.total.add(value)
-        self.recent.append(value)
         self.last = position
 
     def overall(self) -> float | None:
-        return self.total.value() / self.scored if self.scored else None
+        """The primary metric over every example scored."""
+        return self.scorer.score() if self.scored else None
 
     def rolling(self) -> float | None:
-        return math.fsum(self.recent) / len(self.recent) if self.recent else None
+        """The primary metric over the last ``window`` examples scored."""
+        return self.scorer.rolling_values()[0] if self.scored else None
 
     def sample(self, position: int) -> None:
         """A point at ``position`` if anything was scored since the previous point, so a
@@ -163,15 +147,20 @@ class CandidateSummary:
     name: str
     scored: int
     overall: float | None
+    """The primary metric over every example it was scored on."""
     rolling: float | None
     """Over the last ``window`` examples it was scored on."""
+    metrics: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    """Every metric: ``[overall, rolling]`` by name (the primary first)."""
 
 
 @dataclass(frozen=True)
 class ReportSummary:
     pipeline: str
     metric: str
-    """``accuracy`` or ``MAE``."""
+    """The primary metric (``roc_auc``, ``accuracy``, ``mae``, ...)."""
+    metrics: tuple[str, ...]
+    """Every metric, the primary first."""
     window: int
     examples: int
     skipped: int
@@ -188,19 +177,25 @@ class Report:
     """Training examples and drift events, added in topic order (see the module doc)."""
 
     def __init__(self, pipeline: str, window: int = WINDOW, max_points: int = MAX_POINTS,
-                 keep_ms: float | None = None) -> None:
+                 keep_ms: float | None = None, scoring: Scoring | None = None) -> None:
         self.pipeline = pipeline
         self.window = window
         self.max_points = max_points
         self.keep_ms = keep_ms
         """How long (label time) an event id is remembered to skip its duplicates; None:
         for ever. The learner remembers them for twice the label TTL."""
+        self.scoring = None if scoring is None else dataclasses.replace(scoring, window=window)
+        """The pipeline's metrics; None: decided by the first label (accuracy for a class,
+        MAE and RMSE for a number)."""
         self.examples = self.skipped = self.duplicates = 0
         self.classification: bool | None = None
         """Decided by the first label (:func:`is_classification`)."""
         self.candidates: dict[str, _Track] = {}
-        self.served = _Track(window)
+        self.served: _Track | None = None
         self.events: list[DriftEvent] = []
+        self.per_partition = False
+        """The examples are a per-partition pipeline's served records: one line per
+        partition's model (``read.read_report``)."""
         self.stride = 1
         """Lines are sampled every ``stride`` examples; doubled when they grow too long."""
         self._seen: set[str] = set()
@@ -208,8 +203,17 @@ class Report:
         self._watermark = -math.inf
 
     @property
+    def names(self) -> tuple[str, ...]:
+        return self.scoring.names if self.scoring is not None else ("accuracy",)
+
+    @property
     def metric(self) -> str:
-        return "MAE" if self.classification is False else "accuracy"
+        """The primary metric."""
+        return self.names[0]
+
+    def _track(self) -> _Track:
+        assert self.scoring is not None
+        return _Track(self.scoring)
 
     def add_example(self, record: Any) -> None:
         """Score one training example (a record's JSON)."""
@@ -223,20 +227,34 @@ class Report:
         label = record["label"]
         if self.classification is None:
             self.classification = is_classification(label)
+        if self.scoring is None:
+            self.scoring = Scoring.default(None, self.classification, window=self.window)
+        if self.served is None:
+            self.served = self._track()
         predictions = record.get("predictions")
         predictions = predictions if isinstance(predictions, Mapping) else {}
         for name, served in predictions.items():
-            value = self._value(served, label)
-            if value is not None:
-                self.candidates.setdefault(str(name), _Track(self.window)).score(
-                    self.examples, value)
+            self._score(self.candidates.get(str(name)), str(name), served, label)
         champion = record.get("champion")
-        value = self._value(predictions.get(champion) if isinstance(champion, str) else None,
-                            label)
-        if value is not None:
-            self.served.score(self.examples, value)
+        self._score(self.served, None,
+                    predictions.get(champion) if isinstance(champion, str) else None, label)
         if self.examples % self.stride == 0:
             self._sample()
+
+    def _score(self, track: _Track | None, name: str | None, served: Any, label: Any) -> None:
+        """Score what was served for the example (nothing if there is nothing to score)."""
+        if not isinstance(served, Mapping) or served.get("prediction") is None:
+            return
+        prediction = served["prediction"]
+        if not self.classification:
+            label, prediction = _finite(label), _finite(prediction)
+            if label is None or prediction is None or not math.isfinite(label - prediction):
+                return
+        if track is None:
+            assert name is not None
+            track = self.candidates[name] = self._track()
+        track.score(self.examples, label, prediction,
+                    served_proba(served.get("proba"), label) if self.classification else None)
 
     def add_drift(self, record: Any) -> None:
         """Add one drift event (a record's JSON)."""
@@ -244,17 +262,6 @@ class Report:
             self.events.append(DriftEvent.parse(record))
         else:
             self.skipped += 1
-
-    def _value(self, served: Any, label: Any) -> float | None:
-        """1 or 0 for a hit or a miss, or the absolute error; None if nothing to score."""
-        if not isinstance(served, Mapping) or served.get("prediction") is None:
-            return None
-        prediction = served["prediction"]
-        if self.classification:
-            return 1.0 if prediction == label else 0.0
-        y, y_hat = _finite(label), _finite(prediction)
-        error = abs(y - y_hat) if y is not None and y_hat is not None else None
-        return error if error is not None and math.isfinite(error) else None
 
     def _duplicate(self, record: Mapping[str, Any]) -> bool:
         """Whether the learner would skip ``record`` as an event it already learned."""
@@ -274,7 +281,7 @@ class Report:
         return False
 
     def _tracks(self) -> list[_Track]:
-        return [*self.candidates.values(), self.served]
+        return [*self.candidates.values(), *([self.served] if self.served else [])]
 
     def _sample(self) -> None:
         for track in self._tracks():
@@ -284,9 +291,11 @@ class Report:
             for track in self._tracks():
                 track.points = [p for p in track.points if p[0] % self.stride == 0]
 
-    def line(self, track: _Track) -> tuple[list[int], list[float]]:
+    def line(self, track: _Track | None) -> tuple[list[int], list[float]]:
         """A track's sampled (x, rolling) points ending at its exact final value, with a
         NaN where it was not scored for longer than a sampling step (a gap in the line)."""
+        if track is None:
+            return [], []
         points = list(track.points)
         rolling = track.rolling()
         if rolling is not None and track.last > (points[-1][0] if points else 0):
@@ -302,23 +311,27 @@ class Report:
         return xs, ys
 
     def summary(self) -> ReportSummary:
-        def of(name: str, track: _Track) -> CandidateSummary:
-            return CandidateSummary(name, track.scored, track.overall(), track.rolling())
+        def of(name: str, track: _Track | None) -> CandidateSummary:
+            if track is None:
+                return CandidateSummary(name, 0, None, None)
+            return CandidateSummary(name, track.scored, track.overall(), track.rolling(),
+                                    track.scorer.summary() if track.scored else {})
 
         on_axis = Counter(e.action for e in self.events if e.on_training_axis)
         order = [*ACTIONS, *sorted(set(on_axis) - set(ACTIONS))]
         return ReportSummary(
-            self.pipeline, self.metric, self.window, self.examples, self.skipped,
+            self.pipeline, self.metric, self.names, self.window, self.examples, self.skipped,
             self.duplicates, tuple(of(n, t) for n, t in self.candidates.items()),
             of("served", self.served), {a: on_axis[a] for a in order if on_axis[a]},
             sum(1 for e in self.events if not e.on_training_axis))
 
 
 def build_report(pipeline: str, examples: Iterable[Any], drift_events: Iterable[Any],
-                 window: int = WINDOW, keep_ms: float | None = None) -> Report:
+                 window: int = WINDOW, keep_ms: float | None = None,
+                 scoring: Scoring | None = None) -> Report:
     """A report of ``examples`` (training records' JSON, in topic order) and
-    ``drift_events`` (drift records' JSON)."""
-    report = Report(pipeline, window=window, keep_ms=keep_ms)
+    ``drift_events`` (drift records' JSON), scored with ``scoring`` (the pipeline's)."""
+    report = Report(pipeline, window=window, keep_ms=keep_ms, scoring=scoring)
     for example in examples:
         report.add_example(example)
     for event in drift_events:
