@@ -60,6 +60,14 @@ streamlearn_model_score{{metric="rolling_accuracy",model="LogReg",partition="1",
 streamlearn_model_score{{metric="accuracy",model="LogReg",partition="0",pipeline="fraud"}} 0.93
 streamlearn_model_score{{metric="rolling_accuracy",model="LogReg",partition="0",pipeline="fraud"}} 0.95
 streamlearn_model_score{{metric="accuracy",model="LogReg",partition="0",pipeline="other"}} 0.1
+# TYPE streamlearn_model_score_ready gauge
+streamlearn_model_score_ready{{model="LogReg",partition="0",pipeline="fraud"}} 1.0
+streamlearn_model_score_ready{{model="LogReg",partition="1",pipeline="fraud"}} 1.0
+# TYPE streamlearn_metric_threshold gauge
+streamlearn_metric_threshold{{metric="rolling_accuracy",pipeline="fraud"}} 0.9
+# TYPE streamlearn_metric_bigger_is_better gauge
+streamlearn_metric_bigger_is_better{{metric="accuracy",pipeline="fraud"}} 1.0
+streamlearn_metric_bigger_is_better{{metric="rolling_accuracy",pipeline="fraud"}} 1.0
 # HELP streamlearn_drift_detections_total Drift signals, by kind (concept, data, prediction, label), detector, feature ('' for concept) and level (drift, warning).
 # TYPE streamlearn_drift_detections_total counter
 streamlearn_drift_detections_total{{detector="ADWIN",feature="",kind="concept",level="drift",model="LogReg",pipeline="fraud"}} 2.0
@@ -177,7 +185,7 @@ def text_of(view, threshold: float = 0.25) -> str:
 def test_frame_shows_the_numbers(view):
     text = text_of(view)
     for expected in ("fraud at http://w/metrics", "1400", "200", "198", "55 ms", "99.1 ms",
-                     "over the last 2 s", "rolling_accuracy", "0.9500", "invalid_json",
+                     "over the last 2 s", "rolling accuracy", "0.9500", "invalid_json",
                      "(model error)", "ADWIN drift x2, DDM warning x5", "0.31", "41.5"):
         assert expected in text, expected
     assert "other" not in text and "too_large" not in text
@@ -191,6 +199,15 @@ def test_stability_above_the_threshold_is_marked(view):
     console = Console(record=True, width=160, color_system="truecolor", force_terminal=True)
     console.print(render(view, "u", 0.5))
     assert "\x1b[1;31m0.31" not in console.export_text(styles=True)
+
+
+def test_a_rolling_metric_past_the_alert_threshold_is_marked(view):
+    assert view.thresholds == {"rolling_accuracy": (0.9, True)}
+    console = Console(record=True, width=160, color_system="truecolor", force_terminal=True)
+    console.print(render(view, "u", 0.25))
+    marked = console.export_text(styles=True)
+    assert "\x1b[1;31m0.8700" in marked  # partition 1, below 0.9
+    assert "\x1b[1;31m0.9500" not in marked
 
 
 @pytest.fixture

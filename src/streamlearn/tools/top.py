@@ -2,8 +2,9 @@
 
 Two scrapes some seconds apart give rates (counter deltas over the time between them) and
 the latency quantiles of the events in between (histogram bucket deltas, interpolated the
-way Prometheus' ``histogram_quantile`` does); prequential and rolling accuracy, dead
-letters and each field's drift state are read as they are. Parsing is prometheus_client's
+way Prometheus' ``histogram_quantile`` does); the pipeline's metrics (prequential and
+rolling; a rolling value past the alert's threshold in red), dead letters and each field's
+drift state are read as they are. Parsing is prometheus_client's
 own text parser; nothing here needs a Prometheus server.
 
 >>> text = '''
@@ -99,9 +100,13 @@ class TopView:
     latency_since_start: bool
     """No event was predicted between the scrapes: the quantiles are over the worker's life."""
     scores: list[tuple[str, str, float]]
-    """(partition, metric, value), e.g. ("0", "rolling_accuracy", 0.94)."""
+    """(partition, metric, value), e.g. ("0", "rolling_roc_auc", 0.94)."""
     dead_letters: dict[str, int]
     drift: list[DriftRow]
+    thresholds: dict[str, tuple[float, bool]] = field(default_factory=dict)
+    """The alert's threshold by metric (``rolling_<primary>``) and whether bigger is better."""
+    ready: dict[str, bool] = field(default_factory=dict)
+    """By partition: scored enough for the alert (``model_score_ready``)."""
 
 
 def metrics_url(settings: Settings) -> str:
@@ -210,6 +215,12 @@ def build_view(pipeline: str, before: Scrape | None, after: Scrape,
     p50, p99, since_start = _latency(pipeline, before, after)
     scores = sorted((labels["partition"], labels["metric"], value)
                     for labels, value in after.select("streamlearn_model_score", pipeline))
+    better = {labels["metric"]: bool(value) for labels, value
+              in after.select("streamlearn_metric_bigger_is_better", pipeline)}
+    thresholds = {labels["metric"]: (value, better.get(labels["metric"], True))
+                  for labels, value in after.select("streamlearn_metric_threshold", pipeline)}
+    ready = {labels["partition"]: bool(value) for labels, value
+             in after.select("streamlearn_model_score_ready", pipeline)}
     dead = {labels["reason"]: int(value)
             for labels, value in after.select("streamlearn_dead_letters_total", pipeline)
             if value}
@@ -221,7 +232,8 @@ def build_view(pipeline: str, before: Scrape | None, after: Scrape,
         predictions_per_s=_rate("streamlearn_predictions_total", pipeline, before, after),
         learned_per_s=_rate("streamlearn_examples_learned_total", pipeline, before, after),
         p50=p50, p99=p99, latency_since_start=since_start,
-        scores=scores, dead_letters=dict(sorted(dead.items())),
+        scores=scores, thresholds=thresholds, ready=ready,
+        dead_letters=dict(sorted(dead.items())),
         drift=_drift(pipeline, after, features),
     )
 
@@ -242,10 +254,7 @@ def render(view: TopView, url: str, psi_threshold: float) -> Group:
                     title=f"{view.pipeline} at {url}", title_justify="left")
     service.add_row(f"{view.events:.0f}", _num(view.events_per_s), _num(view.predictions_per_s),
                     _num(view.learned_per_s), _ms(view.p50), _ms(view.p99))
-    scores = Table("partition", "metric", "value", title="model (prequential and rolling)",
-                   title_justify="left")
-    for partition, metric, value in view.scores:
-        scores.add_row(partition, metric, f"{value:.4f}")
+    scores = _scores(view)
     dead = Table("reason", "dead letters", title="dead letters", title_justify="left")
     for reason, count in view.dead_letters.items():
         dead.add_row(reason, str(count))
@@ -261,6 +270,39 @@ def render(view: TopView, url: str, psi_threshold: float) -> Group:
         drift.add_row(row.kind, row.feature or "(model error)", psi, _num(row.estimate),
                       Text(detections or "-"))
     return Group(service, Text(f"latency {window}", style="dim"), scores, dead, drift)
+
+
+def _scores(view: TopView) -> Table:
+    """A row per partition, a column per metric (the primary first) and its rolling value;
+    a rolling value past the alert's threshold, once the model is ready, in red."""
+    names = list(dict.fromkeys(m.removeprefix("rolling_") for _, m, _ in view.scores))
+    primary = names[0] if names else ""
+    # The catalog exports the primary first only by convention: the threshold names it.
+    for metric in view.thresholds:
+        primary = metric.removeprefix("rolling_")
+    if primary in names:
+        names.remove(primary)
+        names.insert(0, primary)
+    table = Table("partition", *(f"{kind}{name}" for name in names
+                                 for kind in ("", "rolling ")),
+                  title="model metrics (prequential, and rolling over the last 1000)",
+                  title_justify="left")
+    values: dict[str, dict[str, float]] = {}
+    for partition, metric, value in view.scores:
+        values.setdefault(partition, {})[metric] = value
+    for partition, row in values.items():
+        cells = []
+        for name in names:
+            for metric in (name, f"rolling_{name}"):
+                shown = row.get(metric)
+                text = Text("-" if shown is None else f"{shown:.4f}")
+                limit = view.thresholds.get(metric)
+                if (shown is not None and limit is not None and view.ready.get(partition)
+                        and (shown < limit[0] if limit[1] else shown > limit[0])):
+                    text.stylize("bold red")
+                cells.append(text)
+        table.add_row(partition, *cells)
+    return table
 
 
 def _frame(pipeline: str, url: str, before: Scrape | None, features: list[str]
