@@ -315,3 +315,7 @@ def test_demo_twice_matches_river_each_time(kafka, worker_env):
         ours = re.search(r"prequential accuracy\D*([\d.]+)", result.stdout)
         river = re.search(r"River progressive_val_score\D*([\d.]+)", result.stdout)
         assert ours and river and ours.group(1) == river.group(1), result.stdout
+        # The pipeline's primary metric (a boolean label: ROC AUC), next to River's.
+        auc = re.search(r"prequential roc_auc\D*([\d.]+) \(River progressive_val_score "
+                        r"([\d.]+)\)", result.stdout)
+        assert auc and auc.group(1) == auc.group(2), result.stdout

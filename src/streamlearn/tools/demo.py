@@ -22,6 +22,8 @@ from rich.table import Table
 from streamlearn.broker import ensure_pipeline_topics
 from streamlearn.config import Settings
 from streamlearn.errors import StreamlearnError
+from streamlearn.models.learner import served_proba
+from streamlearn.models.scoring import metric_name
 from streamlearn.spec.pipeline import Pipeline, load_pipeline
 from streamlearn.tools.command_line import shown_command
 from streamlearn.tools.predictions import collect_predictions, prequential_accuracy
@@ -113,8 +115,23 @@ def _report(console: Console, spec: Pipeline, source: str, bootstrap: str,
     table.add_row("events replayed", str(len(labels)))
     table.add_row("predictions read back", str(len(predictions)))
     table.add_row("prequential accuracy", f"{prequential_accuracy(labels, predictions):.4f}")
-    if source.startswith(RIVER_PREFIX):
+    river = source.startswith(RIVER_PREFIX)
+    if river:
         table.add_row("River progressive_val_score", f"{_river_reference(spec, source):.4f}")
+    # The pipeline's own metrics (a boolean label: ROC AUC first), over what was served.
+    scorer = spec.scoring.new()
+    for event_id, label in labels.items():
+        served = predictions.get(event_id)
+        if served is not None:
+            scorer.update(label, served.get("prediction"),
+                          served_proba(served.get("proba"), label))
+    for metric, value in zip(spec.scoring.metrics, scorer.values(), strict=True):
+        name = metric_name(metric)
+        if name == "accuracy":
+            continue  # shown above
+        reference = (f" (River progressive_val_score "
+                     f"{_river_reference(spec, source, metric):.4f})" if river else "")
+        table.add_row(f"prequential {name}", f"{value:.4f}{reference}")
     table.add_row("predictions topic", f"{spec.predictions_topic} @ {bootstrap}")
     console.print(table)
     # Commands as they work from here (`make demo` does not put .venv/bin on PATH), outside
@@ -127,9 +144,10 @@ def _report(console: Console, spec: Pipeline, source: str, bootstrap: str,
         console.print(f"{what}: {command}", soft_wrap=True, markup=False, highlight=False)
 
 
-def _river_reference(spec: Pipeline, source: str) -> float:
+def _river_reference(spec: Pipeline, source: str, metric: Any = None) -> float:
     from river import datasets, evaluate, metrics
 
     dataset = getattr(datasets, source[len(RIVER_PREFIX):])()
-    score = evaluate.progressive_val_score(dataset, spec.model(), metrics.Accuracy())
+    score = evaluate.progressive_val_score(
+        dataset, spec.model(), metrics.Accuracy() if metric is None else metric.clone())
     return float(score.get())
