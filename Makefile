@@ -45,6 +45,7 @@ integration: setup system-deps
 bench: setup
 	$(PY) -m benchmarks
 	$(PY) -m benchmarks.feature_value
+	$(PY) -m benchmarks.metric_cost
 	$(PY) -m benchmarks.scale_out
 	$(PY) -m benchmarks.drift_policies
 	$(PY) -m benchmarks.policy_throughput
