@@ -58,15 +58,21 @@ def test_bootstrap_then_run_serves_the_first_event_warm(
 
     done = bootstrap(path, name, worker_env, pipeline)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "prequential accuracy" in done.stdout and "published snapshot" in done.stdout
+    # Every metric of the pipeline (a boolean label: ROC AUC, then accuracy), prequential
+    # and rolling, over the history.
+    assert "roc_auc" in done.stdout and "rolling accuracy" in done.stdout, done.stdout
+    assert "published snapshot" in done.stdout
     if learning == "candidates":
-        assert f"candidate {SHADOW}: prequential accuracy" in done.stdout, done.stdout
+        assert f"candidate {SHADOW}: roc_auc" in done.stdout, done.stdout
     assert (tmp_path / "history.prequential.png").stat().st_size > 10_000
     versions = read_versions({"bootstrap.servers": kafka}, spec.models_topic,
                              [partition_model(0)])[partition_model(0)]
     version = versions[1]
     published = restore(version.manifest, [version.chunks[i] for i in sorted(version.chunks)],
                         key=MODEL_KEY.encode(), fingerprint=spec.fingerprint())
+    if learning == "per_partition":  # a version with its metrics (`models list`)
+        assert version.manifest["action"] == {"kind": "bootstrap"}
+        assert version.manifest["metrics"] == published.scorer.summary()
     watch = published.data_drift  # global learning: the partition's state holds it
     assert watch is not None and watch.watches["amount"].reference.sum() == len(history), (
         "the history is the data-drift reference")

@@ -136,7 +136,8 @@ def bootstrap(pipeline_file: str, history: str, name: str | None, plot_path: str
         view.add_column(column, justify="right")
     for row in warm.table(learned):
         view.add_row(*row)
-    console = Console()
+    # Not a terminal (a script, a pipe): wide enough that no header is cut.
+    console = Console(width=None if sys.stdout.isatty() else 200)
     console.print(view)
     if learned.candidates is not None:
         for candidate, each in learned.candidates.models.items():
