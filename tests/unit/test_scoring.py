@@ -24,19 +24,21 @@ def stream(n: int, seed: int) -> list[tuple[bool, float]]:
 @pytest.mark.parametrize("seed", range(5))
 def test_fast_roc_auc_is_rivers(seed):
     fast, river = FastROCAUC(), metrics.ROCAUC()
-    rolling_fast, rolling_river = FastROCAUC(), utils.Rolling(metrics.ROCAUC, window_size=50)
+    scorer = Scoring.of([metrics.ROCAUC()], window=50).new()  # its rolling form
+    reverted, rolling_river = FastROCAUC(), utils.Rolling(metrics.ROCAUC, window_size=50)
     window: list[tuple[bool, dict]] = []
     for y, p in stream(2000, seed):
         proba = {True: p, False: 1 - p}
         fast.update(y, proba)
         river.update(y, proba)
+        scorer.update(y, p > 0.5, proba)
         rolling_river.update(y, proba)
         window.append((y, proba))
-        rolling_fast.update(y, proba)
+        reverted.update(y, proba)
         if len(window) > 50:
-            rolling_fast.revert(*window.pop(0))
-        assert fast.get() == river.get()
-        assert rolling_fast.get() == rolling_river.get()
+            reverted.revert(*window.pop(0))
+        assert fast.get() == river.get() == scorer.values()[0]
+        assert reverted.get() == rolling_river.get() == scorer.rolling_values()[0]
 
 
 def test_metrics_equal_progressive_val_score():

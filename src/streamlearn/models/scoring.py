@@ -162,17 +162,19 @@ class FastROCAUC:
         self.thresholds = river.thresholds
         self.hist = {True: [0] * (n_thresholds + 1), False: [0] * (n_thresholds + 1)}
 
-    @staticmethod
-    def _p(y_pred: Any) -> float:
-        return y_pred.get(True, 0.0) if isinstance(y_pred, dict) else y_pred
+    def code(self, y_true: Any, y_pred: Any) -> int:
+        """One example as an int: its bucket, and whether it is positive (the low bit)."""
+        p = y_pred.get(True, 0.0) if isinstance(y_pred, dict) else y_pred
+        return bisect.bisect_left(self.thresholds, p) << 1 | (y_true == True)  # noqa: E712
+
+    def add(self, code: int, count: int) -> None:
+        self.hist[bool(code & 1)][code >> 1] += count
 
     def update(self, y_true: Any, y_pred: Any) -> None:
-        self.hist[bool(y_true == True)][  # noqa: E712 - River compares with ==
-            bisect.bisect_left(self.thresholds, self._p(y_pred))] += 1
+        self.add(self.code(y_true, y_pred), 1)
 
     def revert(self, y_true: Any, y_pred: Any) -> None:
-        self.hist[bool(y_true == True)][  # noqa: E712
-            bisect.bisect_left(self.thresholds, self._p(y_pred))] -= 1
+        self.add(self.code(y_true, y_pred), -1)
 
     @property
     def classes_seen(self) -> bool:
@@ -211,6 +213,32 @@ class _Rolling:
         return self.metric.get()
 
 
+class _RollingROCAUC:
+    """:class:`FastROCAUC` over the last ``size`` examples, each kept as one int (a window
+    of probability dicts would add tens of kB to every snapshot)."""
+
+    def __init__(self, n_thresholds: int, size: int) -> None:
+        self.metric = FastROCAUC(n_thresholds)
+        self.window: deque[int] = deque(maxlen=size)
+
+    def update(self, y_true: Any, y_pred: Any) -> None:
+        window, metric = self.window, self.metric
+        if len(window) == window.maxlen:
+            metric.add(window[0], -1)
+        code = metric.code(y_true, y_pred)
+        metric.add(code, 1)
+        window.append(code)
+
+    def get(self) -> float:
+        return self.metric.get()
+
+
+def _rolling(metric: Metric, size: int) -> Any:
+    if type(metric) is metrics.ROCAUC and metric.pos_val is True:
+        return _RollingROCAUC(metric.n_thresholds, size)
+    return _Rolling(metric.clone(), size)
+
+
 def _working(metric: Metric) -> Any:
     """The object that keeps ``metric``'s state: a fresh copy (the fast twin of ROCAUC)."""
     if type(metric) is metrics.ROCAUC and metric.pos_val is True:
@@ -227,7 +255,7 @@ class Scorer:
         self.positive = scoring.positive
         self.window = scoring.window
         self.metrics = [_working(m) for m in scoring.metrics]
-        self.rolling = [_Rolling(_working(m), scoring.window) for m in scoring.metrics]
+        self.rolling = [_rolling(m, scoring.window) for m in scoring.metrics]
         self.uses_proba = [not getattr(m, "requires_labels", True) for m in scoring.metrics]
         self.binary = [isinstance(m, BinaryMetric) for m in scoring.metrics]
         self.bigger_is_better = [m.bigger_is_better for m in scoring.metrics]
