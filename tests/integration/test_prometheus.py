@@ -1,4 +1,4 @@
-"""A real Prometheus scrapes a real worker: what a user's dashboard would show."""
+"""A real Prometheus scrapes a real worker: what a user's dashboard and alerts would show."""
 
 from __future__ import annotations
 
@@ -41,17 +41,30 @@ def rule_groups(port: int) -> list[dict]:
         return json.load(r)["data"]["groups"]
 
 
-def wait_for_rule(port: int, name: str, timeout: float = 30) -> dict:
-    """Rule ``name`` once Prometheus has evaluated it (its health is "unknown" before)."""
+def active_rule(port: int, name: str, timeout: float = 60) -> dict:
+    """Alerting rule ``name`` once it has an active alert (pending or firing), or as it is
+    at the deadline (its lastError says why not)."""
     deadline = time.monotonic() + timeout
     while True:
         rule = next(r for g in rule_groups(port) for r in g["rules"] if r["name"] == name)
-        if rule["health"] != "unknown" or time.monotonic() > deadline:
+        if rule["alerts"] or time.monotonic() > deadline:
             return rule
         time.sleep(1)
 
 
-def test_prometheus_scrapes_predictions_and_loads_the_alert_rules(
+def strict_phishing(tmp_path: Path) -> Path:
+    """The phishing example with an alert threshold its model cannot reach (its rolling
+    ROC AUC is about 0.9 after 300 events) and 100 examples before it may alert."""
+    text = EXAMPLE.read_text()
+    strict = text.replace("    model=model,\n)", "    model=model,\n    alert_threshold=0.95,\n"
+                                                 "    alert_min_examples=100,\n)")
+    assert strict != text, "examples/phishing.py no longer ends its Pipeline with model=model"
+    path = tmp_path / "phishing_strict.py"
+    path.write_text(strict)
+    return path
+
+
+def test_prometheus_scrapes_predictions_and_alerts_on_the_primary_metric(
     kafka, name, topics, start_worker, worker_env, tmp_path: Path
 ):
     binary = shutil.which("prometheus")
@@ -69,7 +82,7 @@ def test_prometheus_scrapes_predictions_and_loads_the_alert_rules(
     topics(name)
     sent = replay(iter_events("river:Phishing", label_field="is_phishing"), kafka,
                   ReplayOptions(topic=name, limit=300))
-    start_worker(EXAMPLE, name)
+    start_worker(strict_phishing(tmp_path), name)
     prom = subprocess.Popen(
         [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
          f"--web.listen-address=127.0.0.1:{prom_port}"],
@@ -84,27 +97,33 @@ def test_prometheus_scrapes_predictions_and_loads_the_alert_rules(
                   for s in query(prom_port, f"streamlearn_model_score{selector}")}
         assert scores.keys() == {"roc_auc", "accuracy", "rolling_roc_auc", "rolling_accuracy"}
         assert 0.5 < scores["roc_auc"] <= 1.0 and 0.5 < scores["accuracy"] <= 1.0
-        # What the alert rule joins on: the threshold of the primary's rolling value, each
-        # metric's direction, and readiness (300 examples, fewer than alert_min_examples).
+        # What the alert rule joins on: the pipeline's threshold of the primary's rolling
+        # value, each metric's direction, and readiness (300 examples, both classes).
         threshold = query(prom_port, f"streamlearn_metric_threshold{selector}")
         assert [(s["metric"]["metric"], s["value"][1]) for s in threshold] == [
-            ("rolling_roc_auc", "0.7")]
+            ("rolling_roc_auc", "0.95")]
         better = query(prom_port, f"streamlearn_metric_bigger_is_better{selector}")
         assert {s["metric"]["metric"]: s["value"][1] for s in better} == dict.fromkeys(
             scores, "1")
         ready = query(prom_port, f"streamlearn_model_score_ready{selector}")
-        assert [(s["metric"]["partition"], s["value"][1]) for s in ready] == [("0", "0")]
+        assert [(s["metric"]["partition"], s["value"][1]) for s in ready] == [("0", "1")]
         latency = query(prom_port, "histogram_quantile(0.99, sum by (le) "
                                    f"(streamlearn_event_to_prediction_seconds_bucket{selector}))")
         assert latency and float(latency[0]["value"][1]) > 0
-        groups = rule_groups(prom_port)
-        alerts = {rule["name"] for g in groups for rule in g["rules"]}
+        alerts = {rule["name"] for g in rule_groups(prom_port) for rule in g["rules"]}
         assert "StreamlearnWorkerDown" in alerts and "StreamlearnDeadLetters" in alerts
-        # The primary-metric rule evaluates on these series without error (its joins need
-        # one threshold per pipeline), and stays silent for a model that is not ready.
-        past = wait_for_rule(prom_port, "StreamlearnPrimaryMetricPastThreshold")
-        assert (past["health"], past["lastError"]) == ("ok", ""), past
-        assert past["state"] == "inactive" and past["alerts"] == [], past
+        # The rolling ROC AUC is below the pipeline's threshold: the one rule for every
+        # pipeline takes it up (pending: its `for` is 10m), and says what and how far.
+        rule = active_rule(prom_port, "StreamlearnPrimaryMetricPastThreshold")
+        assert (rule["health"], rule.get("lastError", "")) == ("ok", ""), rule  # omitempty
+        [alert] = rule["alerts"]
+        assert alert["state"] == "pending"
+        assert {k: alert["labels"][k] for k in ("pipeline", "metric", "partition")} == {
+            "pipeline": name, "metric": "rolling_roc_auc", "partition": "0"}
+        assert float(alert["value"]) == scores["rolling_roc_auc"]
+        rolling = f"{scores['rolling_roc_auc']:.4g}"
+        assert alert["annotations"]["summary"].endswith(
+            f": rolling_roc_auc is {rolling}, past its alert threshold 0.95"), alert
         assert query(prom_port, 'up{job="streamlearn"}')[0]["value"][1] == "1"
     finally:
         prom.terminate()
