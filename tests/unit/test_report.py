@@ -209,7 +209,7 @@ def test_html_embeds_the_chart_and_lists_candidates(tmp_path: Path):
     png = write_png(built, tmp_path / "r.png")
     page = write_html(built, tmp_path / "r.html", png).read_text()
     assert 'src="data:image/png;base64,iVBORw0KGgo' in page  # base64 of the PNG magic
-    assert "<tr><td>b</td><td class=n>4</td><td class=n>0.5</td>" in page
+    assert "<tr><td>b</td><td class=n>4</td><td class=n>0.5000</td>" in page
     assert page.count("<tr><td class=n>") == len(DRIFT)
 
 

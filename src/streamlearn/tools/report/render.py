@@ -97,8 +97,12 @@ tr.served { font-weight: bold; } .note { color: #555; }
 """
 
 
-def _figure(value: float | None) -> str:
-    return "" if value is None else f"{value:.4g}"
+def _figure(value: float | None, classification: bool) -> str:
+    """A score as ``top`` and ``models list`` show it: 4 decimals for a classifier's (all
+    between 0 and 1), 4 significant digits for an error in the label's units."""
+    if value is None:
+        return ""
+    return f"{value:.4f}" if classification else f"{value:.4g}"
 
 
 def _table(table_id: str, head: list[str], rows: Iterable[tuple[str, list[str]]],
@@ -135,7 +139,8 @@ def write_html(report: Report, path: str | Path, png_path: str | Path) -> Path:
     candidates = _table(
         "candidates", head,
         [("served" if c is s.served else "", [c.name, f"{c.scored:,}", *(
-            _figure(v) for m in s.metrics for v in c.metrics.get(m, (None, None)))])
+            _figure(v, report.classification is not False)
+            for m in s.metrics for v in c.metrics.get(m, (None, None)))])
          for c in (*s.candidates, s.served)], set(range(1, len(head))))
     events = _table("drift", ["at example", "model", "kind", "detector / level", "action",
                               "from → to", "reason"],
