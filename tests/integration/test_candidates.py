@@ -106,7 +106,7 @@ def replay(spec, examples: list[dict], command: tuple[int, int, Candidates] | No
     topic by the learner's own code; ``command``: rollback 1 (the example count it took
     effect at, the version it restored and its candidates), applied there as the learner
     applies it."""
-    learner = Learner(Candidates(spec.candidates(), policy=spec.policy()),
+    learner = Learner(Candidates(spec.candidates(), policy=spec.policy(), scoring=spec.scoring),
                       spec.label_ttl_ms, score_served=False)
     actions = []
 
@@ -355,6 +355,9 @@ def test_kill_9_in_the_windows_of_a_policy_action_and_a_command_under_exactly_on
         assert model.version == offline.models[candidate].version
         assert [model.predict(x) for x in probe] == [
             offline.models[candidate].predict(x) for x in probe], candidate
+        # Its metrics too (they live in the snapshot): each, prequential and rolling, ==.
+        assert model.scorer.names == spec.scoring.names
+        assert model.scorer.summary() == offline.models[candidate].scorer.summary(), candidate
 
 
 def _promoted(kafka: str, spec) -> bool:
