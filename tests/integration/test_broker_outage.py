@@ -80,7 +80,11 @@ def test_broker_outages_are_waited_out_and_lose_nothing(
                 pid = broker.pid
                 assert pid is not None
                 signal_pid(pid, signal.SIGKILL)
-            wait_until(lambda: down in scrape(port), 60, "the outage on /metrics")
+            try:
+                wait_until(lambda: down in scrape(port), 60, "the outage on /metrics")
+            except AssertionError as exc:  # where the worker waits, if it says (a stall)
+                raise AssertionError(f"{exc}; worker log: {worker_log(tmp_path)[-3000:]}"
+                                     ) from None
             time.sleep(OUTAGE_S)
             assert worker.poll() is None, worker_log(tmp_path)
             back = time.time()

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
+import time
+import traceback
 from typing import Any
 
 import faust
@@ -30,6 +33,9 @@ __all__ = ["HotPathService", "broker_urls", "create_app", "faust_credentials", "
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 0.5
+STALL_S = 30.0
+"""A hot path that has not begun a step for this long, with no broker outage under way to
+explain it, is logged with where it waits (once per stall): a stuck call says itself."""
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -62,8 +68,14 @@ class HotPathService(Service):
 
     @Service.task
     async def _watch(self) -> None:
+        reported = 0.0
         while not self.should_stop:
             await asyncio.sleep(WATCH_INTERVAL_S)
+            stepped = self.hot_path.stepped_at
+            if (time.monotonic() - stepped > STALL_S and stepped != reported
+                    and self._thread.is_alive() and not self.hot_path.watch.quiet):
+                reported = stepped
+                self._report_stall(time.monotonic() - stepped)
             if not self._thread.is_alive():
                 if self.error is not None:
                     # Our own errors say what to do in one line; others need their traceback.
@@ -72,6 +84,12 @@ class HotPathService(Service):
                               exc_info=None if ours else self.error)
                     await self.crash(self.error)
                 return
+
+    def _report_stall(self, seconds: float) -> None:
+        frame = sys._current_frames().get(self._thread.ident or -1)
+        where = "".join(traceback.format_stack(frame)[-6:]) if frame is not None else "?"
+        log.warning("the hot path has not stepped for %.0f s; it waits in:\n%s", seconds,
+                    where.rstrip())
 
     async def on_stop(self) -> None:
         self.hot_path.stop()

@@ -126,6 +126,7 @@ class HotPath:
                                        self.outputs.flush, self.fingerprint, key, clock)
         self._stages = {stage.topic: stage for stage in spec.stages}
         self._stop = threading.Event()
+        self.stepped_at = time.monotonic()
         self._committed_at = clock()
         self._committed: dict[Position, int] = {}
         self._callback_error: Exception | None = None
@@ -227,6 +228,7 @@ class HotPath:
 
     def step(self) -> int:
         """One batch; returns the number of events it held."""
+        self.stepped_at = time.monotonic()  # (the service reports a stall from it)
         messages = self._consume(1, FIRST_EVENT_WAIT_S)
         if messages and self.settings.batch_size > 1:
             messages += self._consume(self.settings.batch_size - 1, 0)
