@@ -1,15 +1,27 @@
 """Where a contender's CPU goes: py-spy samples taken from outside while it runs.
 
-Each sample is charged to the library of its innermost frame outside the standard library;
-samples inside the event loop's own scheduling (no library frame below it) are "event loop".
-Time inside a C extension (librdkafka's ``consume``/``produce``/``flush``, orjson) is charged
-to the Python frame that called it: py-spy samples Python stacks only (no ``--native``).
+Samples are taken with native frames (``--native``), so time inside librdkafka (consume,
+produce, poll, flush) shows as such rather than as the Python line that called it. Each
+sample is charged to a category by its innermost frame that names one, walking outwards:
+librdkafka and confluent-kafka's C side; River's drift detectors and streamlearn's drift
+code; the metrics (River's and ``models.scoring``); the rest of River (the model); derived
+features; decoding and validation (``decode_event``, the typed schema, orjson's loads);
+encoding (the prediction and served records, orjson's dumps); Prometheus; the host and
+loop libraries; the rest of streamlearn (the loop, the processor, checkpoints). Frames of
+the standard library and of the interpreter are skipped; samples with no library frame
+below the event loop's scheduling are "event loop".
 
 >>> raw = "main (x.py:1);Handle._run (asyncio/events.py:80);f (faust/streams.py:9) 3\\n"
 >>> raw += "main (x.py:1);Handle._run (asyncio/events.py:80);g (river/a.py:1) 1\\n"
 >>> shares, total, _ = categorize(raw)
 >>> total, shares["faust (streams, conductor, consumer, events)"], shares["model (river)"]
 (4, 0.75, 0.25)
+>>> raw = "step (streamlearn/streams/hot_path.py:9);rd_kafka_consume_batch (librdkafka.so) 2\\n"
+>>> raw += "_predict (streamlearn/streams/processor.py:1);update (river/drift/adwin.py:3) 1\\n"
+>>> raw += "encode_served (streamlearn/kafka/records.py:9);orjson_dumps (orjson.so) 1\\n"
+>>> shares, _, _ = categorize(raw)
+>>> [(name, f"{share:.2f}") for name, share in shares.items()]
+[('librdkafka (consume, produce, poll, flush)', '0.50'), ('drift', '0.25'), ('encoding', '0.25')]
 """
 
 from __future__ import annotations
@@ -31,14 +43,27 @@ from benchmarks.runs import Bench, Window
 __all__ = ["categorize", "profile_run", "pyspy"]
 
 CATEGORIES = (
+    ("librdkafka (consume, produce, poll, flush)", ("librdkafka", "cimpl", "rd_kafka")),
+    ("drift", ("river/drift/", "streamlearn/models/drift.py", "streamlearn/models/data_drift.py",
+               "streamlearn/streams/served_drift.py")),
+    ("metrics (River's, models.scoring)", ("river/metrics/", "river/utils/rolling",
+                                           "streamlearn/models/scoring.py")),
     ("model (river)", ("river/",)),
-    ("streamlearn (hot path, metrics)", ("streamlearn/", "prometheus_client/")),
+    ("features", ("streamlearn/features/",)),
+    ("decoding and validation", ("decode_event (", "streamlearn/spec/schema.py", "_forwarded (",
+                                 "orjson_loads", "loads (orjson")),
+    ("encoding", ("encode_", "orjson_dumps", "dumps (orjson")),
+    ("prometheus (metrics export)", ("prometheus_client/", "streamlearn/monitoring/")),
+    ("streamlearn (loop, processor, checkpoints)", ("streamlearn/",)),
     ("faust (streams, conductor, consumer, events)", ("faust/",)),
     ("mode (services, wait_first, queues)", ("mode/",)),
     ("aiokafka (client, producer, fetcher)", ("aiokafka/",)),
     ("confluent-kafka (Python side)", ("confluent_kafka/",)),
     ("hand-written loop", ("benchmarks/",)),
 )
+_NATIVE_PASS = ("orjson",)
+"""Native frames that say what was called but not what for: the Python caller decides
+(orjson's loads of an event is decoding, its dumps of a record encoding)."""
 _STDLIB = re.compile(
     r"\((asyncio|selectors|threading|abc|<frozen|typing|contextlib|functools|collections|"
     r"enum|weakref|_weakrefset|inspect|queue|socket|logging|copy|time|<string>)[/.:]"
@@ -60,8 +85,15 @@ def _category(frames: list[str]) -> tuple[str, str]:
         for name, markers in CATEGORIES:
             if any(m in frame for m in markers):
                 return name, frame
+        if any(m in frame for m in _NATIVE_PASS) or _native(frame):
+            continue  # the interpreter's or an extension's own frame: its caller says why
         return "other", frame
     return EVENT_LOOP, frames[-1] if frames else ""
+
+
+def _native(frame: str) -> bool:
+    """A frame of native code (``--native``): no ``.py`` file in it."""
+    return ".py:" not in frame
 
 
 def categorize(raw: str) -> tuple[dict[str, float], int, list[tuple[str, float]]]:
@@ -94,8 +126,10 @@ def profile_run(bench: Bench, contender: Contender, data: Input, out: Path) -> d
     try:
         bench.watch(proc, run.output_topic, 1, Window())
         spy = subprocess.Popen(
-            [tool, "record", "-p", str(proc.pid), "-r", "250", "-f", "raw", "-o", str(out),
-             "--nonblocking"],
+            # --native needs the blocking mode (the process is paused for each sample):
+            # fewer samples a second, and the shares are read, not the run's speed.
+            [tool, "record", "-p", str(proc.pid), "-r", "100", "-f", "raw", "-o", str(out),
+             "--native"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         bench.watch(proc, run.output_topic, len(data.events), window)
