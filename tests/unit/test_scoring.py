@@ -107,3 +107,15 @@ def test_names_defaults_and_errors():
         Scoring.of(["accuracy", metrics.Accuracy()])
     with pytest.raises(MetricError, match="does not work with LinearRegression"):
         Scoring.of(["roc_auc"]).check(linear_model.LinearRegression())
+
+
+def test_ready_needs_enough_examples_and_both_classes_in_the_window():
+    scorer = Scoring.of(["roc_auc"], window=4).new()
+    for y in (True, False, True):
+        scorer.update(y, True, {True: 0.6, False: 0.4})
+    assert not scorer.ready(min_examples=4)  # too few scored
+    scorer.update(True, True, {True: 0.6, False: 0.4})
+    assert scorer.ready(min_examples=4)
+    for _ in range(3):  # the False leaves the window: one class only
+        scorer.update(True, True, {True: 0.6, False: 0.4})
+    assert not scorer.ready(min_examples=4)

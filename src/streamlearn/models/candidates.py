@@ -40,9 +40,9 @@ from river import base
 
 from streamlearn.models.drift import DriftSignal
 from streamlearn.models.duel import Action, CandidatesError, Duel, scored_value
-from streamlearn.models.online import ROLLING_WINDOW, OnlineModel, Prediction, RollingMean
+from streamlearn.models.online import OnlineModel, Prediction, RollingMean
 from streamlearn.models.policies import Alert, Policy
-from streamlearn.models.scoring import Scoring
+from streamlearn.models.scoring import ROLLING_WINDOW, Scoring
 
 __all__ = ["Action", "Candidates", "CandidatesError", "Duel", "scored_value"]
 

@@ -261,15 +261,21 @@ class Scorer:
         self.bigger_is_better = [m.bigger_is_better for m in scoring.metrics]
         self.scored = 0
         """Examples scored (the prequential count)."""
-        self.recent: deque[Any] = deque(maxlen=scoring.window)
-        """The rolling window's labels (whether both classes are in it)."""
+        self.recent: deque[bool] = deque(maxlen=scoring.window)
+        """Whether each example of the rolling window was positive; ``positives`` counts
+        them, so both classes being in the window is known without a scan."""
+        self.positives = 0
 
     def update(self, y: Any, label: Any, proba: dict[Any, float] | None) -> None:
         """Score one example: ``label`` was served for it, with ``proba`` (classifiers)."""
         if label is None:
             return  # no prediction (River skips it too)
         self.scored += 1
-        self.recent.append(y)
+        recent, positive = self.recent, bool(y == self.positive)
+        if len(recent) == recent.maxlen:
+            self.positives -= recent[0]
+        recent.append(positive)
+        self.positives += positive
         mapped = None
         for i, metric in enumerate(self.metrics):
             if self.binary[i] and self.positive is not True:
@@ -300,10 +306,8 @@ class Scorer:
         primary metric both classes in the window (ROC AUC of one class is 0)."""
         if self.scored < min_examples:
             return False
-        if self.binary[0] or isinstance(self.metrics[0], FastROCAUC):
-            positive = self.positive
-            hits = sum(1 for y in self.recent if y == positive)
-            return 0 < hits < len(self.recent)
+        if self.binary[0]:
+            return 0 < self.positives < len(self.recent)
         return True
 
     def summary(self) -> dict[str, list[float]]:
