@@ -8,6 +8,7 @@ cannot start, the tests fail: they are never skipped.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -34,7 +35,23 @@ SESSION_TIMEOUT_S = 6  # the broker's minimum: a killed worker's partitions move
 
 
 def free_port() -> int:
-    with socket.socket() as s:
+    """A free port to listen on, below the kernel's ephemeral range: a port the kernel hands
+    out (bind to 0) can be taken by any client's outgoing connection before the server
+    binds it (CI saw a worker refuse to start: "Address already in use")."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(10_000, max(low, 10_001))
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # (no luck below the range: let the kernel choose)
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
